@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+/**
+ * The `imagine-bot` command line: a thin translator from flags to commands and core calls.
+ * Exit codes: 0 success, 1 failure, 2 usage error (bad flags, bad subject, bad configuration
+ * or model directory).
+ */
+import { existsSync, realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { CommandContext } from "../../commands/command.js";
+import { promptCommand } from "../../commands/prompt.js";
+import { loadConfig } from "../../core/config.js";
+import { tokenizeCaptions } from "../../core/data/tokenize.js";
+import { isBotError, UserError } from "../../core/errors.js";
+import { createLogger } from "../../core/logger.js";
+import { PromptArms } from "../../core/prompt/arms.js";
+import type { Logger } from "../../core/types.js";
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    }
+    return parsed;
+  };
+}
+
+function fraction(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0 || parsed >= 1) {
+    throw new InvalidArgumentError("expected a number from 0 up to (not including) 1");
+  }
+  return parsed;
+}
+
+/** Loads configuration and the core services a command needs; closed by the caller. */
+function openContext(): CommandContext & { close(): Promise<void> } {
+  const { config, secrets } = loadConfig();
+  const logger = createLogger({
+    level: config.log.level,
+    secrets: Object.values(secrets).filter((v): v is string => typeof v === "string"),
+  });
+  const arms = new PromptArms(config, secrets, logger);
+  return { config, arms, logger, close: () => arms.close() };
+}
+
+export function buildProgram(): Command {
+  const program = new Command("imagine-bot")
+    .description(
+      "Turns a bare subject into complete text-to-image prompts with a LAION-finetuned GPT-2.\n" +
+        "Configuration: config/default.json, IMAGINE_CONFIG=file.json, then environment variables (see .env.example).",
+    )
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)");
+
+  program
+    .command("prompt")
+    .description(
+      "Write prompts for a subject with the default arm, a named arm, or a model directory",
+    )
+    .argument("<subject>", 'what the image should show, e.g. "a lighthouse"')
+    .option("-n, --count <n>", "how many prompts, decoded as one batch", integer(1, 16))
+    .option("--arm <name>", "a configured arm (default: the configured defaultArm)")
+    .addOption(new Option("--model <dir>", "a model directory instead of an arm").conflicts("arm"))
+    .option(
+      "--seed <n>",
+      "same seed, same model, same prompts (default: random, printed)",
+      integer(0, 2 ** 32 - 1),
+    )
+    .option(
+      "--max-new-tokens <n>",
+      "cap on new tokens (default: the model's mean caption length)",
+      integer(1, 1024),
+    )
+    .option("--json", 'print {"subject","arm","seed","prompts":[{"text","tokens","complete"}]}')
+    .action(async (subject: string, flags) => {
+      const context = openContext();
+      try {
+        const result = await promptCommand.execute(context, {
+          subject,
+          count: flags.count,
+          arm: flags.arm,
+          modelDir: flags.model,
+          seed: flags.seed,
+          maxNewTokens: flags.maxNewTokens,
+        });
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+        } else {
+          process.stdout.write(`# ${result.arm}, seed ${result.seed}\n`);
+          for (const prompt of result.prompts) {
+            process.stdout.write(
+              `${prompt.text}${prompt.complete ? "" : "  [cut at the token cap]"}\n`,
+            );
+          }
+        }
+      } finally {
+        await context.close();
+      }
+    });
+
+  const data = program.command("data").description("Prepare caption data for training");
+  data
+    .command("tokenize")
+    .description("Captions (plain text, one per line) → train.tokens and eval.tokens for training/")
+    .requiredOption("--input <file...>", "caption files, one caption per line")
+    .requiredOption("--out <dir>", "output folder")
+    .option("--tags", "wrap each caption in the start and end tags (default)", true)
+    .option("--no-tags", "do not wrap captions in tags")
+    .option("--start-tag <text>", "start tag", "<|startoftext|>")
+    .option(
+      "--end-tag <text>",
+      "end tag (<|endoftext|> is GPT-2's single end-of-text token)",
+      "<|endoftext|>",
+    )
+    .option("--eval-fraction <f>", "share of captions held out for evaluation", fraction, 0.1)
+    .option("--seed <n>", "seed of the train/eval split", integer(0, 2 ** 32 - 1), 1)
+    .option(
+      "--limit <n>",
+      "stop after this many kept captions",
+      integer(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option("--json", "print the report as JSON")
+    .action(async (flags) => {
+      for (const input of flags.input as string[]) {
+        if (!existsSync(input)) throw new UserError("USAGE", `--input ${input}: no such file`);
+      }
+      const report = await tokenizeCaptions({
+        inputs: flags.input,
+        outDir: flags.out,
+        tags: flags.tags ? { start: flags.startTag, end: flags.endTag } : null,
+        evalFraction: flags.evalFraction,
+        seed: flags.seed,
+        limit: flags.limit,
+      });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+      } else {
+        process.stdout.write(
+          `read ${report.read}, kept ${report.kept}, dropped ${report.dropped.empty} empty\n` +
+            `train: ${report.train.documents} captions, ${report.train.tokens} tokens\n` +
+            `eval:  ${report.eval.documents} captions, ${report.eval.tokens} tokens\n` +
+            `mean caption length: ${report.train.meanCaptionTokens.toFixed(2)} tokens\n`,
+        );
+      }
+    });
+
+  return program;
+}
+
+export async function main(argv: string[], logger?: Logger): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof UserError) {
+      process.stderr.write(`imagine-bot: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    const reference = Math.random().toString(36).slice(2, 10);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(
+      `imagine-bot: failed (${isBotError(error) ? error.code : "internal"}): ${message} [ref ${reference}]\n`,
+    );
+    logger?.error({ err: error, reference }, "command failed");
+    return EXIT_FAILURE;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const invoked = process.argv[1];
+  // npm links the bin as a symlink; compare real paths.
+  return invoked !== undefined && realpathSync(invoked) === fileURLToPath(import.meta.url);
+}
+
+// Run when executed as the bin, not when imported by tests.
+if (isEntryPoint()) {
+  if (existsSync(".env")) process.loadEnvFile(".env");
+  process.exitCode = await main(process.argv.slice(2));
+}

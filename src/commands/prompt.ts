@@ -1,0 +1,56 @@
+import { randomInt } from "node:crypto";
+import { z } from "zod";
+import { validateSubject } from "../core/prompt/subject.js";
+import type { GeneratedPrompt } from "../core/types.js";
+import type { Command } from "./command.js";
+
+const options = z.object({
+  subject: z.string().describe('what the image should show, e.g. "a lighthouse"'),
+  count: z.number().int().min(1).max(16).optional().describe("how many prompts to write"),
+  arm: z.string().optional().describe("which configured arm writes them"),
+  /** Developer option (CLI only): a model directory instead of a configured arm. */
+  modelDir: z.string().optional().describe("a model directory instead of an arm"),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional()
+    .describe("same seed, same prompts"),
+  maxNewTokens: z.number().int().min(1).max(1024).optional().describe("cap on new tokens"),
+});
+
+export interface PromptResult {
+  subject: string;
+  arm: string;
+  seed: number;
+  prompts: GeneratedPrompt[];
+}
+
+/** Writes prompts for a subject without rendering them: the prompt engine on its own. */
+export const promptCommand = {
+  name: "prompt",
+  description: "Write text-to-image prompts for a subject",
+  options,
+  async execute(context, input): Promise<PromptResult> {
+    const subject = validateSubject(input.subject, context.config.prompt.maxSubjectLength);
+    const arm = input.modelDir ? `model:${input.modelDir}` : (input.arm ?? context.arms.defaultArm);
+    const generator = input.modelDir
+      ? await context.arms.forModelDir(input.modelDir)
+      : await context.arms.get(input.arm);
+    // A seed is always chosen and reported, so any output can be reproduced.
+    const seed = input.seed ?? randomInt(2 ** 32 - 1);
+    const started = performance.now();
+    const prompts = await generator.generate({
+      subject,
+      count: input.count ?? context.config.prompt.count,
+      seed,
+      maxNewTokens: input.maxNewTokens,
+    });
+    context.logger.debug(
+      { arm, count: prompts.length, ms: Math.round(performance.now() - started) },
+      "prompts written",
+    );
+    return { subject, arm, seed, prompts };
+  },
+} satisfies Command<typeof options, PromptResult>;

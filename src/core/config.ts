@@ -1,0 +1,261 @@
+/**
+ * One zod schema for every setting. Layers, later wins:
+ *   config/default.json  →  the deployer's file (IMAGINE_CONFIG=path)  →  environment variables.
+ * Relative paths are resolved against the file that set them (the package root for the
+ * defaults, the deployer file's folder for theirs, the working directory for the environment).
+ * Secrets come only from the environment and are kept apart from the rest.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+/** The package root: config/default.json and the shipped models live here. */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const DEFAULT_CONFIG_FILE = join(PACKAGE_ROOT, "config", "default.json");
+
+const samplingSchema = z
+  .object({
+    temperature: z.number().min(0).max(10),
+    topK: z.number().int().min(0),
+    topP: z.number().gt(0).max(1),
+    repetitionPenalty: z.number().min(1).max(10),
+  })
+  .strict();
+
+const tagsSchema = z.object({ start: z.string().min(1), end: z.string().min(1) }).strict();
+
+const onnxArmSchema = z
+  .object({
+    kind: z.literal("onnx"),
+    /** A model directory: model.onnx + imagine-model.json (see src/core/prompt/modelDir.ts). */
+    modelDir: z.string().min(1),
+    sampling: samplingSchema.partial().optional(),
+    maxNewTokens: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const remoteArmSchema = z
+  .object({
+    kind: z.literal("remote"),
+    /** A Hugging Face model id served by Inference Providers… */
+    model: z.string().min(1).optional(),
+    /** …or a dedicated endpoint URL (exactly one of the two). */
+    endpointUrl: z.url().optional(),
+    provider: z.string().min(1).optional(),
+    tags: tagsSchema.nullable(),
+    maxNewTokens: z.number().int().positive(),
+    sampling: samplingSchema.partial().optional(),
+  })
+  .strict()
+  .refine((arm) => (arm.model === undefined) !== (arm.endpointUrl === undefined), {
+    message: "set exactly one of model or endpointUrl",
+  });
+
+const armSchema = z.discriminatedUnion("kind", [onnxArmSchema, remoteArmSchema]);
+
+const ARM_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+export const configSchema = z
+  .object({
+    /** Where the vote store, images and logs live (IMAGINE_DATA_DIR). */
+    dataDir: z.string().min(1),
+    /** The arm /imagine uses outside a study; its modelDir can be set with IMAGINE_MODEL_DIR. */
+    defaultArm: z.string().regex(ARM_NAME),
+    arms: z.record(
+      z.string().regex(ARM_NAME, "arm names are lowercase, digits, - and _"),
+      armSchema,
+    ),
+    /** Sampling defaults for every arm; an arm's own sampling overrides them field by field. */
+    sampling: samplingSchema,
+    prompt: z
+      .object({
+        /** Prompts written per subject when the request does not say. */
+        count: z.number().int().min(1).max(16),
+        maxSubjectLength: z.number().int().min(1).max(1000),
+        /** onnxruntime intra-op threads; 0 lets onnxruntime use every core. */
+        threads: z.number().int().min(0).max(256),
+      })
+      .strict(),
+    remote: z
+      .object({
+        timeoutMs: z.number().int().positive(),
+        retries: z.number().int().min(0).max(10),
+      })
+      .strict(),
+    log: z
+      .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]) })
+      .strict(),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (!(config.defaultArm in config.arms)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultArm"],
+        message: `"${config.defaultArm}" is not one of the configured arms (${Object.keys(config.arms).join(", ") || "none"})`,
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ArmConfig = z.infer<typeof armSchema>;
+export type SamplingConfig = z.infer<typeof samplingSchema>;
+
+/** Secrets, read only from the environment and never written to a config file or a log. */
+export interface Secrets {
+  hfToken?: string;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  secrets: Secrets;
+  /** The files that were read, in order, for --help and error messages. */
+  sources: string[];
+}
+
+type Json = Record<string, unknown>;
+
+/** Environment variables mapped onto settings; named in errors when their value is wrong. */
+const ENV_SETTINGS: { variable: string; path: (config: Json) => string[]; isPath?: boolean }[] = [
+  { variable: "IMAGINE_DATA_DIR", path: () => ["dataDir"], isPath: true },
+  {
+    variable: "IMAGINE_MODEL_DIR",
+    path: (config) => ["arms", String(config.defaultArm), "modelDir"],
+    isPath: true,
+  },
+  { variable: "IMAGINE_LOG_LEVEL", path: () => ["log", "level"] },
+];
+
+/**
+ * Loads and validates the configuration. Throws ConfigError naming each wrong setting, where it
+ * came from and what would be valid.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const sources = [DEFAULT_CONFIG_FILE];
+  // The shipped model is found in the package; the default data folder is ./data where it runs.
+  let merged = resolvePaths(readJsonFile(DEFAULT_CONFIG_FILE), PACKAGE_ROOT, process.cwd());
+  const deployerFile = env.IMAGINE_CONFIG?.trim();
+  if (deployerFile) {
+    const file = resolve(deployerFile);
+    if (!existsSync(file)) {
+      throw new ConfigError(
+        `IMAGINE_CONFIG points to ${file}, which does not exist. Set it to a JSON file with the settings to override (see config/default.json), or unset it.`,
+      );
+    }
+    merged = deepMerge(merged, resolvePaths(readJsonFile(file), dirname(file)));
+    sources.push(file);
+  }
+
+  const fromEnv = new Map<string, string>();
+  for (const setting of ENV_SETTINGS) {
+    const value = env[setting.variable]?.trim();
+    if (!value) continue;
+    const path = setting.path(merged);
+    setAt(merged, path, setting.isPath ? resolve(value) : value);
+    fromEnv.set(path.join("."), setting.variable);
+  }
+
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const path = issue.path.join(".");
+      const variable = fromEnv.get(path);
+      return `  - ${path || "(root)"}: ${issue.message}${variable ? ` (set by ${variable})` : ""}`;
+    });
+    throw new ConfigError(
+      `Invalid configuration (${sources.join(" + ")} + environment):\n${lines.join("\n")}`,
+    );
+  }
+  checkDirectories(parsed.data, fromEnv);
+  return { config: parsed.data, secrets: readSecrets(env), sources };
+}
+
+function readSecrets(env: NodeJS.ProcessEnv): Secrets {
+  const hfToken = env.HF_TOKEN?.trim();
+  return hfToken ? { hfToken } : {};
+}
+
+/** Model directories must exist at start-up, not at the first /imagine an hour later. */
+function checkDirectories(config: Config, fromEnv: Map<string, string>): void {
+  for (const [name, arm] of Object.entries(config.arms)) {
+    if (arm.kind !== "onnx") continue;
+    const path = `arms.${name}.modelDir`;
+    if (!existsSync(arm.modelDir) || !statSync(arm.modelDir).isDirectory()) {
+      const variable = fromEnv.get(path);
+      throw new ConfigError(
+        `${path}${variable ? ` (set by ${variable})` : ""}: ${arm.modelDir} is not a directory. ` +
+          "It must be a model directory holding model.onnx and imagine-model.json, as written by training/export_onnx.py.",
+      );
+    }
+  }
+}
+
+function readJsonFile(file: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`Cannot read configuration file ${file}: ${(error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(
+      `Configuration file ${file} is not valid JSON: ${(error as Error).message}`,
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigError(`Configuration file ${file} must hold a JSON object`);
+  }
+  return value as Json;
+}
+
+/** Resolves the path-valued settings of one layer against that layer's base folder. */
+function resolvePaths(layer: Json, base: string, dataBase = base): Json {
+  const resolveFrom = (from: string, value: unknown) =>
+    typeof value === "string" && !isAbsolute(value) ? resolve(from, value) : value;
+  const resolvePath = (value: unknown) => resolveFrom(base, value);
+  const out: Json = { ...layer };
+  if ("dataDir" in out) out.dataDir = resolveFrom(dataBase, out.dataDir);
+  if (out.arms && typeof out.arms === "object") {
+    const arms: Json = {};
+    for (const [name, arm] of Object.entries(out.arms as Json)) {
+      arms[name] =
+        arm && typeof arm === "object" && "modelDir" in arm
+          ? { ...(arm as Json), modelDir: resolvePath((arm as Json).modelDir) }
+          : arm;
+    }
+    out.arms = arms;
+  }
+  return out;
+}
+
+function deepMerge(base: Json, override: Json): Json {
+  const out: Json = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(value: unknown): value is Json {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function setAt(target: Json, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (!isPlainObject(node[key])) node[key] = {};
+    node = node[key] as Json;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+/** Sampling for an arm: the global defaults overridden by the arm's own settings. */
+export function armSampling(config: Config, arm: ArmConfig): SamplingConfig {
+  return { ...config.sampling, ...arm.sampling };
+}
