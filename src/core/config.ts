@@ -122,7 +122,13 @@ const ENV_SETTINGS: { variable: string; path: (config: Json) => string[]; isPath
   { variable: "IMAGINE_DATA_DIR", path: () => ["dataDir"], isPath: true },
   {
     variable: "IMAGINE_MODEL_DIR",
-    path: (config) => ["arms", String(config.defaultArm), "modelDir"],
+    // Only onto an arm that exists; otherwise the defaultArm error below says what is wrong.
+    path: (config) => {
+      const arms = isPlainObject(config.arms) ? config.arms : {};
+      return String(config.defaultArm) in arms
+        ? ["arms", String(config.defaultArm), "modelDir"]
+        : [];
+    },
     isPath: true,
   },
   { variable: "IMAGINE_LOG_LEVEL", path: () => ["log", "level"] },
@@ -153,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     const value = env[setting.variable]?.trim();
     if (!value) continue;
     const path = setting.path(merged);
+    if (path.length === 0) continue;
     setAt(merged, path, setting.isPath ? resolve(value) : value);
     fromEnv.set(path.join("."), setting.variable);
   }
