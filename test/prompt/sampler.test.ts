@@ -59,12 +59,25 @@ describe("TokenSampler", () => {
   });
 
   it("finds a nucleus beyond the first pass over a large vocabulary", () => {
-    // A flat vocabulary of 1000: the nucleus at p = 0.9 is 900 tokens, more than the first pass.
-    const logits = new Array<number>(1000).fill(0);
+    // A nearly flat vocabulary of 1000: the nucleus at p = 0.9 is far more than the first pass.
+    const logits = Array.from({ length: 1000 }, (_, i) => -0.001 * i);
+    const weights = logits.map(Math.exp);
+    const total = weights.reduce((a, b) => a + b, 0);
+    let nucleus = 0;
+    for (let mass = 0; mass / total < 0.9; nucleus++) mass += weights[nucleus] as number;
     const counts = draws(logits, { ...plain, topP: 0.9 }, 5000);
-    const used = counts.filter((c) => c > 0).length;
-    expect(used).toBeGreaterThan(850);
-    expect(used).toBeLessThanOrEqual(900);
+    const used = counts.flatMap((c, id) => (c > 0 ? [id] : []));
+    expect(nucleus).toBeGreaterThan(800);
+    expect(Math.max(...used)).toBeLessThan(nucleus);
+    expect(used.length).toBeGreaterThan(nucleus - 60);
+  });
+
+  it("draws from the whole vocabulary in proportion when nothing is cut", () => {
+    const logits = Array.from({ length: 3000 }, (_, i) => (i === 2999 ? 8 : 0));
+    const counts = draws(logits, plain, 4000);
+    // P(last) = e^8 / (e^8 + 2999) ≈ 0.4985
+    expect(counts[2999] as number).toBeGreaterThan(1850);
+    expect(counts[2999] as number).toBeLessThan(2150);
   });
 
   it("penalises tokens already seen", () => {

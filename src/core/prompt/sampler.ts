@@ -39,24 +39,48 @@ export class TokenSampler {
     }
     if (temperature === 0) return argmax(scores);
 
-    const limit = topK > 0 && topK < this.vocabSize ? topK : this.vocabSize;
-    // Top-p alone would need a full sort of the vocabulary; the nucleus almost always lies in
-    // the top few hundred, so look there first and sort everything only when it does not.
-    const firstPass = topP < 1 && limit === this.vocabSize ? TOP_P_FIRST_PASS : limit;
-    let count = topCandidates(scores, firstPass, this.order);
-    const max = scores[this.order[0] as number] as number;
-    let weights = softmaxWeights(scores, this.order, count, temperature, max);
-    if (topP < 1) {
-      // Shares are relative to what top-k left: every token when there is no top-k cut.
-      const total = count === limit ? sum(weights) : sumExp(scores, max, temperature);
-      let kept = nucleusSize(weights, total, topP);
-      if (kept === 0 && count < limit) {
-        count = topCandidates(scores, limit, this.order);
-        weights = softmaxWeights(scores, this.order, count, temperature, max);
-        kept = nucleusSize(weights, total, topP);
-      }
-      count = kept === 0 ? count : kept;
+    const vocab = this.vocabSize;
+    if (topK > 0 && topK < vocab) {
+      // Top-k (then top-p within it): a size-k heap, candidates ordered best first.
+      const count = topCandidates(scores, topK, this.order);
+      const weights = softmaxWeights(scores, this.order, count, temperature);
+      const kept = topP < 1 ? nucleusSize(weights, sum(weights), topP) : 0;
+      return this.draw(weights, kept === 0 ? count : kept);
     }
+    if (topP >= 1) return this.drawFromAll(temperature);
+
+    // Top-p alone. The nucleus almost always lies in the top few hundred tokens: look there
+    // first, and only when it does not, find the score threshold with one native sort.
+    const total = sumExp(scores, argmaxValue(scores), temperature);
+    const count = topCandidates(scores, TOP_P_FIRST_PASS, this.order);
+    const weights = softmaxWeights(scores, this.order, count, temperature, argmaxValue(scores));
+    const kept = nucleusSize(weights, total, topP);
+    if (kept > 0) return this.draw(weights, kept);
+    return this.drawAboveThreshold(nucleusThreshold(scores, total, topP, temperature), temperature);
+  }
+
+  /** A draw from the whole softmax, in id order: no sort needed. */
+  private drawFromAll(temperature: number): number {
+    const scores = this.scores;
+    const max = argmaxValue(scores);
+    const total = sumExp(scores, max, temperature);
+    let target = this.random.next() * total;
+    for (let id = 0; id < scores.length; id++) {
+      target -= Math.exp(((scores[id] as number) - max) / temperature);
+      if (target < 0) return id;
+    }
+    return argmax(scores);
+  }
+
+  /** A draw among the tokens scoring at least `threshold` (ties included), in id order. */
+  private drawAboveThreshold(threshold: number, temperature: number): number {
+    const scores = this.scores;
+    const max = argmaxValue(scores);
+    let count = 0;
+    for (let id = 0; id < scores.length; id++) {
+      if ((scores[id] as number) >= threshold) this.order[count++] = id;
+    }
+    const weights = softmaxWeights(scores, this.order, count, temperature, max);
     return this.draw(weights, count);
   }
 
@@ -144,7 +168,7 @@ function softmaxWeights(
   order: Int32Array,
   count: number,
   temperature: number,
-  max: number,
+  max: number = scores[order[0] as number] as number,
 ): Float64Array {
   const weights = new Float64Array(count);
   for (let i = 0; i < count; i++) {
@@ -157,6 +181,30 @@ function sum(weights: Float64Array): number {
   let total = 0;
   for (const w of weights) total += w;
   return total;
+}
+
+function argmaxValue(values: Float32Array): number {
+  return values[argmax(values)] as number;
+}
+
+/**
+ * The lowest score inside the top-p nucleus: scores sorted once (a native typed-array sort),
+ * then walked from the top until their softmax mass reaches topP.
+ */
+function nucleusThreshold(
+  scores: Float32Array,
+  total: number,
+  topP: number,
+  temperature: number,
+): number {
+  const sorted = Float32Array.from(scores).sort();
+  const max = sorted[sorted.length - 1] as number;
+  let running = 0;
+  for (let i = sorted.length - 1; i >= 0; i--) {
+    running += Math.exp(((sorted[i] as number) - max) / temperature);
+    if (running / total >= topP) return sorted[i] as number;
+  }
+  return sorted[0] as number;
 }
 
 /** The softmax normaliser over the whole vocabulary, on the same scale as softmaxWeights. */
