@@ -55,7 +55,10 @@ export function buildProgram(): Command {
         "Configuration: config/default.json, IMAGINE_CONFIG=file.json, then environment variables (see .env.example).",
     )
     .version("0.1.0")
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    // Set before subcommands are added: they copy these settings when created.
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
   program
     .command("prompt")
@@ -154,8 +157,6 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[], logger?: Logger): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

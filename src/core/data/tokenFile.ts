@@ -10,7 +10,7 @@
  * The writer reserves a fixed header slot so it can stream tokens first and fill in the counts
  * when it closes; training/tokens.py reads the same layout with numpy.memmap.
  */
-import { open, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { BotError } from "../errors.js";
 import { GPT2_VOCAB_SIZE } from "../prompt/tokenizer.js";
 
@@ -116,12 +116,17 @@ export class TokenFileWriter {
 const isLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Reads a whole token file (tests and small files; training reads with numpy.memmap). */
-export async function readTokenFile(path: string): Promise<{ header: TokenFileHeader; ids: Uint16Array }> {
+export async function readTokenFile(
+  path: string,
+): Promise<{ header: TokenFileHeader; ids: Uint16Array }> {
   const file = await open(path, "r");
   try {
     const bytes = await file.readFile();
     if (bytes.length < 8 || bytes.toString("ascii", 0, 4) !== TOKEN_FILE_MAGIC) {
-      throw new BotError("TOKEN_FILE_INVALID", `${path} is not a token file (magic "IMTK" missing)`);
+      throw new BotError(
+        "TOKEN_FILE_INVALID",
+        `${path} is not a token file (magic "IMTK" missing)`,
+      );
     }
     const headerLength = bytes.readUInt32LE(4);
     const dataStart = 8 + headerLength;

@@ -7,8 +7,8 @@ import { createReadStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
-import { seededRandom } from "../random.js";
 import { encodeTag, encodeText } from "../prompt/tokenizer.js";
+import { seededRandom } from "../random.js";
 import { type TokenFileHeader, TokenFileWriter } from "./tokenFile.js";
 
 export interface TokenizeOptions {
@@ -73,5 +73,11 @@ export async function tokenizeCaptions(options: TokenizeOptions): Promise<Tokeni
       }
     }
   }
-  return { read, kept, dropped: { empty }, train: await train.close(), eval: await evaluation.close() };
+  return {
+    read,
+    kept,
+    dropped: { empty },
+    train: await train.close(),
+    eval: await evaluation.close(),
+  };
 }

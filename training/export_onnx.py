@@ -1,0 +1,285 @@
+"""Export a GPT-2 checkpoint to the model directory that the Node prompt engine loads.
+
+    /usr/bin/python3 training/export_onnx.py --checkpoint checkpoints/gpt2-xl-laion-tags --out models/laion-tags
+    /usr/bin/python3 training/export_onnx.py --random gpt2 --seed 1 --out /tmp/gpt2-random   # 124M benchmark model
+
+Writes:
+  model.onnx           decoder with KV cache, with the input/output names of Hugging Face's ONNX
+                       exports: input_ids, attention_mask, position_ids, past_key_values.N.key|value
+                       -> logits, present.N.key|value. Batch, sequence and past length are dynamic;
+                       the engine's first call passes zero-length past tensors.
+  imagine-model.json   architecture, tags, mean caption length, provenance
+  golden.json          reference logits from PyTorch (full forward and a cached greedy run) that the
+                       TypeScript tests compare against onnxruntime-node
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import inspect
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from checkpoint import CheckpointError, load_pretrained  # noqa: E402
+from gpt2 import GPT2LMHeadModel, preset  # noqa: E402
+
+# GPT-2 BPE ids of "<|startoftext|>a lighthouse on a cliff" (the start tag as plain text, as the
+# TypeScript tokenizer encodes it): a realistic prompt for the golden fixture, 12 ids.
+DEFAULT_GOLDEN_IDS = [27, 91, 9688, 1659, 5239, 91, 29, 64, 46371, 319, 257, 19516]
+GOLDEN_STEPS = 16
+GOLDEN_VOCAB_STRIDE = 97
+MAX_OPSET = 17
+
+
+def input_names(n_layer: int) -> List[str]:
+    names = ["input_ids", "attention_mask", "position_ids"]
+    for i in range(n_layer):
+        names += [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
+    return names
+
+
+def output_names(n_layer: int) -> List[str]:
+    names = ["logits"]
+    for i in range(n_layer):
+        names += [f"present.{i}.key", f"present.{i}.value"]
+    return names
+
+
+class OnnxDecoder(torch.nn.Module):
+    """Flat-argument wrapper: ONNX inputs/outputs are a flat list, the model takes (key, value) pairs."""
+
+    def __init__(self, model: GPT2LMHeadModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, position_ids, *past_flat):
+        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
+        logits, presents = self.model(input_ids, attention_mask, position_ids, past)
+        flat = [logits]
+        for k, v in presents:
+            flat += [k, v]
+        return tuple(flat)
+
+
+def choose_opset(requested: Optional[int]) -> int:
+    """Opset 17 has a native LayerNormalization; torch 1.13's exporter goes up to 17."""
+    try:
+        from torch.onnx import _constants
+
+        supported = getattr(_constants, "ONNX_MAX_OPSET", getattr(_constants, "onnx_main_opset", 14))
+    except ImportError:  # pragma: no cover - very old torch
+        supported = 14
+    if requested is None:
+        return min(MAX_OPSET, supported) if supported >= 14 else 14
+    if requested > supported:
+        raise SystemExit(f"--opset {requested} is newer than this torch ({torch.__version__}) can export (max {supported})")
+    return requested
+
+
+def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4)) -> int:
+    """Traces the decoder with a non-empty past (so concatenation and mask slicing are recorded as
+    shape-dependent ops rather than skipped) and marks every batch/sequence/past axis dynamic.
+    trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested)."""
+    model = model.eval().float().cpu()
+    c = model.config
+    opset = choose_opset(opset)
+    batch, seq, past = trace_shape
+    input_ids = torch.randint(0, c.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
+    attention_mask = torch.ones(batch, past + seq, dtype=torch.long)
+    position_ids = torch.arange(past, past + seq, dtype=torch.long).unsqueeze(0).expand(batch, seq).contiguous()
+    past_flat = []
+    for _ in range(c.n_layer):
+        past_flat += [torch.zeros(batch, c.n_head, past, c.head_dim), torch.zeros(batch, c.n_head, past, c.head_dim)]
+
+    dynamic: Dict[str, Dict[int, str]] = {
+        "input_ids": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "past_sequence_length + sequence_length"},
+        "position_ids": {0: "batch_size", 1: "sequence_length"},
+        "logits": {0: "batch_size", 1: "sequence_length"},
+    }
+    for i in range(c.n_layer):
+        for kv in ("key", "value"):
+            dynamic[f"past_key_values.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length"}
+            dynamic[f"present.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length + sequence_length"}
+
+    kwargs: Dict[str, Any] = dict(
+        input_names=input_names(c.n_layer),
+        output_names=output_names(c.n_layer),
+        dynamic_axes=dynamic,
+        opset_version=opset,
+        # Constant folding would materialise lm_head's transposed copy of the tied embedding
+        # matrix, doubling the file; onnxruntime folds what it needs when it loads the model.
+        do_constant_folding=False,
+    )
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # torch 2.x: keep the TorchScript exporter this code is tested with
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(OnnxDecoder(model), (input_ids, attention_mask, position_ids, *past_flat), path, **kwargs)
+    return opset
+
+
+# ---------------------------------------------------------------------------- golden fixture
+
+
+def _b64_float32(values: torch.Tensor) -> str:
+    return base64.b64encode(values.detach().cpu().numpy().astype("<f4").tobytes()).decode("ascii")
+
+
+@torch.no_grad()
+def make_golden(model: GPT2LMHeadModel, input_ids: Sequence[int], steps: int = GOLDEN_STEPS) -> Dict[str, Any]:
+    """Reference outputs for the TypeScript ONNX test (tolerance 1e-4)."""
+    model = model.eval().float().cpu()
+    c = model.config
+    ids = [int(i) % c.vocab_size for i in input_ids]
+    n = len(ids)
+    x = torch.tensor([ids], dtype=torch.long)
+    mask = torch.ones(1, n, dtype=torch.long)
+    pos = torch.arange(n, dtype=torch.long).unsqueeze(0)
+    logits, _ = model(x, mask, pos, model.empty_past(1))
+    positions = sorted({0, n // 2, n - 1})
+    vocab_ids = list(range(0, c.vocab_size, GOLDEN_VOCAB_STRIDE))
+    values = [[float(logits[0, p, v]) for v in vocab_ids] for p in positions]
+
+    # Greedy continuation through the cache, one token per step, exactly as the engine decodes:
+    # first call with the whole prompt and an empty past, then one id at a time.
+    past = model.empty_past(1)
+    step_ids, step_mask, step_pos = x, mask, pos
+    tokens: List[int] = []
+    chosen: List[float] = []
+    for _ in range(steps):
+        out, past = model(step_ids, step_mask, step_pos, past)
+        last = out[0, -1]
+        token = int(torch.argmax(last))
+        tokens.append(token)
+        chosen.append(float(last[token]))
+        total = step_mask.size(1) + 1
+        if total > c.n_positions:
+            break
+        step_ids = torch.tensor([[token]], dtype=torch.long)
+        step_mask = torch.ones(1, total, dtype=torch.long)
+        step_pos = torch.tensor([[total - 1]], dtype=torch.long)
+    return {
+        "inputIds": ids,
+        "logits": {"positions": positions, "tokenIds": vocab_ids, "values": values},
+        "lastLogitsBase64": _b64_float32(logits[0, -1]),
+        "greedy": {"steps": len(tokens), "tokens": tokens, "logits": chosen},
+        "tolerance": 1e-4,
+    }
+
+
+# ---------------------------------------------------------------------------- model directory
+
+
+def model_metadata(model: GPT2LMHeadModel, training: Optional[Dict[str, Any]], args: argparse.Namespace) -> Dict[str, Any]:
+    c = model.config
+    training = training or {}
+    tags = training.get("tags")
+    if args.tags is not None:
+        start, sep, end = args.tags.partition(",")
+        if not sep or not start or not end:
+            raise SystemExit("--tags takes 'START,END', e.g. --tags '<|startoftext|>,<|endoftext|>'")
+        tags = {"start": start, "end": end}
+    if args.no_tags:
+        tags = None
+    mean = args.mean_caption_tokens if args.mean_caption_tokens is not None else training.get("meanCaptionTokens")
+    if mean is None:
+        # The engine uses this as its default generation cap; without training data to measure it, say so.
+        print("note: no training.json and no --mean-caption-tokens; meanCaptionTokens set to 0", file=sys.stderr)
+        mean = 0
+    if args.checkpoint:
+        base = training.get("baseModel", os.path.basename(os.path.normpath(args.checkpoint)))
+    else:
+        base = f"random:{args.random} (seed {args.seed})"
+    data = training.get("data")
+    return {
+        "format": "imagine-bot/model",
+        "version": 1,
+        "onnx": "model.onnx",
+        "architecture": {
+            "type": "gpt2",
+            "vocabSize": c.vocab_size,
+            "nPositions": c.n_positions,
+            "nEmbd": c.n_embd,
+            "nLayer": c.n_layer,
+            "nHead": c.n_head,
+        },
+        "tags": tags,
+        "meanCaptionTokens": float(mean),
+        "provenance": {
+            "baseModel": base,
+            "data": None if not data else {k: data.get(k) for k in ("source", "trainTokens", "evalTokens", "trainDocuments")},
+            "frozenBlocks": training.get("frozenBlocks", 0),
+            "steps": training.get("steps", 0),
+            "finalTrainLoss": training.get("finalTrainLoss"),
+            "finalEvalLoss": training.get("finalEvalLoss"),
+            "exportedAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "exporter": "training/export_onnx.py",
+            "torch": torch.__version__,
+        },
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="Hugging Face-layout checkpoint directory (ours or Hugging Face's)")
+    src.add_argument("--random", metavar="PRESET", help="random weights of a preset (e.g. gpt2 for a 124M benchmark model)")
+    p.add_argument("--seed", type=int, default=1, help="seed for --random")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default {MAX_OPSET}, or 14 on an older torch)")
+    p.add_argument("--tags", default=None, help="override tags: 'START,END'")
+    p.add_argument("--no-tags", action="store_true", help="the model was trained without tags")
+    p.add_argument("--mean-caption-tokens", type=float, default=None, help="override the mean caption length")
+    p.add_argument("--golden-ids", default=None, help="comma-separated prompt ids for golden.json (default: 12 fixed ids)")
+    p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    training = None
+    if args.checkpoint:
+        try:
+            model = load_pretrained(args.checkpoint)
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        tj = os.path.join(args.checkpoint, "training.json")
+        if os.path.isfile(tj):
+            with open(tj, encoding="utf-8") as f:
+                training = json.load(f)
+    else:
+        torch.manual_seed(args.seed)
+        model = GPT2LMHeadModel(preset(args.random))
+    model.eval()
+    os.makedirs(args.out, exist_ok=True)
+    onnx_path = os.path.join(args.out, "model.onnx")
+    opset = export_onnx(model, onnx_path, args.opset)
+    meta = model_metadata(model, training, args)
+    meta["provenance"]["opset"] = opset
+    with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    if not args.no_golden:
+        ids = DEFAULT_GOLDEN_IDS if args.golden_ids is None else [int(s) for s in args.golden_ids.split(",")]
+        with open(os.path.join(args.out, "golden.json"), "w", encoding="utf-8") as f:
+            json.dump(make_golden(model, ids), f)
+            f.write("\n")
+    size = os.path.getsize(onnx_path)
+    print(f"wrote {args.out}: model.onnx {size / 1e6:.2f} MB (opset {opset}), imagine-model.json"
+          + ("" if args.no_golden else ", golden.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""GPT-2 in plain PyTorch, in one readable file (after nanoGPT's model.py).
+
+Parameter names and shapes equal Hugging Face's GPT2LMHeadModel state dict, so a Hugging Face
+checkpoint loads without renaming and our checkpoints load in anything that reads Hugging Face
+GPT-2. Two consequences of that choice are visible below:
+
+- Linear layers are HF's ``Conv1D``: the weight is stored ``[in, out]`` (transposed relative to
+  ``nn.Linear``) and applied as ``x @ W + b``.
+- ``lm_head.weight`` is the same Parameter as ``transformer.wte.weight`` (tied embeddings).
+
+The forward pass takes and returns a key/value cache in the layout of Hugging Face's ONNX
+exports (per layer ``(key, value)``, each ``[batch, n_head, seq, head_dim]``), which is what
+training/export_onnx.py exposes as ``past_key_values.N.key|value`` / ``present.N.key|value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+KeyValue = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class GPT2Config:
+    """Architecture, with the field names of Hugging Face's GPT-2 config.json."""
+
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    layer_norm_epsilon: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "GPT2Config":
+        """Reads a Hugging Face config.json dict; fields this model does not use are ignored."""
+        activation = d.get("activation_function", "gelu_new")
+        if activation not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(
+                f"config.json asks for activation_function={activation!r}; this GPT-2 implements "
+                "only the tanh GELU ('gelu_new') that GPT-2 uses"
+            )
+        if d.get("n_inner") not in (None, 4 * d.get("n_embd", 768)):
+            raise ValueError("config.json sets n_inner; this GPT-2 supports only n_inner = 4 * n_embd")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in fields}
+        if "n_positions" not in values and "n_ctx" in d:  # very old HF configs
+            values["n_positions"] = d["n_ctx"]
+        return cls(**values)
+
+    def to_hf_dict(self) -> Dict[str, Any]:
+        """A complete Hugging Face config.json for GPT2LMHeadModel with this architecture."""
+        return {
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.n_positions,
+            "n_ctx": self.n_positions,
+            "n_embd": self.n_embd,
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "n_inner": None,
+            "activation_function": "gelu_new",
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "resid_pdrop": 0.1,
+            "embd_pdrop": 0.1,
+            "attn_pdrop": 0.1,
+            "initializer_range": 0.02,
+            "scale_attn_weights": True,
+            "tie_word_embeddings": True,
+            "bos_token_id": 50256,
+            "eos_token_id": 50256,
+            "torch_dtype": "float32",
+        }
+
+
+PRESETS: Dict[str, GPT2Config] = {
+    "gpt2": GPT2Config(n_layer=12, n_head=12, n_embd=768),  # 124M
+    "gpt2-medium": GPT2Config(n_layer=24, n_head=16, n_embd=1024),  # 350M
+    "gpt2-large": GPT2Config(n_layer=36, n_head=20, n_embd=1280),  # 774M
+    "gpt2-xl": GPT2Config(n_layer=48, n_head=25, n_embd=1600),  # 1558M, the paper's model
+    # Test fixture: full GPT-2 vocabulary (so real token files fit) but tiny everywhere else;
+    # the embedding matrix dominates, 50257 x 32 float32 = 6.4 MB.
+    "tiny": GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64),
+}
+
+
+def preset(name: str) -> GPT2Config:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name])
+
+
+class Conv1D(nn.Module):
+    """Hugging Face's GPT-2 'Conv1D': a linear layer whose weight is stored [in, out]."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.weight) + self.bias
+
+
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """GELU, tanh approximation, written out exactly as HF's NewGELUActivation (and GPT-2's TF code)."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class Attention(nn.Module):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_dim = config.head_dim
+        self.n_embd = config.n_embd  # a Python constant, so tracing does not read it from a shape
+        self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, config.n_embd)
+        # Causal mask as a sliced buffer (as HF's GPT-2 did): slicing with the traced key/query
+        # lengths exports to ONNX as a dynamic Slice, so no sequence length is baked into the
+        # graph. Not persistent: it is derived, and HF's own "attn.bias" is ignored on load.
+        n = config.n_positions
+        self.register_buffer(
+            "causal", torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n), persistent=False
+        )
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.size(0), x.size(1)
+        return x.view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # [b, h, t, d]
+
+    def forward(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor], past: Optional[KeyValue]
+    ) -> Tuple[torch.Tensor, KeyValue]:
+        b, t = x.size(0), x.size(1)
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+        if past is not None:
+            # An empty past ([b, h, 0, d]) concatenates to a no-op, so the first step of cached
+            # decoding and a cache-less forward are the same computation.
+            k = torch.cat([past[0].to(k.dtype), k], dim=2)
+            v = torch.cat([past[1].to(v.dtype), v], dim=2)
+        present = (k, v)
+
+        s = k.size(2)  # past + t
+        att = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        # Query i sits at absolute position (s - t + i) and sees keys 0..(s - t + i).
+        allowed = self.causal[:, :, s - t : s, :s]
+        if mask is not None:
+            allowed = allowed & mask  # mask: [b, 1, 1, s] bool, False for padding
+        # finfo.min rather than -inf: a row with every key masked (a left-padding query) then gets
+        # a uniform softmax instead of NaN, and allowed keys are unaffected (exp(min - max) == 0).
+        att = att.masked_fill(~allowed, torch.finfo(att.dtype).min)
+        att = F.softmax(att, dim=-1)
+        y = torch.matmul(att, v)  # [b, h, t, d]
+        y = y.transpose(1, 2).reshape(b, t, self.n_embd)
+        return self.c_proj(y), present
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        self.c_fc = Conv1D(config.n_embd, 4 * config.n_embd)
+        self.c_proj = Conv1D(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(gelu_new(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = Attention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor], past: Optional[KeyValue]
+    ) -> Tuple[torch.Tensor, KeyValue]:
+        a, present = self.attn(self.ln_1(x), mask, past)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, present
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+
+
+class GPT2LMHeadModel(nn.Module):
+    """GPT-2 language model. Dropout is omitted: finetuning here follows the paper's recipe of
+    freezing most blocks, and no dropout keeps training and the exported graph identical."""
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)."""
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
+                nn.init.ones_(p)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+            elif name.endswith("c_proj.weight"):
+                nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.config.n_layer))
+            else:
+                nn.init.normal_(p, 0.0, std)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # tied weights counted once
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        past_key_values: Optional[Sequence[KeyValue]] = None,
+    ) -> Tuple[torch.Tensor, Tuple[KeyValue, ...]]:
+        """
+        input_ids       [batch, seq] int64
+        attention_mask  [batch, past + seq], 1 = attend, 0 = padding; combined with the causal mask
+        position_ids    [batch, seq]; defaults to past .. past + seq - 1 (pass them for left padding)
+        past_key_values per layer (key, value), each [batch, n_head, past, head_dim], or None
+        returns         (logits [batch, seq, vocab], presents: per layer (key, value) incl. this step)
+        """
+        t = input_ids.size(1)
+        past_len = 0 if past_key_values is None else past_key_values[0][0].size(2)
+        if position_ids is None:
+            position_ids = torch.arange(past_len, past_len + t, dtype=torch.long, device=input_ids.device)
+            position_ids = position_ids.unsqueeze(0)
+        mask = None
+        if attention_mask is not None:
+            mask = attention_mask.to(torch.bool)[:, None, None, :]
+
+        x = self.transformer.wte(input_ids) + self.transformer.wpe(position_ids)
+        presents: List[KeyValue] = []
+        for i, block in enumerate(self.transformer.h):
+            x, present = block(x, mask, None if past_key_values is None else past_key_values[i])
+            presents.append(present)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)
+        return logits, tuple(presents)
+
+    def empty_past(self, batch: int, device: Optional[torch.device] = None) -> Tuple[KeyValue, ...]:
+        """Zero-length cache, what the Node engine passes on its first call."""
+        c = self.config
+        shape = (batch, c.n_head, 0, c.head_dim)
+        return tuple(
+            (torch.zeros(shape, device=device), torch.zeros(shape, device=device)) for _ in range(c.n_layer)
+        )

@@ -1,0 +1,127 @@
+import base64
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import export_onnx
+from checkpoint import load_pretrained, save_pretrained
+from gpt2 import GPT2LMHeadModel, preset
+
+EXPECTED_INPUTS = ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value", "past_key_values.1.key", "past_key_values.1.value"]
+EXPECTED_OUTPUTS = ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny random model saved as a checkpoint with a training.json, then exported via the CLI."""
+    root = tmp_path_factory.mktemp("export")
+    torch.manual_seed(5)
+    model = GPT2LMHeadModel(preset("tiny"))
+    save_pretrained(model, str(root / "ckpt"))
+    training = {"baseModel": "gpt2-xl", "tags": {"start": "<|startoftext|>", "end": "<|endoftext|>"}, "meanCaptionTokens": 15.2,
+                "frozenBlocks": 42, "steps": 7, "data": {"source": "captions.txt", "trainTokens": 10}}
+    with open(root / "ckpt" / "training.json", "w") as f:
+        json.dump(training, f)
+    assert export_onnx.main(["--checkpoint", str(root / "ckpt"), "--out", str(root / "model")]) == 0
+    return root
+
+
+def dims(value_info):
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exported):
+    path = str(exported / "model" / "model.onnx")
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    assert [i.name for i in m.graph.input] == EXPECTED_INPUTS
+    assert [o.name for o in m.graph.output] == EXPECTED_OUTPUTS
+    shapes = {v.name: dims(v) for v in list(m.graph.input) + list(m.graph.output)}
+    assert shapes["input_ids"] == ["batch_size", "sequence_length"]
+    assert shapes["attention_mask"] == ["batch_size", "past_sequence_length + sequence_length"]
+    assert shapes["past_key_values.1.value"] == ["batch_size", 2, "past_sequence_length", 16]
+    assert shapes["logits"] == ["batch_size", "sequence_length", 50257]
+    assert shapes["present.0.key"] == ["batch_size", 2, "past_sequence_length + sequence_length", 16]
+    elem = {v.name: v.type.tensor_type.elem_type for v in list(m.graph.input) + list(m.graph.output)}
+    assert elem["input_ids"] == elem["attention_mask"] == elem["position_ids"] == onnx.TensorProto.INT64
+    assert elem["logits"] == elem["past_key_values.0.key"] == onnx.TensorProto.FLOAT
+    assert m.opset_import[0].version == 17
+    # Weights inside the file, and the tied embedding matrix stored once (not also as lm_head's transpose).
+    assert all(init.data_location != onnx.TensorProto.EXTERNAL for init in m.graph.initializer)
+    assert sum(1 for init in m.graph.initializer if list(init.dims) in ([50257, 32], [32, 50257])) == 1
+    assert os.path.getsize(path) < 8_000_000
+
+
+def test_traced_graph_does_not_depend_on_the_dummy_shapes(tmp_path):
+    # If any batch/sequence/past length were baked into the graph as a constant, tracing with other
+    # dummy shapes would produce a different graph. (verify_onnx.mjs also runs past length 0.)
+    torch.manual_seed(1)
+    model = GPT2LMHeadModel(preset("tiny"))
+    graphs = []
+    for i, shape in enumerate([(2, 3, 4), (3, 5, 1), (1, 1, 6)]):
+        path = str(tmp_path / f"m{i}.onnx")
+        export_onnx.export_onnx(model, path, trace_shape=shape)
+        graphs.append([n.SerializeToString() for n in onnx.load(path).graph.node])
+    assert graphs[0] == graphs[1] == graphs[2]
+
+
+def test_model_json_carries_training_provenance(exported):
+    with open(exported / "model" / "imagine-model.json") as f:
+        meta = json.load(f)
+    assert meta["format"] == "imagine-bot/model" and meta["version"] == 1 and meta["onnx"] == "model.onnx"
+    assert meta["architecture"] == {"type": "gpt2", "vocabSize": 50257, "nPositions": 64, "nEmbd": 32, "nLayer": 2, "nHead": 2}
+    assert meta["tags"] == {"start": "<|startoftext|>", "end": "<|endoftext|>"}
+    assert meta["meanCaptionTokens"] == 15.2
+    prov = meta["provenance"]
+    assert (prov["baseModel"], prov["frozenBlocks"], prov["steps"], prov["exporter"]) == ("gpt2-xl", 42, 7, "training/export_onnx.py")
+    assert prov["data"]["source"] == "captions.txt" and prov["torch"] == torch.__version__ and "T" in prov["exportedAt"]
+
+
+def test_metadata_flags_override_training_json(exported, tmp_path):
+    model = load_pretrained(str(exported / "ckpt"))
+    args = export_onnx.build_parser().parse_args(["--checkpoint", "x", "--out", "y", "--tags", "<s>,</s>", "--mean-caption-tokens", "9"])
+    meta = export_onnx.model_metadata(model, {"tags": None, "meanCaptionTokens": 15.2}, args)
+    assert meta["tags"] == {"start": "<s>", "end": "</s>"} and meta["meanCaptionTokens"] == 9.0
+    args = export_onnx.build_parser().parse_args(["--checkpoint", "x", "--out", "y", "--no-tags"])
+    assert export_onnx.model_metadata(model, {"tags": {"start": "a", "end": "b"}}, args)["tags"] is None
+
+
+def test_golden_matches_the_pytorch_model_full_and_cached(exported):
+    with open(exported / "model" / "golden.json") as f:
+        golden = json.load(f)
+    model = load_pretrained(str(exported / "ckpt")).eval()
+    ids = golden["inputIds"]
+    assert ids == export_onnx.DEFAULT_GOLDEN_IDS
+    assert golden["logits"]["tokenIds"] == list(range(0, 50257, 97))
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([ids]))
+    for p, row in zip(golden["logits"]["positions"], golden["logits"]["values"]):
+        want = logits[0, p, golden["logits"]["tokenIds"]]
+        assert torch.allclose(torch.tensor(row), want, atol=1e-5)
+    last = np.frombuffer(base64.b64decode(golden["lastLogitsBase64"]), dtype="<f4")
+    assert last.shape == (50257,) and np.allclose(last, logits[0, -1].numpy(), atol=1e-5)
+
+    # The greedy run was decoded through the cache; a cache-less full forward must pick the same
+    # tokens with the same logits.
+    greedy = golden["greedy"]
+    assert greedy["steps"] == 16 == len(greedy["tokens"]) == len(greedy["logits"])
+    seq = list(ids)
+    for token, value in zip(greedy["tokens"], greedy["logits"]):
+        with torch.no_grad():
+            out, _ = model(torch.tensor([seq]))
+        assert int(out[0, -1].argmax()) == token
+        assert abs(float(out[0, -1, token]) - value) < 1e-4
+        seq.append(token)
+
+
+def test_random_preset_export_without_training_json(tmp_path):
+    assert export_onnx.main(["--random", "tiny", "--seed", "2", "--out", str(tmp_path), "--no-golden", "--opset", "14"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["imagine-model.json", "model.onnx"]
+    with open(tmp_path / "imagine-model.json") as f:
+        meta = json.load(f)
+    assert meta["provenance"]["baseModel"] == "random:tiny (seed 2)" and meta["tags"] is None and meta["meanCaptionTokens"] == 0
+    assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == 14
