@@ -84,6 +84,15 @@ export const configSchema = z
         retries: z.number().int().min(0).max(10),
       })
       .strict(),
+    /** The explicit-text filter (src/core/safety): the shipped blocklist plus these changes. */
+    safety: z
+      .object({
+        /** Extra words or phrases to block, matched like the shipped list. */
+        extraBlockedWords: z.array(z.string().min(1)),
+        /** Shipped entries to stop blocking (exact entries of the list). */
+        allowedWords: z.array(z.string().min(1)),
+      })
+      .strict(),
     log: z
       .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]) })
       .strict(),

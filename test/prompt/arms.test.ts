@@ -15,6 +15,7 @@ function config(arms: Config["arms"]): Config {
     sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
     prompt: { count: 5, maxSubjectLength: 200, threads: 1 },
     remote: { timeoutMs: 1000, retries: 0 },
+    safety: { extraBlockedWords: [], allowedWords: [] },
     log: { level: "silent" },
   });
 }
