@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Config, configSchema } from "../../src/core/config.js";
 import { createLogger } from "../../src/core/logger.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
+import { FakeHuggingFace } from "../fakes/huggingface.js";
 
 const MODEL_DIR = resolve(import.meta.dirname, "..", "..", "models", "tiny-caption-gpt2");
 const logger = createLogger({ level: "silent" });
@@ -67,5 +68,39 @@ describe("PromptArms", () => {
     );
     await expect(arms.get()).rejects.toThrow(/does not exist/);
     await expect(arms.get()).rejects.toThrow(/does not exist/);
+  });
+
+  it("serves a remote arm from configuration, with the token from the secrets", async () => {
+    const fake = await new FakeHuggingFace().start();
+    try {
+      fake.script({ kind: "text", generatedText: " on a cliff, oil painting<|endoftext|>" });
+      arms = new PromptArms(
+        config({
+          hub: {
+            kind: "remote",
+            endpointUrl: `${fake.url}/endpoints/laion`,
+            tags: { start: "<|startoftext|>", end: "<|endoftext|>" },
+            maxNewTokens: 12,
+            sampling: { temperature: 0.7 },
+          },
+        }),
+        { hfToken: "hf_test_token" },
+        logger,
+      );
+      const [prompt] = await (await arms.get("hub")).generate({
+        subject: "a lighthouse",
+        count: 1,
+        seed: 5,
+      });
+      expect(prompt).toMatchObject({
+        text: "a lighthouse on a cliff, oil painting",
+        complete: true,
+      });
+      const request = fake.completions[0];
+      expect(request?.headers.authorization).toBe("Bearer hf_test_token");
+      expect(request?.body).toMatchObject({ temperature: 0.7, max_tokens: 12 });
+    } finally {
+      await fake.stop();
+    }
   });
 });
