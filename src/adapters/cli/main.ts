@@ -14,6 +14,7 @@ import { isBotError, UserError } from "../../core/errors.js";
 import { createLogger } from "../../core/logger.js";
 import { PromptArms } from "../../core/prompt/arms.js";
 import type { Logger } from "../../core/types.js";
+import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
 import { integer } from "./parse.js";
 
@@ -90,6 +91,7 @@ export function buildProgram(): Command {
     });
 
   registerDataCommands(program);
+  registerAgreementCommand(program);
 
   return program;
 }
