@@ -84,6 +84,50 @@ export const configSchema = z
         retries: z.number().int().min(0).max(10),
       })
       .strict(),
+    /** Image rendering: which backend, and the generation parameters every backend gets. */
+    image: z
+      .object({
+        /** null: none configured; `imagine` then says what to set (IMAGE_BACKEND). */
+        backend: z.enum(["huggingface", "automatic1111", "comfyui"]).nullable(),
+        width: z.number().int().min(64).max(2048).multipleOf(8),
+        height: z.number().int().min(64).max(2048).multipleOf(8),
+        steps: z.number().int().min(1).max(200),
+        guidance: z.number().min(0).max(30),
+        negativePrompt: z.string(),
+        timeoutMs: z.number().int().positive(),
+        retries: z.number().int().min(0).max(10),
+        huggingface: z
+          .object({
+            /** Model id on the Hub (HF_IMAGE_MODEL); the paper rendered with Stable Diffusion 2.0. */
+            model: z.string().min(1),
+            provider: z.string().min(1).optional(),
+            /** A dedicated Inference Endpoint instead of the model id (HF_ENDPOINT_URL). */
+            endpointUrl: z.url().optional(),
+          })
+          .strict(),
+        automatic1111: z.object({ url: z.url().optional(), sampler: z.string().min(1) }).strict(),
+        comfyui: z
+          .object({
+            url: z.url().optional(),
+            /** API-format workflow JSON; relative to the file that set it. */
+            workflowFile: z.string().min(1),
+          })
+          .strict(),
+      })
+      .strict(),
+    /** The job queue in front of prompt generation and rendering. */
+    queue: z
+      .object({
+        /** Renders running at once per backend. */
+        concurrency: z.number().int().min(1).max(64),
+        /** Jobs one person may have waiting or running. */
+        perUserCap: z.number().int().min(1).max(100),
+        /** Jobs waiting or running in total. */
+        globalCap: z.number().int().min(1).max(10_000),
+        /** A job still unfinished after this long is cancelled and reported. */
+        deadlineMs: z.number().int().positive(),
+      })
+      .strict(),
     /** The explicit-text filter (src/core/safety): the shipped blocklist plus these changes. */
     safety: z
       .object({
@@ -141,6 +185,11 @@ const ENV_SETTINGS: { variable: string; path: (config: Json) => string[]; isPath
     isPath: true,
   },
   { variable: "IMAGINE_LOG_LEVEL", path: () => ["log", "level"] },
+  { variable: "IMAGE_BACKEND", path: () => ["image", "backend"] },
+  { variable: "HF_IMAGE_MODEL", path: () => ["image", "huggingface", "model"] },
+  { variable: "HF_ENDPOINT_URL", path: () => ["image", "huggingface", "endpointUrl"] },
+  { variable: "A1111_URL", path: () => ["image", "automatic1111", "url"] },
+  { variable: "COMFYUI_URL", path: () => ["image", "comfyui", "url"] },
 ];
 
 /**
@@ -236,6 +285,13 @@ function resolvePaths(layer: Json, base: string, dataBase = base): Json {
   const resolvePath = (value: unknown) => resolveFrom(base, value);
   const out: Json = { ...layer };
   if ("dataDir" in out) out.dataDir = resolveFrom(dataBase, out.dataDir);
+  const image = out.image;
+  if (isPlainObject(image) && isPlainObject(image.comfyui) && "workflowFile" in image.comfyui) {
+    out.image = {
+      ...image,
+      comfyui: { ...image.comfyui, workflowFile: resolvePath(image.comfyui.workflowFile) },
+    };
+  }
   if (out.arms && typeof out.arms === "object") {
     const arms: Json = {};
     for (const [name, arm] of Object.entries(out.arms as Json)) {

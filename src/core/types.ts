@@ -78,3 +78,86 @@ export interface Logger {
   error(obj: object, msg?: string): void;
   child(bindings: object): Logger;
 }
+
+/** What to render. Backends use every field they support and ignore the rest. */
+export interface ImageRequest {
+  prompt: string;
+  negativePrompt?: string;
+  width: number;
+  height: number;
+  /** Denoising steps. */
+  steps: number;
+  /** Classifier-free guidance scale (CFG). */
+  guidance: number;
+  seed: number;
+  signal?: AbortSignal;
+}
+
+/** A rendered image, always as PNG bytes that have been decoded once to prove they are an image. */
+export interface RenderedImage {
+  png: Buffer;
+  width: number;
+  height: number;
+  /** The model that rendered it, for the PNG's parameters chunk ("stabilityai/stable-diffusion-2"). */
+  model: string;
+  /** The sampler, where the backend reports or takes one ("Euler a"). */
+  sampler?: string;
+  /** The seed the backend used (some backends ignore the requested one). */
+  seed: number;
+}
+
+/**
+ * A text-to-image service: Hugging Face Inference, AUTOMATIC1111-compatible servers, ComfyUI.
+ * Implementations time out, retry what is worth retrying, and never return bytes that are not a
+ * decodable image. Safe to call concurrently; the queue bounds how many calls run at once.
+ *
+ * @example
+ * const image = await backend.render({ prompt: "a lighthouse at dusk, oil painting", width: 768, height: 768, steps: 30, guidance: 7.5, seed: 42 });
+ */
+export interface ImageBackend {
+  /** Registry name: "huggingface" | "automatic1111" | "comfyui" (or a test's own). */
+  readonly name: string;
+  render(request: ImageRequest): Promise<RenderedImage>;
+  close(): Promise<void>;
+}
+
+/**
+ * One /imagine result, stored server-side. `arm` never leaves the server while a study runs: it
+ * is not in messages, file names, alt text or PNG metadata.
+ */
+export interface Generation {
+  id: string;
+  createdAt: string;
+  platform: string;
+  /** Server (Discord guild) or workspace (Slack team), when there is one. */
+  server?: string;
+  channel?: string;
+  /** The platform's reference to the posted message, filled in by the adapter once posted. */
+  messageRef?: string;
+  requester: string;
+  subject: string;
+  arm: string;
+  prompt: string;
+  /** Whether the prompt model closed its caption with the end tag. */
+  promptComplete: boolean;
+  seed: number;
+  image: {
+    backend: string;
+    model: string;
+    width: number;
+    height: number;
+    steps: number;
+    guidance: number;
+    sampler?: string;
+    negativePrompt?: string;
+    /** Where the PNG is stored, relative to the data directory. */
+    path: string;
+  };
+  timings: { queuedMs: number; promptMs: number; renderMs: number; totalMs: number };
+  studyId?: string;
+}
+
+/** Where generation records go. The vote store implements it; tests use a memory one. */
+export interface GenerationStore {
+  saveGeneration(generation: Generation): Promise<void>;
+}

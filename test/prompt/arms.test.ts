@@ -17,6 +17,20 @@ function config(arms: Config["arms"]): Config {
     prompt: { count: 5, maxSubjectLength: 200, threads: 1 },
     remote: { timeoutMs: 1000, retries: 0 },
     safety: { extraBlockedWords: [], allowedWords: [] },
+    image: {
+      backend: null,
+      width: 512,
+      height: 512,
+      steps: 20,
+      guidance: 7,
+      negativePrompt: "",
+      timeoutMs: 1000,
+      retries: 0,
+      huggingface: { model: "stabilityai/stable-diffusion-2" },
+      automatic1111: { sampler: "Euler a" },
+      comfyui: { workflowFile: "/tmp/workflow.json" },
+    },
+    queue: { concurrency: 1, perUserCap: 1, globalCap: 1, deadlineMs: 1000 },
     log: { level: "silent" },
   });
 }
