@@ -3,6 +3,8 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { tokenizeCaptions } from "../../core/data/tokenize.js";
 import { UserError } from "../../core/errors.js";
+import { registerConceptsCommand } from "./dataConcepts.js";
+import { registerPrepareCommands } from "./dataPrepare.js";
 import { fraction, integer } from "./parse.js";
 
 export function registerDataCommands(program: Command): Command {
@@ -53,5 +55,7 @@ export function registerDataCommands(program: Command): Command {
     });
 
   // Further data subcommands register here.
+  registerPrepareCommands(data);
+  registerConceptsCommand(data);
   return data;
 }

@@ -61,8 +61,9 @@ export class TokenFileWriter {
    * Appends one document. `captionTokens` is the caption's own length (tags excluded), used for
    * the mean caption length that becomes the model's default generation cap.
    */
-  async appendDocument(ids: readonly number[], captionTokens: number): Promise<void> {
-    for (const id of ids) {
+  async appendDocument(ids: ArrayLike<number>, captionTokens: number): Promise<void> {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as number;
       if (!Number.isInteger(id) || id < 0 || id >= GPT2_VOCAB_SIZE) {
         throw new BotError("TOKEN_FILE_INVALID", `token id ${id} is outside GPT-2's vocabulary`);
       }
