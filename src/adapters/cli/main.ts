@@ -16,6 +16,7 @@ import { PromptArms } from "../../core/prompt/arms.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
+import { registerModelsCommands } from "./models.js";
 import { registerSafetyCommands } from "./safety.js";
 import { integer } from "./parse.js";
 
@@ -93,6 +94,7 @@ export function buildProgram(): Command {
 
   registerDataCommands(program);
   registerSafetyCommands(program);
+  registerModelsCommands(program);
   registerAgreementCommand(program);
 
   return program;

@@ -1,0 +1,155 @@
+/** `imagine-bot models …`: model directories from the Hugging Face Hub. */
+import { join } from "node:path";
+import { type Command, InvalidArgumentError } from "commander";
+import { PACKAGE_ROOT } from "../../core/config.js";
+import { formatDuration } from "../../core/data/progress.js";
+import type { FileEvent, PullResult } from "../../core/models/pull.js";
+import { formatBytes, MODEL_ALIASES, pullModel } from "../../core/models/pull.js";
+
+export const DEFAULT_MODELS_DIR = join(PACKAGE_ROOT, "models");
+
+export function registerModelsCommands(program: Command): Command {
+  const models = program
+    .command("models")
+    .description("Download model directories from the Hugging Face Hub");
+  const aliases = Object.entries(MODEL_ALIASES)
+    .map(([name, alias]) => `${name} = ${alias.repo} (${alias.description})`)
+    .join("; ");
+  models
+    .command("pull")
+    .description(
+      "Download a model directory (ONNX decoder + imagine-model.json) into the models directory. " +
+        "Resumable: run it again after an interruption. HF_TOKEN for gated or private repositories, " +
+        "HF_ENDPOINT for a mirror.",
+    )
+    .argument("[model]", `a built-in name (${aliases}) or a repository id owner/name`, "gpt2")
+    .option("--revision <rev>", "branch, tag or commit id", "main")
+    .option("--dir <dir>", `models directory (default ${DEFAULT_MODELS_DIR})`)
+    .option(
+      "--name <folder>",
+      "folder name inside the models directory (default: the model's name)",
+    )
+    .option(
+      "--mean-caption-tokens <n>",
+      "cap on new tokens written into imagine-model.json for a model without one (default 20)",
+      positiveNumber,
+    )
+    .option("--force", "replace an existing folder that models pull did not write")
+    .option(
+      "--json",
+      'print {"name","repo","revision","dir","files":[{"path","bytes","sha256","skipped"}]}',
+    )
+    .action(async (model: string, flags) => {
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      const progress = createPullProgress(process.stderr);
+      try {
+        const result = await pullModel({
+          source: model,
+          revision: flags.revision,
+          modelsDir: flags.dir ?? DEFAULT_MODELS_DIR,
+          name: flags.name,
+          force: flags.force === true,
+          meanCaptionTokens: flags.meanCaptionTokens,
+          endpoint: process.env.HF_ENDPOINT?.trim() || undefined,
+          token: process.env.HF_TOKEN?.trim() || undefined,
+          signal: controller.signal,
+          onFile: progress.onFile,
+        });
+        progress.done();
+        process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : summary(result));
+      } catch (error) {
+        progress.done();
+        if (controller.signal.aborted) {
+          process.stderr.write("imagine-bot: interrupted; run the same command again to resume.\n");
+        }
+        throw error;
+      } finally {
+        process.off("SIGINT", onSigint);
+      }
+    });
+  return models;
+}
+
+function positiveNumber(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) {
+    throw new InvalidArgumentError("expected a positive number");
+  }
+  return parsed;
+}
+
+function summary(result: PullResult): string {
+  const width = Math.max(...result.files.map((file) => file.path.length));
+  const lines = result.files.map(
+    (file) =>
+      `  ${file.skipped ? "present " : "fetched "} ${file.path.padEnd(width)}  ${formatBytes(file.bytes)}`,
+  );
+  return (
+    `${result.repo}@${result.revision.slice(0, 12)} → ${result.dir}\n${lines.join("\n")}\n` +
+    `Use it with --model ${result.dir}, IMAGINE_MODEL_DIR or an arm's modelDir.\n`
+  );
+}
+
+export interface ProgressStream {
+  isTTY?: boolean;
+  columns?: number;
+  write(text: string): unknown;
+}
+
+/**
+ * One updating line per file on a terminal (bytes, percent, MB/s, ETA), left as a finished line
+ * when the file is done; nothing when the stream is not a TTY.
+ */
+export function createPullProgress(
+  stream: ProgressStream,
+  options: { intervalMs?: number; now?: () => number } = {},
+): { onFile?: (event: FileEvent) => void; done(): void } {
+  if (!stream.isTTY) return { done() {} };
+  const now = options.now ?? (() => performance.now());
+  const interval = options.intervalMs ?? 200;
+  let started = 0;
+  let last = Number.NEGATIVE_INFINITY;
+  let open = false;
+  const line = (text: string) => {
+    const width = Math.max(20, (stream.columns || 100) - 1);
+    stream.write(`\r${text.slice(0, width)}\u001b[K`);
+    open = true;
+  };
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+  return {
+    onFile(event) {
+      if (event.kind === "start") {
+        started = now();
+        last = Number.NEGATIVE_INFINITY;
+        line(
+          `${event.path}  ${event.resumedFrom > 0 ? `resuming at ${mb(event.resumedFrom)} MB` : "starting"}`,
+        );
+      } else if (event.kind === "progress") {
+        const t = now();
+        const { path, bytes, total, resumedFrom } = event.progress;
+        if (t - last < interval && bytes < total) return;
+        last = t;
+        const seconds = (t - started) / 1000;
+        const rate = seconds > 0 ? (bytes - resumedFrom) / seconds : 0;
+        const eta = rate > 0 ? (total - bytes) / rate : Number.NaN;
+        const percent = total > 0 ? ((bytes / total) * 100).toFixed(1) : "100.0";
+        line(
+          `${path}  ${mb(bytes)}/${mb(total)} MB  ${percent}%  ${(rate / 1e6).toFixed(1)} MB/s  ETA ${formatDuration(eta)}`,
+        );
+      } else {
+        const { file } = event;
+        line(
+          `${file.path}  ${formatBytes(file.bytes)}  ${file.skipped ? "already present" : "verified"}`,
+        );
+        stream.write("\n");
+        open = false;
+      }
+    },
+    done() {
+      if (open) stream.write("\r\u001b[K");
+      open = false;
+    },
+  };
+}
