@@ -10,11 +10,24 @@
  *
  * Replies are scripted per completion request, in arrival order; a script entry may be a
  * function of the request for batches whose arrival order is not fixed.
+ *
+ * Text to image: any other POST (`/hf-inference/models/{id}` on the router, or an endpoint URL
+ * as it is) is a text-to-image request, answered from its own script (`scriptImages`) with the
+ * shared ImageFakeReply kinds: real image bytes (JPEG or PNG, as hf-inference sends them), or the
+ * failures. For model-id mode, `serveModel(id, "text-to-image")` makes the Hub lookup map the
+ * model to that task (the client refuses a model mapped to another task).
  */
 
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import {
+  type ImageFakeScript,
+  imageBody,
+  isFailure,
+  ReplyQueue,
+  sendFailure,
+} from "../image/images.js";
 
 export type FakeReply =
   /** 200 with this continuation; finishReason and usage only when given. */
@@ -51,15 +64,40 @@ export class FakeHuggingFace {
   private fallback: FakeScript | undefined;
   private waiters: { count: number; resolve: () => void }[] = [];
   private baseUrl = "";
+  private readonly imageReplies = new ReplyQueue<RecordedRequest>();
+  private readonly modelTasks = new Map<string, string>();
 
   /** http://127.0.0.1:port, valid after start(). */
   get url(): string {
     return this.baseUrl;
   }
 
-  /** Completion requests only (the Hub lookups left out). */
+  /** Completion requests only (the Hub lookups and text-to-image requests left out). */
   get completions(): RecordedRequest[] {
-    return this.requests.filter((request) => request.method === "POST");
+    return this.requests.filter((request) => request.method === "POST" && isCompletion(request));
+  }
+
+  /** Text-to-image requests, in arrival order. */
+  get textToImageRequests(): RecordedRequest[] {
+    return this.requests.filter((request) => request.method === "POST" && !isCompletion(request));
+  }
+
+  /** The task the Hub lookup reports for a model id; "text-generation" when not set. */
+  serveModel(modelId: string, task: "text-generation" | "text-to-image"): this {
+    this.modelTasks.set(modelId, task);
+    return this;
+  }
+
+  /** Replies for the next text-to-image requests, in order. */
+  scriptImages(...replies: ImageFakeScript<RecordedRequest>[]): this {
+    this.imageReplies.push(...replies);
+    return this;
+  }
+
+  /** The text-to-image reply once the scripted ones are used up (otherwise a 500). */
+  otherwiseImages(reply: ImageFakeScript<RecordedRequest>): this {
+    this.imageReplies.otherwise(reply);
+    return this;
   }
 
   async start(): Promise<this> {
@@ -127,7 +165,11 @@ export class FakeHuggingFace {
       this.replyWithProviderMapping(res, decodeURIComponent(path.slice("/api/models/".length)));
       return;
     }
-    if (recorded.method !== "POST" || !path.endsWith("/completions")) {
+    if (recorded.method === "POST" && !path.endsWith("/completions")) {
+      await this.replyWithImage(res, recorded);
+      return;
+    }
+    if (recorded.method !== "POST") {
       sendJson(res, 404, { error: `fake has no route ${recorded.method} ${path}` });
       return;
     }
@@ -144,12 +186,30 @@ export class FakeHuggingFace {
   }
 
   private replyWithProviderMapping(res: ServerResponse, modelId: string): void {
+    const task = this.modelTasks.get(modelId) ?? "text-generation";
     sendJson(res, 200, {
       id: modelId,
       inferenceProviderMapping: {
-        "hf-inference": { providerId: modelId, status: "live", task: "text-generation" },
+        "hf-inference": { providerId: modelId, status: "live", task },
       },
     });
+  }
+
+  /** hf-inference text-to-image: `{inputs, parameters}` in, image bytes out. */
+  private async replyWithImage(res: ServerResponse, request: RecordedRequest): Promise<void> {
+    const reply = this.imageReplies.next(request);
+    if (isFailure(reply)) {
+      sendFailure(res, reply);
+      return;
+    }
+    const parameters = (request.body as { parameters?: { width?: number; height?: number } })
+      ?.parameters;
+    const body = await imageBody(reply.kind === "image" ? { format: "jpeg", ...reply } : reply, {
+      width: parameters?.width ?? 64,
+      height: parameters?.height ?? 64,
+    });
+    res.writeHead(200, { "content-type": body.contentType, "content-length": body.bytes.length });
+    res.end(body.bytes);
   }
 
   private reply(res: ServerResponse, request: RecordedRequest, reply: FakeReply | undefined): void {
@@ -194,6 +254,10 @@ export class FakeHuggingFace {
         return;
     }
   }
+}
+
+function isCompletion(request: RecordedRequest): boolean {
+  return new URL(request.path, "http://fake").pathname.endsWith("/completions");
 }
 
 function sendJson(
