@@ -14,7 +14,13 @@ export type ErrorCode =
   | "ARM_UNKNOWN"
   | "GENERATION_FAILED"
   | "REMOTE_FAILED"
-  | "ABORTED";
+  | "ABORTED"
+  | "SUBJECT_EXPLICIT"
+  | "PROMPT_EXPLICIT"
+  | "QUEUE_FULL"
+  | "QUEUE_USER_FULL"
+  | "QUEUE_CLOSED"
+  | "DEADLINE";
 
 export class BotError extends Error {
   readonly code: ErrorCode;

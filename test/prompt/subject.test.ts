@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../../src/core/errors.js";
-import { validateSubject } from "../../src/core/prompt/subject.js";
+import { stripMarkup, validateSubject } from "../../src/core/prompt/subject.js";
 
 describe("validateSubject", () => {
   it("trims and accepts ordinary subjects, emoji counted once", () => {
@@ -18,5 +18,50 @@ describe("validateSubject", () => {
   ])("refuses %j with a clear reason", (subject, reason) => {
     expect(() => validateSubject(subject, 200)).toThrow(UserError);
     expect(() => validateSubject(subject, 200)).toThrow(reason);
+  });
+});
+
+describe("stripMarkup", () => {
+  it.each([
+    ["<@123456789012345678> a red fox", "a red fox"],
+    ["<@!123> a red fox <@&456>", "a red fox"],
+    ["a red fox in <#987654321>", "a red fox in"],
+    ["<:fox:1234567890> a red fox <a:wave:42>", "a red fox"],
+    ["a red fox <t:1700000000:R>", "a red fox"],
+    ["</imagine:123> a red fox", "a red fox"],
+    ["<@U024BE7LH> a red fox <@U024BE7LH|bob>", "a red fox"],
+    ["a red fox <#C024BE7LR|general>", "a red fox"],
+    ["<!here> a red fox <!channel> <!subteam^SAZ94GDB8|@team>", "a red fox"],
+    ["a red fox <https://example.com/fox.png>", "a red fox"],
+    ["a red fox from <http://example.com|example.com>", "a red fox from example.com"],
+    ["**a red** __fox__ ~~dog~~", "a red fox dog"],
+    ["`a red fox` ```in snow```", "a red fox in snow"],
+    ["a ||red|| fox", "a red fox"],
+    ["salt &amp; pepper, 1 &lt; 2 &gt; 0", "salt & pepper, 1 < 2 > 0"],
+    ["  a   red\tfox  ", "a red fox"],
+    ["I <3 foxes, 2 < 3", "I <3 foxes, 2 < 3"],
+    ["a lighthouse", "a lighthouse"],
+  ])("%j → %j", (raw, expected) => {
+    expect(stripMarkup(raw)).toBe(expected);
+  });
+});
+
+describe("validateSubject with stripMarkup", () => {
+  it("strips mentions and markup, then checks emptiness and length again", () => {
+    expect(validateSubject("<@123> **a lighthouse**", 200, { stripMarkup: true })).toBe(
+      "a lighthouse",
+    );
+    for (const raw of ["<@123>", "<@U1> <#C2|x> **** ||  ||", "<https://example.com>"]) {
+      expect(() => validateSubject(raw, 200, { stripMarkup: true })).toThrow(
+        /empty once mentions, links and formatting are removed/,
+      );
+    }
+    // Markup does not count towards the length limit; what is left does.
+    expect(validateSubject(`<@${"1".repeat(30)}> fox`, 5, { stripMarkup: true })).toBe("fox");
+    expect(() => validateSubject("**abcdef**", 5, { stripMarkup: true })).toThrow(/limit is 5/);
+  });
+
+  it("leaves markup alone without the option", () => {
+    expect(validateSubject("**a fox**", 200)).toBe("**a fox**");
   });
 });

@@ -16,9 +16,10 @@ import { PromptArms } from "../../core/prompt/arms.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
+import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
-import { registerSafetyCommands } from "./safety.js";
 import { integer } from "./parse.js";
+import { registerSafetyCommands } from "./safety.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -94,8 +95,9 @@ export function buildProgram(): Command {
 
   registerDataCommands(program);
   registerSafetyCommands(program);
-  registerModelsCommands(program);
+  registerImagineCommand(program);
   registerAgreementCommand(program);
+  registerModelsCommands(program);
 
   return program;
 }

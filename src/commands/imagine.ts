@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { BotError } from "../core/errors.js";
+import type { ImagineResult } from "../core/pipeline.js";
+import type { Command } from "./command.js";
+
+const options = z.object({
+  subject: z.string().describe('what the image should show, e.g. "a lighthouse"'),
+  count: z.number().int().min(1).max(16).optional().describe("how many images, one per prompt"),
+  arm: z.string().optional().describe("which configured arm writes the prompts"),
+  /** Developer option (CLI only): a model directory instead of a configured arm. */
+  modelDir: z.string().optional().describe("a model directory instead of an arm"),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional()
+    .describe("same seed, same prompts and images"),
+});
+
+/**
+ * Makes images for a subject: the pipeline writes one prompt per image, renders, saves and
+ * records them. The result holds the arm only inside each generation record, which adapters
+ * must not show while a study runs.
+ */
+export const imagineCommand = {
+  name: "imagine",
+  description: "Write a prompt for a subject and render it",
+  options,
+  async execute(context, input): Promise<ImagineResult> {
+    if (!context.pipeline) {
+      throw new BotError("GENERATION_FAILED", "imagine needs a pipeline in the command context");
+    }
+    const invocation = context.invocation ?? { platform: "cli", user: "cli" };
+    const parsed = options.parse(input);
+    return context.pipeline.imagine(
+      {
+        subject: parsed.subject,
+        requester: invocation.user,
+        platform: invocation.platform,
+        server: invocation.server,
+        channel: invocation.channel,
+        arm: parsed.arm,
+        modelDir: parsed.modelDir,
+        count: parsed.count ?? 1,
+        seed: parsed.seed,
+      },
+      context.onProgress,
+    );
+  },
+} satisfies Command<typeof options, ImagineResult>;
