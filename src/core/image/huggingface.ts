@@ -24,16 +24,16 @@ import {
   InferenceClientProviderOutputError,
   type InferenceProviderOrPolicy,
   PROVIDERS_OR_POLICIES,
-  setLogger,
 } from "@huggingface/inference";
 import { BotError, ConfigError } from "../errors.js";
+import { routeHuggingFaceLogs } from "../huggingfaceLogs.js";
 import {
   isRetryableStatus,
   loadingEstimateMs,
   parseRetryAfter,
   RemoteCallError,
 } from "../retry.js";
-import type { ImageBackend, ImageRequest, Logger, RenderedImage } from "../types.js";
+import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
 import {
   type BackendRuntimeOptions,
@@ -70,7 +70,7 @@ export function createHuggingFaceImageBackend(options: HuggingFaceImageOptions):
   const client = new InferenceClient(options.token.trim());
   const baseFetch = options.fetch ?? globalThis.fetch;
   const logger = options.logger?.child({ component: "image", backend: "huggingface" });
-  if (options.logger) routeLibraryLogs(options.logger);
+  if (options.logger) routeHuggingFaceLogs(options.logger);
   const lifetime = new AbortController();
 
   async function attempt(request: ImageRequest, signal: AbortSignal): Promise<RenderedImage> {
@@ -130,23 +130,6 @@ export function createHuggingFaceImageBackend(options: HuggingFaceImageOptions):
       lifetime.abort(new BotError("ABORTED", "The Hugging Face image backend was closed"));
     },
   };
-}
-
-/**
- * The library prints to the console (stdout) on every model-id request ("Defaulting to 'auto'…",
- * "Auto selected provider: …"). Its logger is process-wide; it is pointed at ours, at debug level
- * for its chatter, so stdout stays free for command output.
- */
-function routeLibraryLogs(logger: Logger): void {
-  const library = logger.child({ component: "@huggingface/inference" });
-  const text = (message: string, args: unknown[]) => [message, ...args.map(String)].join(" ");
-  setLogger({
-    debug: (message, ...args) => library.debug({}, text(message, args)),
-    log: (message, ...args) => library.debug({}, text(message, args)),
-    info: (message, ...args) => library.debug({}, text(message, args)),
-    warn: (message, ...args) => library.warn({}, text(message, args)),
-    error: (message, ...args) => library.error({}, text(message, args)),
-  });
 }
 
 function validateTarget(options: HuggingFaceImageOptions): { args: Target; label: string } {

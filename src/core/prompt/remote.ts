@@ -22,6 +22,7 @@ import {
   type TextGenerationInput,
 } from "@huggingface/inference";
 import { BotError, ConfigError } from "../errors.js";
+import { routeHuggingFaceLogs } from "../huggingfaceLogs.js";
 import {
   isRetryableStatus,
   loadingEstimateMs,
@@ -94,6 +95,7 @@ export function createRemoteGenerator(options: RemoteGeneratorOptions): PromptGe
   const client = new InferenceClient(options.token);
   const baseFetch = options.fetch ?? globalThis.fetch;
   const logger = options.logger?.child({ component: "remote-prompt", target: target.label });
+  if (options.logger) routeHuggingFaceLogs(options.logger);
   const lifetime = new AbortController();
 
   async function requestOnce(
