@@ -128,6 +128,26 @@ export const configSchema = z
         deadlineMs: z.number().int().positive(),
       })
       .strict(),
+    /** Votes: the vote store and the reactions that mean a score (index 0 = score 1). */
+    votes: z
+      .object({
+        /** sqlite://path (embedded, default), redis://…, postgresql://…, or memory:// (tests). */
+        storeUrl: z.string().min(1),
+        discordEmoji: z
+          .object({
+            quality: z.array(z.string().min(1)).length(4),
+            faithfulness: z.array(z.string().min(1)).length(4),
+          })
+          .strict(),
+        /** Slack reaction names, without colons. */
+        slackEmoji: z
+          .object({
+            quality: z.array(z.string().min(1)).length(4),
+            faithfulness: z.array(z.string().min(1)).length(4),
+          })
+          .strict(),
+      })
+      .strict(),
     /** The explicit-text filter (src/core/safety): the shipped blocklist plus these changes. */
     safety: z
       .object({
@@ -186,6 +206,7 @@ const ENV_SETTINGS: { variable: string; path: (config: Json) => string[]; isPath
   },
   { variable: "IMAGINE_LOG_LEVEL", path: () => ["log", "level"] },
   { variable: "IMAGE_BACKEND", path: () => ["image", "backend"] },
+  { variable: "IMAGINE_VOTE_STORE", path: () => ["votes", "storeUrl"] },
   { variable: "HF_IMAGE_MODEL", path: () => ["image", "huggingface", "model"] },
   { variable: "HF_ENDPOINT_URL", path: () => ["image", "huggingface", "endpointUrl"] },
   { variable: "A1111_URL", path: () => ["image", "automatic1111", "url"] },

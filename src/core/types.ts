@@ -161,3 +161,62 @@ export interface Generation {
 export interface GenerationStore {
   saveGeneration(generation: Generation): Promise<void>;
 }
+
+/** The two rating scales of the paper: image quality and faithfulness to the subject. */
+export type Dimension = "quality" | "faithfulness";
+export const DIMENSIONS: readonly Dimension[] = ["quality", "faithfulness"];
+
+/** One rater's current vote on one dimension of one generation (Likert 1–4). */
+export interface Vote {
+  generationId: string;
+  rater: string;
+  dimension: Dimension;
+  score: number;
+  /** When this vote was cast (ISO 8601). */
+  at: string;
+}
+
+/** Every change to a vote, appended to the event log so history can be audited and replayed. */
+export interface VoteEvent {
+  kind: "add" | "replace" | "retract";
+  generationId: string;
+  rater: string;
+  dimension: Dimension;
+  /** The new score (add, replace) or the retracted one (retract). */
+  score: number;
+  /** The score replaced (replace only). */
+  previous?: number;
+  at: string;
+}
+
+/**
+ * Generations and votes, durable. One current vote per (generation, rater, dimension), stored
+ * under its own key so concurrent votes by different people never overwrite each other.
+ *
+ * @example
+ * await store.castVote({ generationId, rater: "discord:123", dimension: "quality", score: 3 });
+ * // a second reaction in the same dimension replaces it:
+ * await store.castVote({ generationId, rater: "discord:123", dimension: "quality", score: 4 });
+ * // removing the reaction of the OLD score (the bot cleaning up) does not retract the new vote:
+ * await store.retractVote({ generationId, rater: "discord:123", dimension: "quality", score: 3 }); // → undefined
+ */
+export interface VoteStore extends GenerationStore {
+  getGeneration(id: string): Promise<Generation | undefined>;
+  /** The generation posted as this platform message (adapters map reactions through it). */
+  findGenerationByMessage(platform: string, messageRef: string): Promise<Generation | undefined>;
+  /** Records where a generation was posted, once the adapter knows. */
+  setMessageRef(generationId: string, messageRef: string): Promise<void>;
+  /** Adds or replaces the rater's vote on that dimension; returns the event it appended. */
+  castVote(vote: Omit<Vote, "at">): Promise<VoteEvent>;
+  /**
+   * Retracts the rater's vote on that dimension if its current score is `score`; returns the
+   * event, or undefined when there was nothing to retract.
+   */
+  retractVote(vote: Omit<Vote, "at">): Promise<VoteEvent | undefined>;
+  votesOf(generationId: string): Promise<Vote[]>;
+  /** All current votes of a study's generations, streamed, with the arm (server-side only). */
+  studyVotes(studyId: string): AsyncIterable<Vote & { arm: string }>;
+  /** The event log, oldest first. */
+  events(): AsyncIterable<VoteEvent>;
+  close(): Promise<void>;
+}

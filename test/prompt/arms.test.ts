@@ -17,6 +17,19 @@ function config(arms: Config["arms"]): Config {
     prompt: { count: 5, maxSubjectLength: 200, threads: 1 },
     remote: { timeoutMs: 1000, retries: 0 },
     safety: { extraBlockedWords: [], allowedWords: [] },
+    votes: {
+      storeUrl: "memory://",
+      discordEmoji: { quality: ["1️⃣", "2️⃣", "3️⃣", "4️⃣"], faithfulness: ["🔴", "🟠", "🟡", "🟢"] },
+      slackEmoji: {
+        quality: ["one", "two", "three", "four"],
+        faithfulness: [
+          "red_circle",
+          "large_orange_circle",
+          "large_yellow_circle",
+          "large_green_circle",
+        ],
+      },
+    },
     image: {
       backend: null,
       width: 512,
