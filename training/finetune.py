@@ -1,7 +1,8 @@
 """Finetune GPT-2 on token files written by the TypeScript data pipeline.
 
     /usr/bin/python3 training/finetune.py --base checkpoints/gpt2-xl --data data/laion \
-        --out checkpoints/gpt2-xl-laion-tags --freeze 42 --max-steps 2000
+        --out checkpoints/gpt2-xl-laion-tags --freeze 42 --max-steps 2000 --save-every 200 --resume \
+        --export models/gpt2-xl-laion-tags
 
 --base loads a Hugging Face-layout directory (config.json + model.safetensors | pytorch_model.bin);
 --init PRESET starts from seeded random weights instead (for tests and the tiny fixture model).
@@ -12,6 +13,12 @@ Freezing (--freeze N) follows the paper (gpt2-xl: first 42 of 48 blocks frozen):
 position embeddings and the first N blocks get no gradient. GPT-2 ties lm_head.weight to the token
 embedding, so freezing the embeddings freezes the output projection too; ln_f and the last blocks
 remain trainable.
+
+Checkpoints: every --save-every steps and at the end, OUT/checkpoint-last/ is replaced atomically
+(written to a temporary folder, then renamed). It holds the model in Hugging Face layout, the
+optimizer, loss-scaler and LR-schedule state, the step, the torch and numpy RNG states and the
+arguments. --resume continues from it (or starts fresh, saying so, when there is none); a run
+interrupted and resumed ends with the same weights as an uninterrupted one on the same device.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ import datetime
 import json
 import math
 import os
+import shutil
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -32,9 +40,21 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from checkpoint import CheckpointError, load_pretrained, save_pretrained  # noqa: E402
+from checkpoint import CheckpointError, load_pretrained, load_safetensors, save_pretrained, save_safetensors  # noqa: E402
 from gpt2 import GPT2LMHeadModel, preset  # noqa: E402
 from tokens import TokenFile, TokenFileError, read_data_dir  # noqa: E402
+
+CHECKPOINT_DIR = "checkpoint-last"
+STATE_FILE = "trainer_state.json"  # written last: a checkpoint folder without it is incomplete
+TENSORS_FILE = "trainer_state.safetensors"  # optimizer moments and RNG states
+STATE_FORMAT = "imagine-bot/trainer-state"
+
+# Arguments that shape the training trajectory: a resumed run must use the same values, or it would
+# silently become a different experiment. (Steps, logging, eval, device and outputs may change.)
+RESUME_FIXED = (
+    "init", "freeze", "lr", "min_lr_ratio", "schedule", "warmup", "weight_decay", "grad_clip",
+    "batch_size", "grad_accum", "block_size", "seed", "fp16", "bf16",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=100, help="steps between eval-loss reports (0: only at the end)")
     p.add_argument("--eval-batches", type=int, default=20)
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument(
+        "--save-every", type=int, default=0,
+        help=f"steps between resumable checkpoints in OUT/{CHECKPOINT_DIR} (0: only at the end)",
+    )
+    p.add_argument(
+        "--resume", action="store_true",
+        help=f"continue from OUT/{CHECKPOINT_DIR} if it exists (else start fresh)",
+    )
+    p.add_argument(
+        "--export", metavar="DIR", default=None,
+        help="after training, export a model directory (model.onnx + imagine-model.json) with export_onnx.py",
+    )
     return p
 
 
@@ -101,6 +133,30 @@ def lr_at(step: int, total: int, warmup: int, base_lr: float, min_ratio: float, 
     return base_lr * factor
 
 
+class LRSchedule:
+    """Linear warmup, then cosine or linear decay to min_ratio × base_lr. A pure function of the step,
+    so its state is its parameters plus the last step it set; kept in the checkpoint so a resumed run
+    can say whether its schedule is the one the run started with."""
+
+    def __init__(self, base_lr: float, total: int, warmup: int, min_ratio: float, schedule: str) -> None:
+        self.base_lr, self.total, self.warmup, self.min_ratio, self.schedule = base_lr, total, warmup, min_ratio, schedule
+        self.last_step = -1
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        lr = lr_at(step, self.total, self.warmup, self.base_lr, self.min_ratio, self.schedule)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        self.last_step = step
+        return lr
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"baseLr": self.base_lr, "totalSteps": self.total, "warmup": self.warmup,
+                "minLrRatio": self.min_ratio, "schedule": self.schedule, "lastStep": self.last_step}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.last_step = int(state.get("lastStep", -1))
+
+
 def random_batch(ids: np.ndarray, batch: int, block: int, rng: np.random.Generator, device: torch.device):
     """Random windows (nanoGPT style): documents are concatenated, and with tags each one ends with
     the end tag, so windows spanning a boundary teach the model to close a caption."""
@@ -128,6 +184,8 @@ def loss_fn(model: GPT2LMHeadModel, x: torch.Tensor, y: torch.Tensor) -> torch.T
 
 @torch.no_grad()
 def evaluate(model, data: TokenFile, args, block: int, device, autocast) -> float:
+    """Mean token cross-entropy over fixed eval windows. Uses no random numbers (the model has no
+    dropout), so evaluating never changes what training does next."""
     model.eval()
     total, count = 0.0, 0
     for x, y in fixed_batches(np.asarray(data.ids), args.eval_batches, args.batch_size, block, device):
@@ -138,19 +196,178 @@ def evaluate(model, data: TokenFile, args, block: int, device, autocast) -> floa
     return total / max(1, count)
 
 
+def perplexity(loss: Optional[float]) -> Optional[float]:
+    """exp(mean token cross-entropy); None where it overflows (JSON has no infinity)."""
+    if loss is None:
+        return None
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return None
+
+
+def _fmt_ppl(loss: float) -> str:
+    ppl = perplexity(loss)
+    return "inf" if ppl is None else f"{ppl:.2f}"
+
+
 def _log(line: str) -> None:
     print(line, flush=True)  # progress must show up promptly when stdout is a file or a pipe
 
 
-def train(args: argparse.Namespace, log=_log) -> Dict[str, object]:
-    torch.manual_seed(args.seed)
-    np_rng = np.random.default_rng(args.seed)
+def make_grad_scaler(enabled: bool):
+    """Loss scaling, for float16 only (bfloat16 has float32's exponent range). torch ≥ 2.3 has
+    torch.amp.GradScaler("cuda") and deprecates torch.cuda.amp.GradScaler; 1.13-2.2 have only the latter."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+def split_state(state: Any, prefix: str = "") -> Any:
+    """Splits a state dict into tensors (for safetensors) and a JSON skeleton in which each tensor is
+    replaced by {"$tensor": name}. Checkpoints then hold no pickles: nothing executable, nothing that
+    depends on torch's unpickler (torch 1.13's weights_only mode cannot even read floats)."""
+    tensors: Dict[str, torch.Tensor] = {}
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            tensors[path] = value
+            return {"$tensor": path}
+        if isinstance(value, dict):
+            return {"$dict": [[k, walk(v, f"{path}.{k}")] for k, v in value.items()]}  # keeps int keys
+        if isinstance(value, (list, tuple)):
+            return {"$list": [walk(v, f"{path}.{i}") for i, v in enumerate(value)], "tuple": isinstance(value, tuple)}
+        return value
+
+    return walk(state, prefix), tensors
+
+
+def join_state(skeleton: Any, tensors: Dict[str, torch.Tensor]) -> Any:
+    if isinstance(skeleton, dict):
+        if "$tensor" in skeleton:
+            return tensors[skeleton["$tensor"]]
+        if "$dict" in skeleton:
+            return {k: join_state(v, tensors) for k, v in skeleton["$dict"]}
+        if "$list" in skeleton:
+            items = [join_state(v, tensors) for v in skeleton["$list"]]
+            return tuple(items) if skeleton.get("tuple") else items
+    return skeleton
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_path(out: str) -> str:
+    return os.path.join(out, CHECKPOINT_DIR)
+
+
+def _tmp_paths(out: str):
+    return os.path.join(out, f".{CHECKPOINT_DIR}.tmp"), os.path.join(out, f".{CHECKPOINT_DIR}.old")
+
+
+def find_checkpoint(out: str) -> Optional[str]:
+    """OUT/checkpoint-last if complete; else the previous one if a crash came between the two renames
+    of save_checkpoint (the old folder moved aside, the new one not yet in place)."""
+    current = checkpoint_path(out)
+    if os.path.isfile(os.path.join(current, STATE_FILE)):
+        return current
+    _, old = _tmp_paths(out)
+    if os.path.isfile(os.path.join(old, STATE_FILE)):
+        return old
+    return None
+
+
+def _fsync_file(path: str) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(out: str, model: GPT2LMHeadModel, optimizer, scaler, state: Dict[str, Any], device: torch.device) -> str:
+    """Writes OUT/checkpoint-last atomically: everything goes into a temporary folder first, which then
+    replaces the previous checkpoint by rename, so an interruption never leaves a half-written one."""
+    final = checkpoint_path(out)
+    tmp, old = _tmp_paths(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_pretrained(model, tmp)  # HF layout: config.json + model.safetensors (copied to cpu, float32)
+    rng: Dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    skeleton, tensors = split_state({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng}, "s")
+    save_safetensors(tensors, os.path.join(tmp, TENSORS_FILE), {"format": STATE_FORMAT})
+    state = {**state, "tensorState": skeleton}
+    with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=2)
+        f.write("\n")
+    for name in os.listdir(tmp):
+        _fsync_file(os.path.join(tmp, name))
+    if os.path.isdir(final):
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _data_fingerprint(train_data: TokenFile, eval_data: TokenFile) -> Dict[str, Any]:
+    h = train_data.header
+    return {"trainTokens": len(train_data), "evalTokens": len(eval_data), "documents": h.get("documents"),
+            "source": h.get("source"), "tags": h.get("tags")}
+
+
+def _check_resumable(saved: Dict[str, Any], args: argparse.Namespace, fingerprint: Dict[str, Any], where: str) -> None:
+    if saved.get("format") != STATE_FORMAT:
+        raise SystemExit(f"{where}/{STATE_FILE} is not a finetune.py checkpoint (format {saved.get('format')!r})")
+    saved_args = saved.get("args", {})
+    current = vars(args)
+    diffs = [
+        f"--{k.replace('_', '-')} {saved_args.get(k)!r} → {current.get(k)!r}"
+        for k in RESUME_FIXED
+        if saved_args.get(k) != current.get(k)
+    ]
+    if bool(saved_args.get("base")) != bool(args.base):
+        diffs.append("--base/--init changed")
+    if saved.get("data") != fingerprint:
+        diffs.append(f"the token files differ (checkpoint: {saved.get('data')}, now: {fingerprint})")
+    if diffs:
+        raise SystemExit(
+            f"cannot resume from {where}: it was trained with other settings ({'; '.join(diffs)}). "
+            "Use the original flags, or a new --out to start another run."
+        )
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train(args: argparse.Namespace, log: Callable[[str], None] = _log) -> Dict[str, object]:
     device = resolve_device(args.device)
+    if args.save_every < 0:
+        raise SystemExit("--save-every must be ≥ 0")
 
     data = read_data_dir(args.data)
     train_data, eval_data = data["train"], data["eval"]
+    fingerprint = _data_fingerprint(train_data, eval_data)
 
-    if args.base:
+    resume_dir: Optional[str] = None
+    saved: Dict[str, Any] = {}
+    if args.resume:
+        resume_dir = find_checkpoint(args.out)
+        if resume_dir is None:
+            log(f"--resume: no checkpoint in {checkpoint_path(args.out)}; starting fresh")
+        else:
+            with open(os.path.join(resume_dir, STATE_FILE), encoding="utf-8") as f:
+                saved = json.load(f)
+            _check_resumable(saved, args, fingerprint, resume_dir)
+    elif find_checkpoint(args.out) is not None:
+        log(f"note: {checkpoint_path(args.out)} exists and will be replaced; pass --resume to continue from it")
+
+    torch.manual_seed(args.seed)
+    np_rng = np.random.default_rng(args.seed)
+
+    if resume_dir is not None:
+        model = load_pretrained(resume_dir)  # the weights of the step it was saved at
+        base_name = saved["baseModel"]
+    elif args.base:
         model = load_pretrained(args.base)
         base_name = os.path.basename(os.path.normpath(args.base))
         prior = os.path.join(args.base, "training.json")
@@ -190,6 +407,7 @@ def train(args: argparse.Namespace, log=_log) -> Dict[str, object]:
         if args.epochs is not None:
             total_steps = min(total_steps, max(1, math.ceil(args.epochs * len(train_data) / tokens_per_step)))
     warmup = args.warmup if args.warmup is not None else min(100, max(1, total_steps // 20))
+    schedule = LRSchedule(args.lr, total_steps, warmup, args.min_lr_ratio, args.schedule)
 
     use_cuda = device.type == "cuda"
     amp_dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
@@ -202,12 +420,43 @@ def train(args: argparse.Namespace, log=_log) -> Dict[str, object]:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=amp_dtype)
 
-    # Loss scaling is needed for float16 only (bfloat16 has float32's exponent range).
-    # torch.amp.GradScaler replaces the deprecated torch.cuda.amp one on torch 2.x; 1.13 has only the latter.
-    if hasattr(torch.amp, "GradScaler"):
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    else:
-        scaler = torch.cuda.amp.GradScaler(enabled=amp_dtype == torch.float16)
+    scaler = make_grad_scaler(amp_dtype == torch.float16)
+
+    start_step = 0
+    history: List[Dict[str, Any]] = []
+    resumed: List[Dict[str, Any]] = []
+    running: Optional[float] = None
+    elapsed_before = 0.0
+    if resume_dir is not None:
+        start_step = int(saved["step"])
+        if start_step > total_steps:
+            raise SystemExit(
+                f"{resume_dir} is at step {start_step}, beyond this run's {total_steps} steps; raise --max-steps/--epochs"
+            )
+        restored = join_state(saved["tensorState"], load_safetensors(os.path.join(resume_dir, TENSORS_FILE)))
+        optimizer.load_state_dict(restored["optimizer"])
+        if restored.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(restored["scaler"])
+        rng = restored["rng"]
+        torch.set_rng_state(rng["torch"])
+        if use_cuda and rng.get("cuda") and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        # The batch windows come from this Generator: restoring its exact bit-generator state is what
+        # makes the resumed run draw the same windows an uninterrupted one would have drawn next.
+        np_rng.bit_generator.state = saved["numpyRng"]
+        schedule.load_state_dict(saved["lrScheduler"])
+        if saved["lrScheduler"].get("totalSteps") != total_steps or saved["lrScheduler"].get("warmup") != warmup:
+            log(
+                f"note: the LR schedule now spans {total_steps} steps (warmup {warmup}) instead of "
+                f"{saved['lrScheduler'].get('totalSteps')} (warmup {saved['lrScheduler'].get('warmup')}); "
+                "the result will differ from an uninterrupted run with the original step count"
+            )
+        history = list(saved.get("history", []))
+        resumed = list(saved.get("resumed", []))
+        running = saved.get("runningLoss")
+        elapsed_before = float(saved.get("seconds", 0.0))
+        resumed.append({"step": start_step, "at": _now()})
+        log(f"resuming from {resume_dir} at step {start_step}/{total_steps}")
 
     n_trainable = sum(p.numel() for p in params)
     frozen_what = f"embeddings + tied lm_head + {args.freeze} blocks" if frozen else "nothing"
@@ -217,18 +466,41 @@ def train(args: argparse.Namespace, log=_log) -> Dict[str, object]:
         f"(batch {args.batch_size} x accum {args.grad_accum} x block {block}) on {device}"
     )
 
-    history = []
-    initial_eval = evaluate(model, eval_data, args, block, device, autocast)
-    log(f"step 0/{total_steps} | eval loss {initial_eval:.4f}")
+    if resume_dir is None:
+        initial_eval = evaluate(model, eval_data, args, block, device, autocast)
+        eval_loss = initial_eval
+        log(f"step 0/{total_steps} | eval loss {initial_eval:.4f} | ppl {_fmt_ppl(initial_eval)}")
+    else:
+        initial_eval = saved["initialEvalLoss"]
+        eval_loss = saved["evalLoss"]
+
+    def trainer_state(step: int, seconds: float) -> Dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "version": 1,
+            "step": step,
+            "totalSteps": total_steps,
+            "baseModel": base_name,
+            "args": vars(args),
+            "data": fingerprint,
+            "lrScheduler": schedule.state_dict(),
+            "numpyRng": np_rng.bit_generator.state,
+            "runningLoss": running,
+            "initialEvalLoss": initial_eval,
+            "evalLoss": eval_loss,
+            "history": history,
+            "resumed": resumed,
+            "seconds": seconds,
+            "device": str(device),
+            "torch": torch.__version__,
+            "savedAt": _now(),
+        }
+
     train_ids = np.asarray(train_data.ids)
     t0 = time.time()
     window_t, window_tokens = time.time(), 0
-    running = None
-    eval_loss = initial_eval
-    for step in range(total_steps):
-        lr = lr_at(step, total_steps, warmup, args.lr, args.min_lr_ratio, args.schedule)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
+    for step in range(start_step, total_steps):
+        lr = schedule.apply(optimizer, step)
         step_loss = 0.0
         for _ in range(args.grad_accum):
             x, y = random_batch(train_ids, args.batch_size, block, np_rng, device)
@@ -255,9 +527,16 @@ def train(args: argparse.Namespace, log=_log) -> Dict[str, object]:
             window_t, window_tokens = now, 0
         if (args.eval_every and done % args.eval_every == 0) or done == total_steps:
             eval_loss = evaluate(model, eval_data, args, block, device, autocast)
-            history.append({"step": done, "trainLoss": running, "evalLoss": eval_loss})
-            log(f"step {done}/{total_steps} | eval loss {eval_loss:.4f}")
-    elapsed = time.time() - t0
+            history.append({"step": done, "trainLoss": running, "evalLoss": eval_loss, "evalPerplexity": perplexity(eval_loss)})
+            log(f"step {done}/{total_steps} | eval loss {eval_loss:.4f} | ppl {_fmt_ppl(eval_loss)}")
+        if args.save_every and done % args.save_every == 0 and done < total_steps:
+            where = save_checkpoint(args.out, model, optimizer, scaler, trainer_state(done, elapsed_before + time.time() - t0), device)
+            log(f"step {done}/{total_steps} | saved checkpoint {where}")
+    elapsed = elapsed_before + time.time() - t0
+
+    os.makedirs(args.out, exist_ok=True)
+    where = save_checkpoint(args.out, model, optimizer, scaler, trainer_state(total_steps, elapsed), device)
+    log(f"step {total_steps}/{total_steps} | saved checkpoint {where}")
 
     model.to("cpu")
     save_pretrained(model, args.out)
@@ -295,22 +574,50 @@ def train(args: argparse.Namespace, log=_log) -> Dict[str, object]:
             "precision": "fp16" if amp_dtype == torch.float16 else "bf16" if amp_dtype == torch.bfloat16 else "fp32",
         },
         "initialEvalLoss": initial_eval,
+        "initialEvalPerplexity": perplexity(initial_eval),
         "finalTrainLoss": running,
         "finalEvalLoss": eval_loss,
+        "finalEvalPerplexity": perplexity(eval_loss),
         "history": history,
+        "resumed": resumed,
+        "checkpoint": CHECKPOINT_DIR,
         "seconds": round(elapsed, 2),
         "device": str(device),
         "torch": torch.__version__,
-        "finishedAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "finishedAt": _now(),
     }
     with open(os.path.join(args.out, "training.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
-    log(f"saved {args.out} ({elapsed:.1f}s): train loss {running:.4f}, eval loss {eval_loss:.4f}")
+    log(
+        f"saved {args.out} ({elapsed:.1f}s): train loss {running:.4f}, eval loss {eval_loss:.4f}, "
+        f"eval ppl {_fmt_ppl(eval_loss)}"
+    )
+    if args.export:
+        export_model_dir(args.out, args.export, log)
     return report
 
 
+def export_model_dir(checkpoint: str, out: str, log: Callable[[str], None] = _log) -> None:
+    """The model directory for the Node engine, by export_onnx.py's own entry point, so a model
+    exported here is exactly what `export_onnx.py --checkpoint CHECKPOINT --out OUT` writes: it reads
+    training.json for tags, meanCaptionTokens and the provenance (base model, data, frozen blocks,
+    steps, final losses)."""
+    import export_onnx  # noqa: E402  (imported late: only --export needs the ONNX exporter)
+
+    log(f"exporting {checkpoint} → {out}")
+    code = export_onnx.main(["--checkpoint", checkpoint, "--out", out])
+    if code:
+        raise SystemExit(f"export to {out} failed (export_onnx.py exit code {code})")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # the exporter's lines too, when piped
     args = build_parser().parse_args(argv)
     try:
         train(args)

@@ -44,7 +44,7 @@ def test_a_few_steps_lower_the_loss_and_save_an_hf_checkpoint(tmp_path):
     assert report["finalEvalLoss"] < report["initialEvalLoss"] - 1.0
     assert any("tok/s" in line for line in lines)
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "training.json"]
+    assert sorted(os.listdir(out)) == ["checkpoint-last", "config.json", "model.safetensors", "training.json"]
     with open(out / "training.json") as f:
         tj = json.load(f)
     assert tj["tags"] == TAGS and tj["meanCaptionTokens"] == 6.0 and tj["steps"] == 15 and tj["frozenBlocks"] == 0
