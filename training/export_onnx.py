@@ -86,7 +86,7 @@ def choose_opset(requested: Optional[int]) -> int:
 
 
 def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4)) -> int:
-    """Traces the decoder with a non-empty past (so concatenation and mask slicing are recorded as
+    """Traces the decoder with a non-empty past (so concatenation and the causal ranges are recorded as
     shape-dependent ops rather than skipped) and marks every batch/sequence/past axis dynamic.
     trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested)."""
     model = model.eval().float().cpu()

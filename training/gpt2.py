@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -123,51 +124,84 @@ def gelu_new(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
+# A reshape target: a tuple of ints in PyTorch, a 1-D int64 tensor while exporting (see batch_shape).
+ShapeLike = Union[Tuple[int, ...], torch.Tensor]
+
+
+def batch_shape(input_ids: torch.Tensor, *tail: int) -> ShapeLike:
+    """``(batch, seq, *tail)`` for a forward on ``input_ids``.
+
+    In PyTorch a tuple of ints. Under ``torch.onnx.export`` a 1-D int64 tensor, ``Shape(input_ids) ++
+    tail``, that the model computes once per forward and every block reuses: batch and sequence
+    stay dynamic, and the graph has one Shape + Concat instead of a Shape -> Gather -> Unsqueeze ->
+    Concat chain in front of every Reshape (what tracing ``x.size()`` records).
+    """
+    if torch.onnx.is_in_onnx_export():
+        with warnings.catch_warnings():  # the tail is a constant, which is what the warning is about
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            return torch.cat([torch._shape_as_tensor(input_ids), torch.tensor(tail, dtype=torch.long)])
+    return (input_ids.size(0), input_ids.size(1), *tail)
+
+
+def reshape(x: torch.Tensor, shape: ShapeLike) -> torch.Tensor:
+    """``x.reshape(shape)``; exports as a single Reshape when ``shape`` is a batch_shape tensor."""
+    if isinstance(shape, torch.Tensor):
+        return _ReshapeTo.apply(x, shape)
+    return x.reshape(shape)
+
+
+class _ReshapeTo(torch.autograd.Function):
+    """Export-only (no backward): Reshape against a shape tensor computed elsewhere in the graph."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        with warnings.catch_warnings():  # runs only while tracing; symbolic() records the real op
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            return x.reshape([int(n) for n in shape])
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, shape: Any) -> Any:
+        with warnings.catch_warnings():  # torch 1.13 flags g.op as deprecated; it is the documented API
+            warnings.simplefilter("ignore", FutureWarning)
+            return g.op("Reshape", x, shape)
+
+
 class Attention(nn.Module):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__()
         self.n_head = config.n_head
         self.head_dim = config.head_dim
-        self.n_embd = config.n_embd  # a Python constant, so tracing does not read it from a shape
+        self.n_embd = config.n_embd  # Python constants, so tracing does not read them from a shape
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
         self.c_proj = Conv1D(config.n_embd, config.n_embd)
-        # Causal mask as a sliced buffer (as HF's GPT-2 did): slicing with the traced key/query
-        # lengths exports to ONNX as a dynamic Slice, so no sequence length is baked into the
-        # graph. Not persistent: it is derived, and HF's own "attn.bias" is ignored on load.
-        n = config.n_positions
-        self.register_buffer(
-            "causal", torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n), persistent=False
-        )
-
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, t = x.size(0), x.size(1)
-        return x.view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # [b, h, t, d]
 
     def forward(
-        self, x: torch.Tensor, mask: Optional[torch.Tensor], past: Optional[KeyValue]
+        self, x: torch.Tensor, bias: torch.Tensor, qkv_shape: ShapeLike, past: Optional[KeyValue]
     ) -> Tuple[torch.Tensor, KeyValue]:
-        b, t = x.size(0), x.size(1)
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+        """x [b * t, n_embd] (rows: the model runs its dense layers on 2-D activations);
+        bias [b or 1, 1, t, past + t], additive (0 = attend, finfo.min = masked), and
+        qkv_shape (b, t, 3 * n_head, head_dim), both computed once per forward by the model."""
+        # One reshape + one transpose + one split for q, k and v: [b * t, 3E] -> [b, t, 3h, d] ->
+        # [b, 3h, t, d] -> three [b, h, t, d] (c_attn's columns are q | k | v, each head-major).
+        qkv = reshape(self.c_attn(x), qkv_shape).transpose(1, 2)
+        q, k, v = qkv.split(self.n_head, dim=1)
         if past is not None:
             # An empty past ([b, h, 0, d]) concatenates to a no-op, so the first step of cached
             # decoding and a cache-less forward are the same computation.
-            k = torch.cat([past[0].to(k.dtype), k], dim=2)
-            v = torch.cat([past[1].to(v.dtype), v], dim=2)
+            # (.to only when needed, e.g. under autocast: tracing would record a no-op Cast otherwise.)
+            pk, pv = past
+            k = torch.cat([pk if pk.dtype == k.dtype else pk.to(k.dtype), k], dim=2)
+            v = torch.cat([pv if pv.dtype == v.dtype else pv.to(v.dtype), v], dim=2)
         present = (k, v)
 
-        s = k.size(2)  # past + t
         att = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        # Query i sits at absolute position (s - t + i) and sees keys 0..(s - t + i).
-        allowed = self.causal[:, :, s - t : s, :s]
-        if mask is not None:
-            allowed = allowed & mask  # mask: [b, 1, 1, s] bool, False for padding
-        # finfo.min rather than -inf: a row with every key masked (a left-padding query) then gets
-        # a uniform softmax instead of NaN, and allowed keys are unaffected (exp(min - max) == 0).
-        att = att.masked_fill(~allowed, torch.finfo(att.dtype).min)
-        att = F.softmax(att, dim=-1)
+        # Masked entries get finfo.min / 2 added, which swamps any score (in float32 the sum rounds
+        # to exactly that value) without overflowing to -inf in half precision. A row with every key
+        # masked (a left-padding query) gets a uniform softmax instead of NaN, and allowed keys are
+        # unaffected (exp(min / 2 - max) == 0): the result equals masked_fill(finfo.min).
+        att = F.softmax(att + bias, dim=-1)
         y = torch.matmul(att, v)  # [b, h, t, d]
-        y = y.transpose(1, 2).reshape(b, t, self.n_embd)
+        y = y.transpose(1, 2).reshape(-1, self.n_embd)  # rows [b * t, E]; constant target shape
         return self.c_proj(y), present
 
 
@@ -190,9 +224,9 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x: torch.Tensor, mask: Optional[torch.Tensor], past: Optional[KeyValue]
+        self, x: torch.Tensor, bias: torch.Tensor, qkv_shape: ShapeLike, past: Optional[KeyValue]
     ) -> Tuple[torch.Tensor, KeyValue]:
-        a, present = self.attn(self.ln_1(x), mask, past)
+        a, present = self.attn(self.ln_1(x), bias, qkv_shape, past)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return x, present
@@ -254,18 +288,42 @@ class GPT2LMHeadModel(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(past_len, past_len + t, dtype=torch.long, device=input_ids.device)
             position_ids = position_ids.unsqueeze(0)
-        mask = None
-        if attention_mask is not None:
-            mask = attention_mask.to(torch.bool)[:, None, None, :]
-
+        c = self.config
         x = self.transformer.wte(input_ids) + self.transformer.wpe(position_ids)
+        bias = self.attention_bias(attention_mask, t, past_len, x.dtype, x.device)
+        # The blocks run on rows [b * t, E]: the same arithmetic as [b, t, E] (matmul folds leading
+        # dims anyway), and in the exported graph every dense layer is a 2-D MatMul + Add, which
+        # onnxruntime fuses into one Gemm. lm_head gets [b, t, E] back, so logits keep a static
+        # vocabulary axis in the graph's declared output shape.
+        x = x.reshape(-1, c.n_embd)
+        qkv_shape = batch_shape(input_ids, 3 * c.n_head, c.head_dim)
+
         presents: List[KeyValue] = []
         for i, block in enumerate(self.transformer.h):
-            x, present = block(x, mask, None if past_key_values is None else past_key_values[i])
+            x, present = block(x, bias, qkv_shape, None if past_key_values is None else past_key_values[i])
             presents.append(present)
-        x = self.transformer.ln_f(x)
+        x = reshape(self.transformer.ln_f(x), batch_shape(input_ids, c.n_embd))
         logits = self.lm_head(x)
         return logits, tuple(presents)
+
+    @staticmethod
+    def attention_bias(
+        attention_mask: Optional[torch.Tensor], t: int, past_len: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """The additive attention bias every block uses: [b or 1, 1, t, past_len + t], 0 where query i
+        (absolute position past_len + i) may attend key j — j <= past_len + i and, with a mask,
+        attention_mask[:, j] != 0 — and finfo(dtype).min / 2 elsewhere. Computed once per forward
+        (in the exported graph: once per step, not once per layer)."""
+        s = past_len + t
+        keys = torch.arange(s, device=device)
+        queries = torch.arange(t, device=device) + past_len
+        allowed = keys[None, :] <= queries[:, None]  # [t, s]
+        if attention_mask is not None:
+            allowed = allowed & attention_mask.to(torch.bool)[:, None, None, :]  # [b, 1, t, s]
+        else:
+            allowed = allowed[None, None]
+        zero = torch.zeros((), dtype=dtype, device=device)
+        return torch.where(allowed, zero, torch.full((), torch.finfo(dtype).min / 2, dtype=dtype, device=device))
 
     def empty_past(self, batch: int, device: Optional[torch.device] = None) -> Tuple[KeyValue, ...]:
         """Zero-length cache, what the Node engine passes on its first call."""

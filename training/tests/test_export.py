@@ -1,4 +1,6 @@
 import base64
+import collections
+import dataclasses
 import json
 import os
 
@@ -54,6 +56,30 @@ def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exp
     assert all(init.data_location != onnx.TensorProto.EXTERNAL for init in m.graph.initializer)
     assert sum(1 for init in m.graph.initializer if list(init.dims) in ([50257, 32], [32, 50257])) == 1
     assert os.path.getsize(path) < 8_000_000
+
+
+def test_exported_graph_is_lean(tmp_path):
+    # The decoder runs one token per step, so every node costs a kernel launch per step. The
+    # attention bias (causal structure + attention_mask) is built once and shared by all blocks, the
+    # head split/merge reshapes use one shared shape tensor or a constant one (no per-layer
+    # Shape -> Gather -> Unsqueeze -> Concat chains), and c_attn's output is split once. Counted for
+    # 2 and 4 layers, so a per-layer regression shows up as growth.
+    counts = {}
+    for n_layer in (2, 4):
+        torch.manual_seed(1)
+        model = GPT2LMHeadModel(dataclasses.replace(preset("tiny"), n_layer=n_layer))
+        path = str(tmp_path / f"m{n_layer}.onnx")
+        export_onnx.export_onnx(model, path)
+        counts[n_layer] = collections.Counter(n.op_type for n in onnx.load(path).graph.node)
+    two, four = counts[2], counts[4]
+    for op in ("Where", "And", "Not", "LessOrEqual", "Range", "Shape", "Gather", "Unsqueeze", "Slice", "Cast"):
+        assert two[op] == four[op], f"{op} grows with the number of layers: {two[op]} -> {four[op]}"
+    assert two["Where"] == 1 and two["Shape"] <= 3 and two["Slice"] == 0
+    per_layer = {op: (four[op] - two[op]) // 2 for op in four if four[op] != two[op]}
+    # Per block: 2 Reshape (head split, head merge), 1 Split, 2 Transpose (qkv, merge) + 1 for k^T,
+    # 2 Concat (the cache); nothing else that only moves data.
+    assert per_layer["Reshape"] == 2 and per_layer["Split"] == 1 and per_layer["Concat"] == 2
+    assert per_layer["Transpose"] == 3
 
 
 def test_traced_graph_does_not_depend_on_the_dummy_shapes(tmp_path):
