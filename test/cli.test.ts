@@ -1,28 +1,9 @@
-/**
- * The `imagine-bot` command line as a user runs it: a child process, its stdout, stderr and
- * exit code.
- */
-import { execFile } from "node:child_process";
 import { resolve } from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { runCli } from "./helpers/cli.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MODEL_DIR = resolve(ROOT, "models", "tiny-caption-gpt2");
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent", ...env } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 describe("imagine-bot prompt", () => {
   it("prints five complete prompts as JSON, the same on every run", async () => {
@@ -37,7 +18,7 @@ describe("imagine-bot prompt", () => {
       "1",
       "--json",
     ];
-    const first = await cli(args);
+    const first = await runCli(args);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
     const result = JSON.parse(first.stdout);
@@ -48,12 +29,12 @@ describe("imagine-bot prompt", () => {
       expect(Object.keys(prompt).sort()).toEqual(["complete", "text", "tokens"]);
       expect(prompt.text.startsWith("a lighthouse")).toBe(true);
     }
-    const second = await cli(args);
+    const second = await runCli(args);
     expect(second.stdout).toBe(first.stdout);
   });
 
   it("uses the default arm from configuration without --model", async () => {
-    const { code, stdout } = await cli(["prompt", "a red fox", "-n", "2", "--seed", "3"]);
+    const { code, stdout } = await runCli(["prompt", "a red fox", "-n", "2", "--seed", "3"]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^# ft-tags, seed 3\n/);
     expect(stdout.trim().split("\n")).toHaveLength(3);
@@ -68,14 +49,14 @@ describe("imagine-bot prompt", () => {
     [["prompt", "a lighthouse", "--model", "/nonexistent/model"], /does not exist/],
     [["frobnicate"], /unknown command/],
   ])("exits 2 with a clear message for %j", async (args, message) => {
-    const { code, stderr, stdout } = await cli(args);
+    const { code, stderr, stdout } = await runCli(args);
     expect(code).toBe(2);
     expect(stderr).toMatch(message);
     expect(stdout).toBe("");
   });
 
   it("exits 2 naming the variable when configuration is wrong", async () => {
-    const { code, stderr } = await cli(["prompt", "a lighthouse"], {
+    const { code, stderr } = await runCli(["prompt", "a lighthouse"], {
       IMAGINE_MODEL_DIR: "/nonexistent",
     });
     expect(code).toBe(2);
@@ -89,7 +70,7 @@ describe("imagine-bot prompt", () => {
       ["data", "--help"],
       ["data", "tokenize", "--help"],
     ]) {
-      const { code, stdout } = await cli(args);
+      const { code, stdout } = await runCli(args);
       expect(code).toBe(0);
       expect(stdout).toMatch(/Usage: imagine-bot/);
     }

@@ -1,30 +1,11 @@
-/**
- * `imagine-bot data prepare` and `data lengths` as a user runs them: a child process under tsx
- * (so the worker threads start from the .ts sources), with the real explicit-text filter.
- */
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readTokenFile } from "../../src/core/data/tokenFile.js";
+import { runCli } from "../helpers/cli.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
-
-async function cli(args: string[]) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent" } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const _ROOT = resolve(import.meta.dirname, "..", "..");
 
 let dir: string;
 beforeEach(async () => {
@@ -42,7 +23,7 @@ describe("imagine-bot data prepare", () => {
     await writeFile(txt, "a red fox &amp; a hare\n");
     const out = join(dir, "out");
     const args = ["data", "prepare", "--input", csv, txt, "--out", out];
-    const { code, stdout, stderr } = await cli([
+    const { code, stdout, stderr } = await runCli([
       ...args,
       "--workers",
       "2",
@@ -68,7 +49,7 @@ describe("imagine-bot data prepare", () => {
     );
     expect((await readTokenFile(join(out, "train.tokens"))).header.documents).toBe(2);
 
-    const human = await cli([...args, "--workers", "1", "--no-tags", "--limit", "1"]);
+    const human = await runCli([...args, "--workers", "1", "--no-tags", "--limit", "1"]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(
       /^read 1 rows from 2 file\(s\); kept 1 \(the --limit of 1\); dropped 0 empty/,
@@ -80,7 +61,7 @@ describe("imagine-bot data prepare", () => {
   it("exits 2 with the columns a file has when the column is missing", async () => {
     const csv = join(dir, "a.csv");
     await writeFile(csv, "url,alt\nx,y\n");
-    const { code, stderr } = await cli([
+    const { code, stderr } = await runCli([
       "data",
       "prepare",
       "--input",
@@ -97,7 +78,7 @@ describe("imagine-bot data prepare", () => {
   it("data lengths prints mean, median and p90", async () => {
     const txt = join(dir, "c.txt");
     await writeFile(txt, ["word", "", "word word", "word word word"].join("\n"));
-    const json = await cli(["data", "lengths", "--input", txt, "--json"]);
+    const json = await runCli(["data", "lengths", "--input", txt, "--json"]);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({
       count: 3,
@@ -109,7 +90,7 @@ describe("imagine-bot data prepare", () => {
       limit: 300_000,
       dropped: { empty: 1, malformed: 0 },
     });
-    const human = await cli(["data", "lengths", "--input", txt, "--workers", "1"]);
+    const human = await runCli(["data", "lengths", "--input", txt, "--workers", "1"]);
     expect(human.stdout).toContain("GPT-2 tokens: mean 2.00, median 2, p90 3, min 1, max 3");
   });
 });

@@ -1,13 +1,7 @@
-/**
- * Evaluation subjects from captions: noun-phrase extraction, WordNet senses, the score, the
- * ranking, and `imagine-bot data concepts` as a user runs it.
- */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   countPhrases,
@@ -24,8 +18,9 @@ import {
   parseIndexNoun,
   wordnetDir,
 } from "../../src/core/data/wordnet.js";
+import { runCli } from "../helpers/cli.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
+const _ROOT = resolve(import.meta.dirname, "..", "..");
 
 /** Six lighthouses (1 sense), six banks (10 senses), three red foxes, one rare kite. */
 const CORPUS = [
@@ -212,23 +207,9 @@ describe("counting and ranking", () => {
   });
 });
 
-async function cli(args: string[]) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent" } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
-
 describe("imagine-bot data concepts", () => {
   it("prints the subjects as JSON, with every part of the score and examples", async () => {
-    const { code, stdout, stderr } = await cli([
+    const { code, stdout, stderr } = await runCli([
       "data",
       "concepts",
       "--input",
@@ -265,7 +246,7 @@ describe("imagine-bot data concepts", () => {
   });
 
   it("prints a table and honours --limit", async () => {
-    const { code, stdout } = await cli([
+    const { code, stdout } = await runCli([
       "data",
       "concepts",
       "--input",
@@ -294,7 +275,7 @@ describe("imagine-bot data concepts", () => {
   });
 
   it("fails with a usage error for a missing file", async () => {
-    const { code, stderr } = await cli(["data", "concepts", "--input", join(dir, "none.txt")]);
+    const { code, stderr } = await runCli(["data", "concepts", "--input", join(dir, "none.txt")]);
     expect(code).toBe(2);
     expect(stderr).toContain("none.txt");
   });

@@ -1,16 +1,11 @@
-/**
- * `imagine-bot models pull` as a user runs it: a child process pointed at the fake Hub with
- * HF_ENDPOINT (and HF_TOKEN), its stdout, stderr and exit code; and the terminal progress line.
- */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createPullProgress } from "../../src/adapters/cli/models.js";
 import { FakeHub, sha256 } from "../fakes/hub.js";
+import { runCli } from "../helpers/cli.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const ONNX = readFileSync(join(ROOT, "models", "tiny-caption-gpt2", "model.onnx"));
@@ -22,20 +17,6 @@ const CONFIG = JSON.stringify({
   n_positions: 64,
   vocab_size: 50257,
 });
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent", ...env } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 describe("imagine-bot models pull", () => {
   let hub: FakeHub;
@@ -54,7 +35,7 @@ describe("imagine-bot models pull", () => {
       "config.json": CONFIG,
       "onnx/decoder_model_merged.onnx": ONNX,
     });
-    const pulled = await cli(["models", "pull", "gpt2", "--dir", modelsDir, "--json"], {
+    const pulled = await runCli(["models", "pull", "gpt2", "--dir", modelsDir, "--json"], {
       HF_ENDPOINT: hub.url,
     });
     expect(pulled.stderr).toBe(""); // not a TTY: no progress line
@@ -77,7 +58,7 @@ describe("imagine-bot models pull", () => {
       skipped: false,
     });
 
-    const prompt = await cli([
+    const prompt = await runCli([
       "prompt",
       "a lighthouse",
       "--model",
@@ -89,27 +70,27 @@ describe("imagine-bot models pull", () => {
     expect(prompt.code).toBe(0);
     expect(JSON.parse(prompt.stdout).prompts[0].text.startsWith("a lighthouse")).toBe(true);
 
-    const again = await cli(["models", "pull", "--dir", modelsDir], { HF_ENDPOINT: hub.url });
+    const again = await runCli(["models", "pull", "--dir", modelsDir], { HF_ENDPOINT: hub.url });
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/present +onnx\/decoder_model_merged\.onnx/);
   });
 
   it("sends HF_TOKEN and exits 2 with what to do on 401 and 404", async () => {
     hub.addRepo("lab/private", { "config.json": CONFIG, "model.onnx": ONNX }, { token: "hf_x" });
-    const denied = await cli(["models", "pull", "lab/private", "--dir", modelsDir], {
+    const denied = await runCli(["models", "pull", "lab/private", "--dir", modelsDir], {
       HF_ENDPOINT: hub.url,
     });
     expect(denied.code).toBe(2);
     expect(denied.stderr).toMatch(/^imagine-bot: lab\/private needs authentication .*set HF_TOKEN/);
     expect(denied.stdout).toBe("");
 
-    const allowed = await cli(["models", "pull", "lab/private", "--dir", modelsDir, "--json"], {
+    const allowed = await runCli(["models", "pull", "lab/private", "--dir", modelsDir, "--json"], {
       HF_ENDPOINT: hub.url,
       HF_TOKEN: "hf_x",
     });
     expect(allowed.code).toBe(0);
 
-    const missing = await cli(
+    const missing = await runCli(
       ["models", "pull", "lab/private", "--revision", "v9", "--dir", modelsDir],
       {
         HF_ENDPOINT: hub.url,

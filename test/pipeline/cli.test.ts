@@ -1,33 +1,14 @@
-/**
- * `imagine-bot imagine` as a user runs it: a child process against a tiny fake AUTOMATIC1111
- * server on 127.0.0.1, or with no backend configured.
- */
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseA1111Parameters, readParametersChunk } from "../../src/core/image/png.js";
+import { runCli } from "../helpers/cli.js";
 import { smallPng } from "./fakes.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent", ...env } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const _ROOT = resolve(import.meta.dirname, "..", "..");
 
 let root: string;
 let server: Server;
@@ -70,7 +51,7 @@ afterAll(async () => {
 
 describe("imagine-bot imagine", () => {
   it("exits 2 naming what to set when no image backend is configured", async () => {
-    const { code, stderr, stdout } = await cli(["imagine", "a lighthouse"], {
+    const { code, stderr, stdout } = await runCli(["imagine", "a lighthouse"], {
       IMAGINE_DATA_DIR: join(root, "none"),
     });
     expect(code).toBe(2);
@@ -84,7 +65,7 @@ describe("imagine-bot imagine", () => {
     const out = join(root, "out");
     const env = { IMAGE_BACKEND: "automatic1111", A1111_URL: url, IMAGINE_DATA_DIR: dataDir };
     const args = ["imagine", "<@123> **a lighthouse**", "-n", "2", "--seed", "5"];
-    const { code, stdout, stderr } = await cli([...args, "--out", out, "--json"], env);
+    const { code, stdout, stderr } = await runCli([...args, "--out", out, "--json"], env);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     const result = JSON.parse(stdout);
@@ -111,7 +92,7 @@ describe("imagine-bot imagine", () => {
     expect(records.map((line) => JSON.parse(line).arm)).toEqual(["ft-tags", "ft-tags"]);
 
     // Text output without --out: paths in the data directory, prompt, seed and timings.
-    const text = await cli(["imagine", "a red fox", "--seed", "9"], env);
+    const text = await runCli(["imagine", "a red fox", "--seed", "9"], env);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^# a red fox, seed 9\na red fox/);
     expect(text.stdout).toMatch(/seed 9 {2}\S+\/images\/\d{4}-\d{2}-\d{2}\/[0-9a-f-]+\.png\n/);
@@ -121,7 +102,7 @@ describe("imagine-bot imagine", () => {
 
   it("exits 2 for an explicit subject without rendering", async () => {
     const before = bodies.length;
-    const { code, stderr } = await cli(["imagine", "hentai fox"], {
+    const { code, stderr } = await runCli(["imagine", "hentai fox"], {
       IMAGE_BACKEND: "automatic1111",
       A1111_URL: url,
       IMAGINE_DATA_DIR: join(root, "data"),

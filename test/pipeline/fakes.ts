@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
-import { type Config, configSchema } from "../../src/core/config.js";
+import type { Config } from "../../src/core/config.js";
 import { formatA1111Parameters, withParametersChunk } from "../../src/core/image/png.js";
 import type { ArmSource, ImageParameters, SaveImage } from "../../src/core/pipeline.js";
 import type {
@@ -17,37 +17,18 @@ import type {
   PromptGenerator,
   RenderedImage,
 } from "../../src/core/types.js";
+import { testConfig as baseTestConfig, TINY_MODEL_DIR } from "../helpers/config.js";
 
-export const MODEL_DIR = new URL("../../models/tiny-caption-gpt2", import.meta.url).pathname;
+export const MODEL_DIR = TINY_MODEL_DIR;
 
 export function testConfig(
   dataDir: string,
   queue: Partial<Config["queue"]> = {},
   image: Partial<Config["image"]> = {},
 ): Config {
-  return configSchema.parse({
+  return baseTestConfig({
     dataDir,
-    defaultArm: "ft-tags",
-    arms: { "ft-tags": { kind: "onnx", modelDir: MODEL_DIR } },
-    sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
-    prompt: { count: 5, maxSubjectLength: 200, threads: 1 },
-    remote: { timeoutMs: 1000, retries: 0 },
-    safety: { extraBlockedWords: [], allowedWords: [] },
-    votes: {
-      storeUrl: "memory://",
-      discordEmoji: { quality: ["1️⃣", "2️⃣", "3️⃣", "4️⃣"], faithfulness: ["🔴", "🟠", "🟡", "🟢"] },
-      slackEmoji: {
-        quality: ["one", "two", "three", "four"],
-        faithfulness: [
-          "red_circle",
-          "large_orange_circle",
-          "large_yellow_circle",
-          "large_green_circle",
-        ],
-      },
-    },
     image: {
-      backend: null,
       width: 64,
       height: 64,
       steps: 20,
@@ -55,13 +36,10 @@ export function testConfig(
       negativePrompt: "blurry",
       timeoutMs: 1000,
       retries: 0,
-      huggingface: { model: "stabilityai/stable-diffusion-2" },
-      automatic1111: { sampler: "Euler a" },
-      comfyui: { workflowFile: "/tmp/workflow.json" },
       ...image,
     },
     queue: { concurrency: 2, perUserCap: 3, globalCap: 100, deadlineMs: 30_000, ...queue },
-    log: { level: "silent" },
+    remote: { timeoutMs: 1000, retries: 0 },
   });
 }
 

@@ -1,50 +1,19 @@
 import { resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Config, configSchema } from "../../src/core/config.js";
+import type { Config } from "../../src/core/config.js";
 import { createLogger } from "../../src/core/logger.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
 import { FakeHuggingFace } from "../fakes/huggingface.js";
+import { testConfig } from "../helpers/config.js";
 
 const MODEL_DIR = resolve(import.meta.dirname, "..", "..", "models", "tiny-caption-gpt2");
 const logger = createLogger({ level: "silent" });
 
 function config(arms: Config["arms"]): Config {
-  return configSchema.parse({
-    dataDir: "/tmp/imagine-data",
-    defaultArm: Object.keys(arms)[0],
+  return testConfig({
     arms,
-    sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
-    prompt: { count: 5, maxSubjectLength: 200, threads: 1 },
+    defaultArm: Object.keys(arms)[0],
     remote: { timeoutMs: 1000, retries: 0 },
-    safety: { extraBlockedWords: [], allowedWords: [] },
-    votes: {
-      storeUrl: "memory://",
-      discordEmoji: { quality: ["1️⃣", "2️⃣", "3️⃣", "4️⃣"], faithfulness: ["🔴", "🟠", "🟡", "🟢"] },
-      slackEmoji: {
-        quality: ["one", "two", "three", "four"],
-        faithfulness: [
-          "red_circle",
-          "large_orange_circle",
-          "large_yellow_circle",
-          "large_green_circle",
-        ],
-      },
-    },
-    image: {
-      backend: null,
-      width: 512,
-      height: 512,
-      steps: 20,
-      guidance: 7,
-      negativePrompt: "",
-      timeoutMs: 1000,
-      retries: 0,
-      huggingface: { model: "stabilityai/stable-diffusion-2" },
-      automatic1111: { sampler: "Euler a" },
-      comfyui: { workflowFile: "/tmp/workflow.json" },
-    },
-    queue: { concurrency: 1, perUserCap: 1, globalCap: 1, deadlineMs: 1000 },
-    log: { level: "silent" },
   });
 }
 

@@ -1,12 +1,10 @@
-/** `imagine-bot agreement` as a user runs it: a child process on temporary CSV files. */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
+const _ROOT = resolve(import.meta.dirname, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "imagine-agreement-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -15,20 +13,6 @@ function csv(text: string): string {
   const path = join(dir, `ratings-${files++}.csv`);
   writeFileSync(path, text);
   return path;
-}
-
-async function cli(args: string[]) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent" } },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
 }
 
 // Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the 4-observer, 12-unit
@@ -50,7 +34,7 @@ const krippendorffCsv = [
 
 describe("imagine-bot agreement", () => {
   it("prints the JSON report of the published example, under 'all' without a dimension column", async () => {
-    const { code, stdout, stderr } = await cli([
+    const { code, stdout, stderr } = await runCli([
       "agreement",
       "--input",
       csv(krippendorffCsv),
@@ -90,7 +74,7 @@ describe("imagine-bot agreement", () => {
         "i1,b,2,faithfulness",
       ].join("\n"),
     );
-    const { code, stdout } = await cli(["agreement", "--input", input, "--json"]);
+    const { code, stdout } = await runCli(["agreement", "--input", input, "--json"]);
     expect(code).toBe(0);
     const report = JSON.parse(stdout);
     expect(Object.keys(report.dimensions)).toEqual(["quality", "faithfulness"]);
@@ -113,7 +97,7 @@ describe("imagine-bot agreement", () => {
     expect(faithfulness.notes["krippendorff_alpha.interval"]).toMatch(/no expected disagreement/);
     expect(stdout).not.toMatch(/NaN/);
 
-    const table = await cli(["agreement", "--input", input]);
+    const table = await runCli(["agreement", "--input", input]);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^quality: 3 items, 2 raters, 6 ratings\n/);
     expect(table.stdout).toMatch(/Krippendorff's α\s+n\/a \(no expected disagreement/);
@@ -142,7 +126,7 @@ describe("imagine-bot agreement", () => {
     ["item,rater,score\ni1,a,1\n", ["--categories", "1,x"], /distinct ascending numbers/],
     ["item,rater,score\ni1,a,5\n", ["--categories", "1,2,3,4,5"], null],
   ])("validates %j with exit 2 and the line number", async (text, extra, message) => {
-    const { code, stderr, stdout } = await cli(["agreement", "--input", csv(text), ...extra]);
+    const { code, stderr, stdout } = await runCli(["agreement", "--input", csv(text), ...extra]);
     if (message === null) {
       expect(code).toBe(0);
       return;
@@ -153,7 +137,7 @@ describe("imagine-bot agreement", () => {
   });
 
   it("exits 2 for a missing file", async () => {
-    const { code, stderr } = await cli(["agreement", "--input", join(dir, "nope.csv")]);
+    const { code, stderr } = await runCli(["agreement", "--input", join(dir, "nope.csv")]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/cannot read the file/);
   });
