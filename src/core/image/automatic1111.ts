@@ -13,11 +13,10 @@
  */
 
 import { BotError } from "../errors.js";
-import { RemoteCallError } from "../retry.js";
+import { asRecord, RemoteCallError } from "../retry.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
 import {
-  asRecord,
   type BackendRuntimeOptions,
   readJson,
   runRender,

@@ -28,11 +28,10 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { BotError, ConfigError } from "../errors.js";
-import { RemoteCallError, sleepFor } from "../retry.js";
+import { asRecord, RemoteCallError, sleepFor } from "../retry.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
 import {
-  asRecord,
   type BackendRuntimeOptions,
   readBytes,
   readJson,

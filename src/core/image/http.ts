@@ -9,10 +9,11 @@ import { BotError, ConfigError } from "../errors.js";
 import {
   isRetryableStatus,
   loadingEstimateMs,
-  networkErrorCode,
+  networkFailure,
   parseRetryAfter,
   RemoteCallError,
   type Sleep,
+  serverMessage,
   withRetry,
   withTimeout,
 } from "../retry.js";
@@ -176,22 +177,6 @@ async function readText(response: Response, what: string): Promise<string> {
   }
 }
 
-/** A thrown fetch error: transient network failures are retryable, aborts pass through. */
-export function networkFailure(error: unknown, what: string): unknown {
-  if (error instanceof BotError) return error;
-  const name = (error as { name?: unknown } | null)?.name;
-  if (name === "AbortError" || name === "TimeoutError") return error;
-  const code = networkErrorCode(error);
-  const message = error instanceof Error ? error.message : String(error);
-  if (code !== undefined || /fetch failed|terminated|socket/i.test(message)) {
-    return new RemoteCallError(`${what} could not be reached (${code ?? message})`, {
-      retryable: true,
-      cause: error,
-    });
-  }
-  return new RemoteCallError(`${what} failed: ${message}`, { retryable: false, cause: error });
-}
-
 async function httpFailure(response: Response, what: string): Promise<RemoteCallError> {
   const text = await response.text().catch(() => "");
   let body: unknown = text;
@@ -210,21 +195,4 @@ async function httpFailure(response: Response, what: string): Promise<RemoteCall
       estimatedReadyMs: response.status === 503 ? loadingEstimateMs(body) : undefined,
     },
   );
-}
-
-/** The error text a server put in its JSON body ({error}, {detail}, {message}), shortened. */
-export function serverMessage(body: unknown): string | undefined {
-  const record = asRecord(body);
-  const nested = asRecord(record?.error);
-  const candidates = [record?.error, record?.detail, record?.message, nested?.message];
-  const text = candidates.find((value): value is string => typeof value === "string");
-  const trimmed = text?.trim();
-  if (!trimmed) return undefined;
-  return trimmed.length > 200 ? `${trimmed.slice(0, 200)}…` : trimmed;
-}
-
-export function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
 }

@@ -18,30 +18,15 @@
 
 import {
   InferenceClient,
-  InferenceClientHubApiError,
-  InferenceClientInputError,
-  InferenceClientProviderApiError,
-  InferenceClientProviderOutputError,
   type InferenceProviderOrPolicy,
   PROVIDERS_OR_POLICIES,
 } from "@huggingface/inference";
 import { BotError, ConfigError } from "../errors.js";
-import { routeHuggingFaceLogs } from "../huggingfaceLogs.js";
-import {
-  isRetryableStatus,
-  loadingEstimateMs,
-  parseRetryAfter,
-  RemoteCallError,
-} from "../retry.js";
+import { describeHuggingFaceFailure, routeHuggingFaceLogs } from "../huggingface.js";
+import { networkFailure } from "../retry.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
-import {
-  type BackendRuntimeOptions,
-  networkFailure,
-  runRender,
-  serverMessage,
-  validateRuntime,
-} from "./http.js";
+import { type BackendRuntimeOptions, runRender, validateRuntime } from "./http.js";
 
 export interface HuggingFaceImageOptions extends BackendRuntimeOptions {
   /** Hub model id (HF_IMAGE_MODEL); also the model named in the PNG metadata. */
@@ -98,7 +83,12 @@ export function createHuggingFaceImageBackend(options: HuggingFaceImageOptions):
         { fetch: recordingFetch, signal, retry_on_error: false, outputType: "blob" },
       );
     } catch (error) {
-      throw describeFailure(error, label, lastResponse);
+      throw describeHuggingFaceFailure(
+        error,
+        label,
+        lastResponse,
+        `returned no image${lastResponse?.headers.get("content-type") ? ` (${lastResponse.headers.get("content-type")})` : ""}`,
+      );
     }
     let bytes: Uint8Array;
     try {
@@ -170,38 +160,4 @@ function validateTarget(options: HuggingFaceImageOptions): { args: Target; label
     args: { model, provider: provider as InferenceProviderOrPolicy },
     label: `Hugging Face model ${model} via ${provider}`,
   };
-}
-
-/**
- * Turns what the client threw into a RemoteCallError naming the target and HTTP status. The
- * library's errors carry the request headers; they are not kept as the cause.
- */
-function describeFailure(error: unknown, label: string, lastResponse?: Response): unknown {
-  if (
-    error instanceof InferenceClientProviderApiError ||
-    error instanceof InferenceClientHubApiError
-  ) {
-    const { status, body } = error.httpResponse;
-    const what = error instanceof InferenceClientHubApiError ? `${label} (Hub lookup)` : label;
-    const detail = serverMessage(body) ?? (typeof body === "string" ? body.slice(0, 200) : "");
-    return new RemoteCallError(`${what} failed with HTTP ${status}${detail ? `: ${detail}` : ""}`, {
-      status,
-      retryable: isRetryableStatus(status),
-      retryAfterMs: parseRetryAfter(lastResponse?.headers.get("retry-after")),
-      estimatedReadyMs: status === 503 ? loadingEstimateMs(body) : undefined,
-    });
-  }
-  if (error instanceof InferenceClientProviderOutputError) {
-    const type = lastResponse?.headers.get("content-type");
-    return new RemoteCallError(
-      `${label} returned no image${type ? ` (${type})` : ""}: ${error.message}`,
-      { status: lastResponse?.status, retryable: false },
-    );
-  }
-  if (error instanceof InferenceClientInputError) {
-    return new RemoteCallError(`${label} rejected the request: ${error.message}`, {
-      retryable: false,
-    });
-  }
-  return networkFailure(error, label);
 }

@@ -13,26 +13,13 @@
 
 import {
   InferenceClient,
-  InferenceClientHubApiError,
-  InferenceClientInputError,
-  InferenceClientProviderApiError,
-  InferenceClientProviderOutputError,
   type InferenceProviderOrPolicy,
   PROVIDERS_OR_POLICIES,
   type TextGenerationInput,
 } from "@huggingface/inference";
 import { BotError, ConfigError } from "../errors.js";
-import { routeHuggingFaceLogs } from "../huggingfaceLogs.js";
-import {
-  isRetryableStatus,
-  loadingEstimateMs,
-  networkErrorCode,
-  parseRetryAfter,
-  RemoteCallError,
-  type Sleep,
-  withRetry,
-  withTimeout,
-} from "../retry.js";
+import { describeHuggingFaceFailure, routeHuggingFaceLogs } from "../huggingface.js";
+import { asRecord, RemoteCallError, type Sleep, withRetry, withTimeout } from "../retry.js";
 import type {
   GeneratedPrompt,
   GenerateRequest,
@@ -127,7 +114,12 @@ export function createRemoteGenerator(options: RemoteGeneratorOptions): PromptGe
       );
       return { text: output.generated_text, facts: completionFacts(lastJson, output.details) };
     } catch (error) {
-      throw describeFailure(error, target.label, lastResponse);
+      throw describeHuggingFaceFailure(
+        error,
+        target.label,
+        lastResponse,
+        "returned a malformed response",
+      );
     }
   }
 
@@ -322,69 +314,6 @@ function completionFacts(raw: unknown, details: unknown): CompletionFacts {
         ? generatedTokens
         : undefined,
   };
-}
-
-function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
-}
-
-/**
- * Turns whatever the client threw into a RemoteCallError that names the target and the HTTP
- * status. The library's HTTP errors carry the request headers; v4 redacts the token there, but
- * they are left out as the cause rather than trusting every version to.
- */
-function describeFailure(error: unknown, target: string, lastResponse?: Response): RemoteCallError {
-  if (
-    error instanceof InferenceClientProviderApiError ||
-    error instanceof InferenceClientHubApiError
-  ) {
-    const { status, body } = error.httpResponse;
-    const what = error instanceof InferenceClientHubApiError ? `${target} (Hub lookup)` : target;
-    const detail = serverMessage(body);
-    return new RemoteCallError(`${what} failed with HTTP ${status}${detail ? `: ${detail}` : ""}`, {
-      status,
-      retryable: isRetryableStatus(status),
-      retryAfterMs: parseRetryAfter(lastResponse?.headers.get("retry-after")),
-      estimatedReadyMs: status === 503 ? loadingEstimateMs(body) : undefined,
-    });
-  }
-  if (error instanceof InferenceClientProviderOutputError) {
-    return new RemoteCallError(`${target} returned a malformed response: ${error.message}`, {
-      status: lastResponse?.status,
-      retryable: false,
-    });
-  }
-  if (error instanceof InferenceClientInputError) {
-    return new RemoteCallError(`${target} rejected the request: ${error.message}`, {
-      retryable: false,
-    });
-  }
-  const code = networkErrorCode(error);
-  const message = error instanceof Error ? error.message : String(error);
-  if (code !== undefined || /fetch failed/i.test(message)) {
-    return new RemoteCallError(`${target} could not be reached (${code ?? message})`, {
-      retryable: true,
-      cause: error,
-    });
-  }
-  return new RemoteCallError(`${target} failed: ${message}`, { retryable: false, cause: error });
-}
-
-/** The error text a server put in its JSON body ({error}, {detail}, {message}), shortened. */
-function serverMessage(body: unknown): string | undefined {
-  const record = asRecord(body);
-  const nested = asRecord(record?.error);
-  const text =
-    typeof body === "string"
-      ? body
-      : [record?.error, record?.detail, record?.message, nested?.message].find(
-          (value): value is string => typeof value === "string",
-        );
-  const trimmed = text?.trim();
-  if (!trimmed) return undefined;
-  return trimmed.length > 200 ? `${trimmed.slice(0, 200)}…` : trimmed;
 }
 
 interface Target {
