@@ -2,6 +2,7 @@
 # Runs every test on a fresh machine: installs what is missing, then vitest and pytest.
 #   - Debian packages for training/ (PyTorch, NumPy, pytest, onnx) through apt-get
 #   - npm packages from the committed lock file
+#   - Redis and PostgreSQL (Debian packages), started on loopback for the vote-store tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
+
+# Starts (or reuses) the test servers and exports IMAGINE_TEST_REDIS_URL / IMAGINE_TEST_POSTGRES_URL.
+eval "$(scripts/services.sh)"
 
 npx vitest run
 /usr/bin/python3 -m pytest -q training/tests

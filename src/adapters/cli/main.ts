@@ -20,6 +20,7 @@ import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
 import { registerSafetyCommands } from "./safety.js";
+import { registerVotesCommands } from "./votes.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -98,6 +99,7 @@ export function buildProgram(): Command {
   registerImagineCommand(program);
   registerAgreementCommand(program);
   registerModelsCommands(program);
+  registerVotesCommands(program);
 
   return program;
 }

@@ -1,0 +1,335 @@
+/**
+ * The key-value layer under the vote store: keyv for values (get, set, delete, serialization)
+ * on every backend, plus one thing keyv does not give efficiently: listing the keys under a
+ * prefix, in key order, page by page.
+ *
+ * keyv's own iterator is not used for that: @keyv/sqlite's pages with `LIKE ? LIMIT ? OFFSET ?`
+ * (a full scan per page, so quadratic; unordered; LIKE is case-insensitive and treats `_` as a
+ * wildcard), @keyv/redis's is a SCAN of the whole keyspace per call (unordered, ten keys per
+ * round trip). Instead:
+ *   - SQLite and PostgreSQL: keyset pagination on the primary key of keyv's table,
+ *     `key > after AND key < end ORDER BY key LIMIT n` (PostgreSQL with COLLATE "C" and an index
+ *     for it, so the order is bytewise whatever the database's collation).
+ *   - Redis: a sorted set per listed collection (all members score 0, so ZRANGE BYLEX pages
+ *     them in byte order), written in the same MULTI/EXEC transaction as the value. ZADD and ZREM
+ *     are single server-side operations: two clients adding different members never lose one.
+ *   - Memory (tests): the keys of keyv's Map, sorted.
+ * No backend needs a read-modify-write of a shared record to keep its indices.
+ *
+ * Keys are ASCII (the store encodes every component with encodeURIComponent), so JavaScript,
+ * SQLite BINARY, PostgreSQL "C" and Redis lexicographic order all agree.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import KeyvPostgres from "@keyv/postgres";
+import KeyvRedis, { createClient } from "@keyv/redis";
+import KeyvSqlite from "@keyv/sqlite";
+import { Keyv } from "keyv";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../types.js";
+
+export interface Kv {
+  readonly backend: "memory" | "sqlite" | "redis" | "postgres";
+  get<T>(key: string): Promise<T | undefined>;
+  /**
+   * Stores a value. `collection`, when given, is the prefix under which list() must find the key
+   * (a prefix of the key ending in "/"); keys that are never listed pass none.
+   */
+  set(key: string, value: unknown, collection?: string): Promise<void>;
+  delete(key: string, collection?: string): Promise<void>;
+  /** Entries whose key starts with `collection`, in key order, fetched `pageSize` at a time. */
+  list<T>(collection: string, pageSize?: number): AsyncIterable<[string, T]>;
+  close(): Promise<void>;
+}
+
+/** One page of raw (serialized) entries after `after` (exclusive), in key order. */
+type PageReader = (
+  physicalCollection: string,
+  after: string | undefined,
+  limit: number,
+) => Promise<Array<[string, string | undefined]>>;
+
+const DEFAULT_PAGE = 500;
+
+/** The smallest string greater than every string that starts with `prefix`. */
+function prefixEnd(prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+function newKeyv(store: unknown, logger?: Logger): Keyv {
+  // No keyv namespace: the store adds its own prefix, identical on every backend.
+  const keyv = new Keyv({ store, namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
+  keyv.on("error", (error: unknown) => logger?.warn({ err: error }, "vote store backend error"));
+  return keyv;
+}
+
+class KeyvKv implements Kv {
+  private closed = false;
+
+  constructor(
+    readonly backend: Kv["backend"],
+    protected readonly keyv: Keyv,
+    protected readonly prefix: string,
+    private readonly readPage: PageReader,
+    private readonly onClose: () => Promise<void>,
+  ) {}
+
+  async get<T>(key: string): Promise<T | undefined> {
+    return (await this.keyv.get<T>(this.prefix + key)) ?? undefined;
+  }
+
+  async set(key: string, value: unknown, _collection?: string): Promise<void> {
+    await this.keyv.set(this.prefix + key, value);
+  }
+
+  async delete(key: string, _collection?: string): Promise<void> {
+    await this.keyv.delete(this.prefix + key);
+  }
+
+  async *list<T>(collection: string, pageSize = DEFAULT_PAGE): AsyncIterable<[string, T]> {
+    const physical = this.prefix + collection;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.readPage(physical, after, pageSize);
+      for (const [key, raw] of page) {
+        if (raw === undefined || raw === null) continue;
+        const data = await this.keyv.deserializeData<T>(raw);
+        if (data?.value !== undefined) yield [key.slice(this.prefix.length), data.value];
+      }
+      if (page.length < pageSize) return;
+      after = (page[page.length - 1] as [string, unknown])[0];
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.onClose();
+  }
+}
+
+export function openMemoryKv(logger?: Logger): Kv {
+  const map = new Map<string, string>();
+  const keyv = newKeyv(map, logger);
+  const readPage: PageReader = async (collection, after, limit) => {
+    const keys = [...map.keys()]
+      .filter((key) => key.startsWith(collection) && (after === undefined || key > after))
+      .sort()
+      .slice(0, limit);
+    return keys.map((key) => [key, map.get(key)]);
+  };
+  return new KeyvKv("memory", keyv, "", readPage, async () => {});
+}
+
+const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export async function openSqliteKv(
+  file: string,
+  options: { table: string; prefix: string; logger?: Logger },
+): Promise<Kv> {
+  if (!TABLE.test(options.table)) throw badTable(options.table);
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (error) {
+    throw new ConfigError(
+      `votes.storeUrl (IMAGINE_VOTE_STORE): cannot create the folder for ${file}: ${(error as Error).message}`,
+    );
+  }
+  const store = new KeyvSqlite({
+    uri: `sqlite://${file}`,
+    table: options.table,
+    busyTimeout: 10_000,
+  });
+  store.on("error", () => {}); // surfaced by the query below
+  try {
+    // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
+    await store.query("PRAGMA journal_mode = WAL");
+    await store.query("PRAGMA synchronous = NORMAL");
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw new ConfigError(
+      `votes.storeUrl (IMAGINE_VOTE_STORE): cannot open the SQLite vote store ${file}: ${(error as Error).message}`,
+    );
+  }
+  const keyv = newKeyv(store, options.logger);
+  const table = options.table;
+  const readPage: PageReader = async (collection, after, limit) => {
+    const rows = (await store.query(
+      `SELECT key, value FROM ${table} WHERE key > ? AND key < ? ORDER BY key LIMIT ?`,
+      after ?? collection,
+      prefixEnd(collection),
+      limit,
+    )) as { key: string; value: string }[];
+    return rows.map((row) => [row.key, row.value]);
+  };
+  return new KeyvKv("sqlite", keyv, options.prefix, readPage, () => store.close());
+}
+
+/**
+ * @keyv/postgres keeps one pg pool per process (module state): a second store on another URL
+ * would orphan the first one's pool, and closing either ends the shared pool. So stores on the
+ * same URL share it, counted, and a store on a different URL is refused while one is open.
+ */
+const postgresPool = { uri: undefined as string | undefined, open: 0 };
+
+export async function openPostgresKv(
+  uri: string,
+  options: { table: string; schema: string; prefix: string; logger?: Logger; display: string },
+): Promise<Kv> {
+  if (!TABLE.test(options.table)) throw badTable(options.table);
+  if (!TABLE.test(options.schema)) {
+    throw new ConfigError(
+      `votes.storeUrl (IMAGINE_VOTE_STORE): schema "${options.schema}" must be letters, digits and _`,
+    );
+  }
+  if (postgresPool.open > 0 && postgresPool.uri !== uri) {
+    throw new ConfigError(
+      `votes.storeUrl (IMAGINE_VOTE_STORE): a PostgreSQL vote store on another server is already open in this process (@keyv/postgres shares one connection pool per process); close it first`,
+    );
+  }
+  const errors: unknown[] = [];
+  const store = new KeyvPostgres({
+    uri,
+    table: options.table,
+    schema: options.schema,
+    keySize: 1024,
+    connectionTimeoutMillis: 10_000,
+    max: 10,
+  });
+  store.on("error", (error: unknown) => errors.push(error));
+  postgresPool.uri = uri;
+  postgresPool.open += 1;
+  const release = async () => {
+    postgresPool.open -= 1;
+    if (postgresPool.open === 0) {
+      postgresPool.uri = undefined;
+      await store.disconnect();
+    }
+  };
+  const qualified = `"${options.schema}"."${options.table}"`;
+  try {
+    await store.query("SELECT 1");
+    // Byte-order range scans whatever the database's collation (the primary key's index uses it).
+    await store.query(
+      `CREATE INDEX IF NOT EXISTS "${options.table}_key_bytes" ON ${qualified} (key COLLATE "C")`,
+    );
+  } catch (error) {
+    await release().catch(() => {});
+    const cause = errors[0] ?? error;
+    throw new ConfigError(
+      `votes.storeUrl (IMAGINE_VOTE_STORE): cannot use the PostgreSQL vote store ${options.display}: ${(cause as Error).message ?? String(cause)}`,
+      { cause },
+    );
+  }
+  const keyv = newKeyv(store, options.logger);
+  const readPage: PageReader = async (collection, after, limit) => {
+    const rows = (await store.query(
+      `SELECT key, value FROM ${qualified} WHERE key COLLATE "C" > $1 AND key COLLATE "C" < $2 ORDER BY key COLLATE "C" LIMIT $3`,
+      [after ?? collection, prefixEnd(collection), limit],
+    )) as { key: string; value: string }[];
+    return rows.map((row) => [row.key, row.value]);
+  };
+  return new KeyvKv("postgres", keyv, options.prefix, readPage, release);
+}
+
+type RedisClient = ReturnType<typeof createClient>;
+
+class RedisKv extends KeyvKv {
+  constructor(
+    keyv: Keyv,
+    prefix: string,
+    private readonly client: RedisClient,
+    readPage: PageReader,
+    onClose: () => Promise<void>,
+  ) {
+    super("redis", keyv, prefix, readPage, onClose);
+  }
+
+  /** The sorted set that indexes a collection. Value keys never start with "index:". */
+  indexKey(collection: string): string {
+    return `${this.prefix}index:${collection}`;
+  }
+
+  override async set(key: string, value: unknown, collection?: string): Promise<void> {
+    if (collection === undefined) return super.set(key, value);
+    const raw = await this.keyv.serializeData({ value, expires: undefined });
+    await this.client
+      .multi()
+      .set(this.prefix + key, raw as string)
+      .zAdd(this.indexKey(collection), { score: 0, value: key })
+      .exec();
+  }
+
+  override async delete(key: string, collection?: string): Promise<void> {
+    if (collection === undefined) return super.delete(key);
+    await this.client
+      .multi()
+      .del(this.prefix + key)
+      .zRem(this.indexKey(collection), key)
+      .exec();
+  }
+}
+
+export async function openRedisKv(
+  url: string,
+  options: { prefix: string; logger?: Logger; display: string },
+): Promise<Kv> {
+  let lastError: unknown;
+  let connected = false;
+  const client: RedisClient = createClient({
+    url,
+    socket: {
+      connectTimeout: 10_000,
+      // Reconnect after a dropped connection (backing off up to 2 s); fail at once at start-up.
+      reconnectStrategy: (retries: number, cause: Error) =>
+        connected ? Math.min(100 * 2 ** retries, 2_000) : cause,
+    },
+  });
+  client.on("error", (error: unknown) => {
+    lastError = error;
+    options.logger?.warn({ err: error }, "vote store: redis connection error");
+  });
+  try {
+    await client.connect();
+    connected = true;
+  } catch (error) {
+    try {
+      client.destroy();
+    } catch {
+      // already closed by the failed connect
+    }
+    throw new ConfigError(
+      `votes.storeUrl (IMAGINE_VOTE_STORE): cannot connect to Redis at ${options.display}: ${(lastError as Error | undefined)?.message ?? (error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const adapter = new KeyvRedis(client, { throwOnConnectError: true, throwOnErrors: true });
+  const keyv = newKeyv(adapter, options.logger);
+  const prefix = options.prefix;
+  let kv: RedisKv | undefined;
+  const readPage: PageReader = async (collection, after, limit) => {
+    const logical = collection.slice(prefix.length);
+    const members = await client.zRange(
+      (kv as RedisKv).indexKey(logical),
+      after === undefined ? "-" : `(${after.slice(prefix.length)}`,
+      "+",
+      { BY: "LEX", LIMIT: { offset: 0, count: limit } },
+    );
+    if (members.length === 0) return [];
+    const physical = members.map((member) => prefix + member);
+    const values = await client.mGet(physical);
+    // Keep the page length (a missing value is skipped by the caller) so paging goes on.
+    return physical.map((key, i) => [key, values[i] ?? undefined]);
+  };
+  kv = new RedisKv(keyv, prefix, client, readPage, async () => {
+    if (client.isOpen) await client.close();
+  });
+  return kv;
+}
+
+function badTable(table: string): ConfigError {
+  return new ConfigError(
+    `votes.storeUrl (IMAGINE_VOTE_STORE): table "${table}" must start with a letter or _ and hold only letters, digits and _ (at most 63)`,
+  );
+}

@@ -1,0 +1,396 @@
+/**
+ * The vote store: generations and votes on keyv, over SQLite (default), Redis, PostgreSQL or
+ * memory (tests). See ./README.md for the key layout and the concurrency argument.
+ *
+ * Keys (every component encoded with encodeURIComponent, so keys are ASCII and "/" separates):
+ *   gen/<generationId>                              the Generation record        (listed: gen/)
+ *   msg/<platform>/<messageRef>                     → generationId
+ *   study/<studyId>/<generationId>                  → generationId               (listed per study)
+ *   vote/<generationId>/<rater>/<dimension>         the current Vote             (listed per generation)
+ *   event/<ISO time>-<sequence>-<random>            one VoteEvent, never rewritten (listed: event/)
+ *
+ * Every vote lives under its own key and every index entry is its own key (or, on Redis, a
+ * member added with ZADD in the same transaction), so no write ever reads, modifies and writes
+ * back a record that another rater's vote also changes.
+ */
+import { randomBytes } from "node:crypto";
+import { isAbsolute, resolve } from "node:path";
+import { ConfigError, UserError } from "../errors.js";
+import {
+  DIMENSIONS,
+  type Dimension,
+  type Generation,
+  type Logger,
+  type Vote,
+  type VoteEvent,
+  type VoteStore,
+} from "../types.js";
+import { type Kv, openMemoryKv, openPostgresKv, openRedisKv, openSqliteKv } from "./kv.js";
+
+export interface OpenVoteStoreOptions {
+  /** Relative sqlite:// paths are resolved here. */
+  dataDir: string;
+  logger?: Logger;
+  /** The clock for vote and event times (tests). */
+  now?: () => Date;
+}
+
+/** A VoteStore with what the command line and statistics need beyond the contract. */
+export interface KeyvVoteStore extends VoteStore {
+  /** "memory" | "sqlite" | "redis" | "postgres". */
+  readonly backend: string;
+  /** Every generation, in id order, streamed. */
+  generations(): AsyncIterable<Generation>;
+  /** Every current vote of every generation, streamed, with the arm (server-side only). */
+  allVotes(): AsyncIterable<Vote & { arm: string }>;
+}
+
+export const VOTE_STORE_URL_FORMS = [
+  "sqlite://votes.sqlite (a file in the data directory; the default)",
+  "sqlite:///absolute/path/votes.sqlite",
+  "redis://[user:password@]host:6379[/db]",
+  "postgresql://user:password@host:5432/database",
+  "memory:// (tests only: nothing is kept)",
+];
+
+/**
+ * Opens the vote store that `url` names. Query parameters: `namespace` (a key prefix, default
+ * "imagine", so several deployments can share one Redis or table) on every backend; `table`
+ * (default "imagine_votes") on SQLite and PostgreSQL; `schema` (default "public") on PostgreSQL.
+ * Throws ConfigError naming IMAGINE_VOTE_STORE / votes.storeUrl for a URL it cannot use.
+ */
+export async function openVoteStore(
+  url: string,
+  options: OpenVoteStoreOptions,
+): Promise<KeyvVoteStore> {
+  const kv = await openKv(url.trim(), options);
+  return new KvVoteStore(kv, options.now ?? (() => new Date()), options.logger);
+}
+
+async function openKv(url: string, options: OpenVoteStoreOptions): Promise<Kv> {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  const logger = options.logger;
+  switch (scheme) {
+    case "memory":
+      return openMemoryKv(logger);
+    case "sqlite": {
+      const [path = "", query = ""] = url.slice("sqlite://".length).split("?", 2);
+      const params = new URLSearchParams(query);
+      if (path === "") throw badUrl(url, "the SQLite file is missing");
+      const decoded = decodeURIComponent(path);
+      const file = isAbsolute(decoded) ? decoded : resolve(options.dataDir, decoded);
+      return openSqliteKv(file, {
+        table: tableParam(params, "table", "imagine_votes", url),
+        prefix: namespacePrefix(params, url),
+        ...(logger ? { logger } : {}),
+      });
+    }
+    case "redis":
+    case "rediss": {
+      const parsed = parseUrl(url);
+      const prefix = namespacePrefix(parsed.searchParams, url);
+      parsed.searchParams.delete("namespace");
+      return openRedisKv(parsed.toString(), {
+        prefix,
+        display: redact(parsed),
+        ...(logger ? { logger } : {}),
+      });
+    }
+    case "postgres":
+    case "postgresql": {
+      const parsed = parseUrl(url);
+      const params = parsed.searchParams;
+      const prefix = namespacePrefix(params, url);
+      const table = tableParam(params, "table", "imagine_votes", url);
+      const schema = tableParam(params, "schema", "public", url);
+      for (const name of ["namespace", "table", "schema"]) params.delete(name);
+      return openPostgresKv(parsed.toString(), {
+        table,
+        schema,
+        prefix,
+        display: redact(parsed),
+        ...(logger ? { logger } : {}),
+      });
+    }
+    default:
+      throw badUrl(url, scheme ? `"${scheme}://" is not a supported backend` : "it is not a URL");
+  }
+}
+
+function parseUrl(url: string): URL {
+  try {
+    return new URL(url);
+  } catch {
+    throw badUrl(url, "it does not parse as a URL");
+  }
+}
+
+function tableParam(params: URLSearchParams, name: string, fallback: string, url: string): string {
+  const value = params.get(name) ?? fallback;
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(value)) {
+    throw badUrl(
+      url,
+      `${name} "${value}" must start with a letter or _ and hold only letters, digits and _`,
+    );
+  }
+  return value;
+}
+
+function namespacePrefix(params: URLSearchParams, url: string): string {
+  const namespace = params.get("namespace") ?? "imagine";
+  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(namespace)) {
+    throw badUrl(url, `namespace "${namespace}" must be 1–100 letters, digits, _ . or -`);
+  }
+  return `${namespace}:`;
+}
+
+/** The URL without its password, for messages. */
+function redact(url: URL): string {
+  const copy = new URL(url.toString());
+  if (copy.password) copy.password = "***";
+  return copy.toString();
+}
+
+function badUrl(url: string, why: string): ConfigError {
+  let shown = url;
+  try {
+    shown = redact(new URL(url));
+  } catch {
+    // Not a URL: hide whatever sits between "user:" and "@".
+    shown = url.replace(/(\/\/[^/@:]*:)[^@/]*@/, "$1***@");
+  }
+  return new ConfigError(
+    `votes.storeUrl (set IMAGINE_VOTE_STORE or votes.storeUrl in the config file) is "${shown}": ${why}. Use one of:\n${VOTE_STORE_URL_FORMS.map((form) => `  - ${form}`).join("\n")}`,
+  );
+}
+
+const enc = encodeURIComponent;
+const keys = {
+  generations: "gen/",
+  generation: (id: string) => `gen/${enc(id)}`,
+  message: (platform: string, ref: string) => `msg/${enc(platform)}/${enc(ref)}`,
+  study: (studyId: string) => `study/${enc(studyId)}/`,
+  votes: (generationId: string) => `vote/${enc(generationId)}/`,
+  vote: (v: { generationId: string; rater: string; dimension: Dimension }) =>
+    `vote/${enc(v.generationId)}/${enc(v.rater)}/${v.dimension}`,
+  events: "event/",
+};
+
+class KvVoteStore implements KeyvVoteStore {
+  /** In-process queue per vote key: castVote/retractVote of one (generation, rater, dimension) run one at a time. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Generations known to exist (they are never deleted). */
+  private readonly known = new Set<string>();
+  private sequence = 0;
+  private lastMs = 0;
+  private readonly instance = randomBytes(3).toString("hex");
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly kv: Kv,
+    private readonly now: () => Date,
+    private readonly logger?: Logger,
+  ) {}
+
+  get backend(): string {
+    return this.kv.backend;
+  }
+
+  async saveGeneration(generation: Generation): Promise<void> {
+    if (typeof generation.id !== "string" || generation.id === "") {
+      throw new UserError("USAGE", "a generation needs a non-empty id");
+    }
+    // The record first, then its index entries: an index entry never names a missing record.
+    await this.kv.set(keys.generation(generation.id), generation, keys.generations);
+    this.known.add(generation.id);
+    const writes: Promise<void>[] = [];
+    if (generation.messageRef !== undefined) {
+      writes.push(
+        this.kv.set(keys.message(generation.platform, generation.messageRef), generation.id),
+      );
+    }
+    if (generation.studyId !== undefined) {
+      const study = keys.study(generation.studyId);
+      writes.push(this.kv.set(study + enc(generation.id), generation.id, study));
+    }
+    await Promise.all(writes);
+  }
+
+  getGeneration(id: string): Promise<Generation | undefined> {
+    return this.kv.get<Generation>(keys.generation(id));
+  }
+
+  async findGenerationByMessage(
+    platform: string,
+    messageRef: string,
+  ): Promise<Generation | undefined> {
+    const id = await this.kv.get<string>(keys.message(platform, messageRef));
+    if (id === undefined) return undefined;
+    const generation = await this.getGeneration(id);
+    return generation?.platform === platform ? generation : undefined;
+  }
+
+  setMessageRef(generationId: string, messageRef: string): Promise<void> {
+    // The generation record is rewritten here, serialized per generation in this process; only
+    // the adapter that posted the image calls this, once.
+    return this.serialized(keys.generation(generationId), async () => {
+      const generation = await this.getGeneration(generationId);
+      if (generation === undefined) {
+        throw new UserError("USAGE", `no generation with id ${generationId}`);
+      }
+      await this.kv.set(keys.message(generation.platform, messageRef), generationId);
+      if (generation.messageRef !== undefined && generation.messageRef !== messageRef) {
+        await this.kv.delete(keys.message(generation.platform, generation.messageRef));
+      }
+      await this.kv.set(
+        keys.generation(generationId),
+        { ...generation, messageRef },
+        keys.generations,
+      );
+    });
+  }
+
+  async castVote(vote: Omit<Vote, "at">): Promise<VoteEvent> {
+    checkVote(vote);
+    await this.requireGeneration(vote.generationId);
+    const key = keys.vote(vote);
+    return this.serialized(key, async () => {
+      const previous = await this.kv.get<Vote>(key);
+      const { at, id } = this.stamp();
+      const current: Vote = {
+        generationId: vote.generationId,
+        rater: vote.rater,
+        dimension: vote.dimension,
+        score: vote.score,
+        at,
+      };
+      const event: VoteEvent =
+        previous === undefined
+          ? { kind: "add", ...current }
+          : { kind: "replace", ...current, previous: previous.score };
+      await this.kv.set(key, current, keys.votes(vote.generationId));
+      await this.kv.set(keys.events + id, event, keys.events);
+      return event;
+    });
+  }
+
+  async retractVote(vote: Omit<Vote, "at">): Promise<VoteEvent | undefined> {
+    checkVote(vote);
+    const key = keys.vote(vote);
+    return this.serialized(key, async () => {
+      const current = await this.kv.get<Vote>(key);
+      // A stale score (the bot removing the old reaction after a replace) retracts nothing.
+      if (current === undefined || current.score !== vote.score) return undefined;
+      const { at, id } = this.stamp();
+      const event: VoteEvent = {
+        kind: "retract",
+        generationId: vote.generationId,
+        rater: vote.rater,
+        dimension: vote.dimension,
+        score: current.score,
+        at,
+      };
+      await this.kv.delete(key, keys.votes(vote.generationId));
+      await this.kv.set(keys.events + id, event, keys.events);
+      return event;
+    });
+  }
+
+  async votesOf(generationId: string): Promise<Vote[]> {
+    const votes: Vote[] = [];
+    for await (const [, vote] of this.kv.list<Vote>(keys.votes(generationId))) votes.push(vote);
+    return votes;
+  }
+
+  async *studyVotes(studyId: string): AsyncIterable<Vote & { arm: string }> {
+    for await (const [, generationId] of this.kv.list<string>(keys.study(studyId))) {
+      const generation = await this.getGeneration(generationId);
+      if (generation === undefined || generation.studyId !== studyId) continue;
+      yield* this.votesWithArm(generation);
+    }
+  }
+
+  async *generations(): AsyncIterable<Generation> {
+    for await (const [, generation] of this.kv.list<Generation>(keys.generations, 200)) {
+      yield generation;
+    }
+  }
+
+  async *allVotes(): AsyncIterable<Vote & { arm: string }> {
+    for await (const generation of this.generations()) yield* this.votesWithArm(generation);
+  }
+
+  async *events(): AsyncIterable<VoteEvent> {
+    for await (const [, event] of this.kv.list<VoteEvent>(keys.events, 1000)) yield event;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Let votes already accepted finish before the connection goes.
+      await Promise.allSettled([...this.locks.values()]);
+      await this.kv.close();
+    })();
+    return this.closing;
+  }
+
+  private async *votesWithArm(generation: Generation): AsyncIterable<Vote & { arm: string }> {
+    for await (const [, vote] of this.kv.list<Vote>(keys.votes(generation.id))) {
+      yield { ...vote, arm: generation.arm };
+    }
+  }
+
+  private async requireGeneration(id: string): Promise<void> {
+    if (this.known.has(id)) return;
+    if ((await this.getGeneration(id)) === undefined) {
+      throw new UserError("USAGE", `cannot vote on generation ${id}: there is no such generation`);
+    }
+    this.known.add(id);
+  }
+
+  /**
+   * The time of a change and its event's key: ISO time, then a per-process sequence number, then
+   * random bits. The sequence orders changes within one millisecond (and survives a clock that
+   * steps back: time never decreases here); the random part keeps keys of two processes apart.
+   */
+  private stamp(): { at: string; id: string } {
+    const ms = Math.max(this.now().getTime(), this.lastMs);
+    this.lastMs = ms;
+    this.sequence += 1;
+    const at = new Date(ms).toISOString();
+    const id = `${at}-${this.sequence.toString(36).padStart(10, "0")}-${this.instance}${randomBytes(3).toString("hex")}`;
+    return { at, id };
+  }
+
+  /** Runs `task` after every earlier task on the same key has settled (in this process). */
+  private serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key);
+    const result = previous ? previous.then(task, task) : task();
+    const settled = result.then(
+      () => undefined,
+      (error: unknown) => this.logger?.debug({ err: error, key }, "vote store write failed"),
+    );
+    this.locks.set(key, settled);
+    void settled.then(() => {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    });
+    return result;
+  }
+}
+
+function checkVote(vote: Omit<Vote, "at">): void {
+  if (typeof vote.generationId !== "string" || vote.generationId === "") {
+    throw new UserError("USAGE", "a vote needs a generation id");
+  }
+  if (typeof vote.rater !== "string" || vote.rater === "") {
+    throw new UserError("USAGE", "a vote needs a rater");
+  }
+  if (!DIMENSIONS.includes(vote.dimension)) {
+    throw new UserError(
+      "USAGE",
+      `dimension "${String(vote.dimension)}" is not one of ${DIMENSIONS.join(", ")}`,
+    );
+  }
+  if (!Number.isInteger(vote.score) || vote.score < 1 || vote.score > 4) {
+    throw new UserError("USAGE", `score ${String(vote.score)} is not a whole number from 1 to 4`);
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * One VoteStore contract suite, run against every backend (memory, SQLite, Redis, PostgreSQL),
+ * like keyv's packages/test-suite and hono's common router cases.
+ *
+ * `open(space)` opens the store for a storage space of its own: the same space reaches the same
+ * data again after close (when the backend is persistent), a new space starts empty.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Generation, Vote, VoteEvent, VoteStore } from "../../src/core/types.js";
+
+export interface ContractOptions {
+  /** Data survives close and reopen of the same space. */
+  persistent: boolean;
+}
+
+export function sampleGeneration(overrides: Partial<Generation> = {}): Generation {
+  return {
+    id: randomUUID(),
+    createdAt: "2025-01-01T00:00:00.000Z",
+    platform: "discord",
+    server: "guild-1",
+    channel: "channel-1",
+    requester: "discord:42",
+    subject: "a lighthouse",
+    arm: "ft-tags",
+    prompt: "a lighthouse on a cliff at sunset, oil painting",
+    promptComplete: true,
+    seed: 7,
+    image: {
+      backend: "automatic1111",
+      model: "stabilityai/stable-diffusion-2",
+      width: 768,
+      height: 768,
+      steps: 30,
+      guidance: 7.5,
+      path: "images/x.png",
+    },
+    timings: { queuedMs: 1, promptMs: 2, renderMs: 3, totalMs: 6 },
+    ...overrides,
+  };
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+const byRaterDimension = (a: Vote, b: Vote) =>
+  a.rater === b.rater ? a.dimension.localeCompare(b.dimension) : a.rater.localeCompare(b.rater);
+
+export function voteStoreContract(
+  name: string,
+  open: (space: string) => Promise<VoteStore>,
+  options: ContractOptions,
+): void {
+  describe(`VoteStore contract: ${name}`, () => {
+    const opened: VoteStore[] = [];
+    const fresh = async (space: string = randomUUID().slice(0, 8)) => {
+      const store = await open(space);
+      opened.push(store);
+      return store;
+    };
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    it("stores generations and finds them by id and by posted message", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      expect(await store.getGeneration(generation.id)).toEqual(generation);
+      expect(await store.getGeneration("missing")).toBeUndefined();
+      expect(await store.findGenerationByMessage("discord", "m-1")).toBeUndefined();
+
+      await store.setMessageRef(generation.id, "m-1");
+      expect(await store.findGenerationByMessage("discord", "m-1")).toEqual({
+        ...generation,
+        messageRef: "m-1",
+      });
+      expect((await store.getGeneration(generation.id))?.messageRef).toBe("m-1");
+      // Another platform's message with the same reference is not this one.
+      expect(await store.findGenerationByMessage("slack", "m-1")).toBeUndefined();
+
+      const posted = sampleGeneration({ platform: "slack", messageRef: "C1/1700000000.0001" });
+      await store.saveGeneration(posted);
+      expect((await store.findGenerationByMessage("slack", "C1/1700000000.0001"))?.id).toBe(
+        posted.id,
+      );
+      await expect(store.setMessageRef("missing", "m-2")).rejects.toThrow(/no generation/);
+    });
+
+    it("adds, replaces and retracts a vote, with one event each", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const vote = {
+        generationId: generation.id,
+        rater: "discord:1",
+        dimension: "quality" as const,
+      };
+
+      const added = await store.castVote({ ...vote, score: 3 });
+      expect(added).toMatchObject({ kind: "add", ...vote, score: 3 });
+      expect(added.previous).toBeUndefined();
+      expect(await store.votesOf(generation.id)).toEqual([{ ...vote, score: 3, at: added.at }]);
+
+      const replaced = await store.castVote({ ...vote, score: 4 });
+      expect(replaced).toMatchObject({ kind: "replace", ...vote, score: 4, previous: 3 });
+      expect(await store.votesOf(generation.id)).toEqual([{ ...vote, score: 4, at: replaced.at }]);
+
+      // The bot removing the OLD reaction after a replace must not retract the new vote.
+      expect(await store.retractVote({ ...vote, score: 3 })).toBeUndefined();
+      expect((await store.votesOf(generation.id)).map((v) => v.score)).toEqual([4]);
+
+      const retracted = await store.retractVote({ ...vote, score: 4 });
+      expect(retracted).toMatchObject({ kind: "retract", ...vote, score: 4 });
+      expect(await store.votesOf(generation.id)).toEqual([]);
+      expect(await store.retractVote({ ...vote, score: 4 })).toBeUndefined();
+
+      const events = await collect(store.events());
+      expect(events.map((e) => [e.kind, e.score, e.previous])).toEqual([
+        ["add", 3, undefined],
+        ["replace", 4, 3],
+        ["retract", 4, undefined],
+      ]);
+      expect(events).toEqual([added, replaced, retracted]);
+    });
+
+    it("keeps one vote per rater and dimension, dimensions independent", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const id = generation.id;
+      await store.castVote({ generationId: id, rater: "a", dimension: "quality", score: 2 });
+      await store.castVote({ generationId: id, rater: "a", dimension: "faithfulness", score: 1 });
+      await store.castVote({ generationId: id, rater: "b", dimension: "quality", score: 4 });
+      await store.castVote({ generationId: id, rater: "a", dimension: "quality", score: 3 });
+      const votes = (await store.votesOf(id)).sort(byRaterDimension);
+      expect(votes.map((v) => [v.rater, v.dimension, v.score])).toEqual([
+        ["a", "faithfulness", 1],
+        ["a", "quality", 3],
+        ["b", "quality", 4],
+      ]);
+    });
+
+    it("records 50 raters voting on one generation at once: 50 votes, 50 add events", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const raters = Array.from({ length: 50 }, (_, i) => `discord:${1000 + i}`);
+      const results = await Promise.all(
+        raters.map((rater, i) =>
+          store.castVote({
+            generationId: generation.id,
+            rater,
+            dimension: "quality",
+            score: (i % 4) + 1,
+          }),
+        ),
+      );
+      expect(results.every((event) => event.kind === "add")).toBe(true);
+      const votes = await store.votesOf(generation.id);
+      expect(votes).toHaveLength(50);
+      expect(new Set(votes.map((v) => v.rater))).toEqual(new Set(raters));
+      for (const vote of votes) {
+        expect(vote.score).toBe((raters.indexOf(vote.rater) % 4) + 1);
+      }
+      const events = await collect(store.events());
+      expect(events).toHaveLength(50);
+      expect(new Set(events.map((e) => e.rater))).toEqual(new Set(raters));
+    });
+
+    it("serializes one rater's simultaneous reactions: the log replays to the final state", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const vote = {
+        generationId: generation.id,
+        rater: "slack:U1",
+        dimension: "quality" as const,
+      };
+      // Reaction 2 then 4 added at once, then the bot removes 2 while someone removes 4.
+      await Promise.all([
+        store.castVote({ ...vote, score: 2 }),
+        store.castVote({ ...vote, score: 4 }),
+        store.retractVote({ ...vote, score: 2 }),
+      ]);
+      const events = await collect(store.events());
+      expect(events.map((e) => e.kind)).toEqual(["add", "replace"]);
+      expect(replay(events)).toEqual(
+        new Map((await store.votesOf(generation.id)).map((v) => [key(v), v.score])),
+      );
+      expect((await store.votesOf(generation.id)).map((v) => v.score)).toEqual([4]);
+    });
+
+    it("appends events oldest first with their times", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const cast: VoteEvent[] = [];
+      for (let i = 0; i < 30; i += 1) {
+        const rater = `r${i % 7}`;
+        const dimension = i % 2 === 0 ? ("quality" as const) : ("faithfulness" as const);
+        cast.push(
+          await store.castVote({
+            generationId: generation.id,
+            rater,
+            dimension,
+            score: (i % 4) + 1,
+          }),
+        );
+        if (i % 5 === 4) {
+          const retracted = await store.retractVote({
+            generationId: generation.id,
+            rater,
+            dimension,
+            score: (i % 4) + 1,
+          });
+          if (retracted) cast.push(retracted);
+        }
+      }
+      const events = await collect(store.events());
+      expect(events).toEqual(cast);
+      const times = events.map((e) => Date.parse(e.at));
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect(replay(events)).toEqual(
+        new Map((await store.votesOf(generation.id)).map((v) => [key(v), v.score])),
+      );
+    });
+
+    it("streams only the study's votes, with the arm", async () => {
+      const store = await fresh();
+      const first = sampleGeneration({ studyId: "study-1", arm: "base" });
+      const second = sampleGeneration({ studyId: "study-1", arm: "ft-tags" });
+      const inStudy = [first, second];
+      const elsewhere = [sampleGeneration({ studyId: "study-2" }), sampleGeneration()];
+      for (const generation of [...inStudy, ...elsewhere]) {
+        await store.saveGeneration(generation);
+        for (const rater of ["u1", "u2"]) {
+          await store.castVote({
+            generationId: generation.id,
+            rater,
+            dimension: "faithfulness",
+            score: 2,
+          });
+        }
+      }
+      await store.castVote({
+        generationId: first.id,
+        rater: "u3",
+        dimension: "quality",
+        score: 1,
+      });
+      await store.retractVote({
+        generationId: second.id,
+        rater: "u2",
+        dimension: "faithfulness",
+        score: 2,
+      });
+      const votes = await collect(store.studyVotes("study-1"));
+      expect(votes).toHaveLength(4);
+      for (const vote of votes) {
+        const generation = inStudy.find((g) => g.id === vote.generationId);
+        expect(generation).toBeDefined();
+        expect(vote.arm).toBe(generation?.arm);
+      }
+      expect(await collect(store.studyVotes("no-such-study"))).toEqual([]);
+      expect(await collect(store.studyVotes("study-2"))).toHaveLength(2);
+    });
+
+    it("rejects votes it cannot record", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const base = { generationId: generation.id, rater: "r", dimension: "quality" as const };
+      await expect(store.castVote({ ...base, score: 5 })).rejects.toThrow(/1 to 4/);
+      await expect(store.castVote({ ...base, score: 2.5 })).rejects.toThrow(/1 to 4/);
+      await expect(
+        store.castVote({ ...base, dimension: "beauty" as never, score: 2 }),
+      ).rejects.toThrow(/dimension/);
+      await expect(store.castVote({ ...base, generationId: "nope", score: 2 })).rejects.toThrow(
+        /no such generation/,
+      );
+      expect(await collect(store.events())).toEqual([]);
+    });
+
+    it("keeps ids with separators and unicode apart", async () => {
+      const store = await fresh();
+      const a = sampleGeneration({ id: "a/b:c%", messageRef: "x/y" });
+      const b = sampleGeneration({ id: "a", messageRef: "x" });
+      await store.saveGeneration(a);
+      await store.saveGeneration(b);
+      await store.castVote({ generationId: a.id, rater: "ü/1", dimension: "quality", score: 1 });
+      await store.castVote({ generationId: b.id, rater: "ü", dimension: "quality", score: 2 });
+      expect((await store.votesOf(a.id)).map((v) => v.rater)).toEqual(["ü/1"]);
+      expect((await store.votesOf(b.id)).map((v) => v.rater)).toEqual(["ü"]);
+      expect((await store.findGenerationByMessage("discord", "x/y"))?.id).toBe(a.id);
+    });
+
+    // Only stores that persist get this case; the memory store is not meant to survive a close.
+    if (options.persistent)
+      it("keeps everything across close and reopen", async () => {
+        const space = randomUUID().slice(0, 8);
+        const first = await open(space);
+        const generation = sampleGeneration({ studyId: "s", messageRef: "m" });
+        await first.saveGeneration(generation);
+        await first.castVote({
+          generationId: generation.id,
+          rater: "r",
+          dimension: "quality",
+          score: 2,
+        });
+        await first.castVote({
+          generationId: generation.id,
+          rater: "r",
+          dimension: "quality",
+          score: 3,
+        });
+        const before = await collect(first.events());
+        await first.close();
+        await first.close(); // twice is fine
+
+        const second = await fresh(space);
+        expect(await second.getGeneration(generation.id)).toEqual(generation);
+        expect((await second.findGenerationByMessage("discord", "m"))?.id).toBe(generation.id);
+        expect((await second.votesOf(generation.id)).map((v) => v.score)).toEqual([3]);
+        expect(await collect(second.events())).toEqual(before);
+        expect((await collect(second.studyVotes("s"))).map((v) => v.arm)).toEqual(["ft-tags"]);
+        // New events sort after the old ones.
+        await second.retractVote({
+          generationId: generation.id,
+          rater: "r",
+          dimension: "quality",
+          score: 3,
+        });
+        expect((await collect(second.events())).map((e) => e.kind)).toEqual([
+          "add",
+          "replace",
+          "retract",
+        ]);
+      });
+
+    it("starts empty in a new space", async () => {
+      const store = await fresh();
+      expect(await collect(store.events())).toEqual([]);
+      expect(await collect(store.studyVotes("study-1"))).toEqual([]);
+    });
+  });
+}
+
+function key(v: { generationId: string; rater: string; dimension: string }): string {
+  return `${v.generationId} ${v.rater} ${v.dimension}`;
+}
+
+/** Current scores from replaying the log. */
+function replay(events: VoteEvent[]): Map<string, number> {
+  const state = new Map<string, number>();
+  for (const event of events) {
+    if (event.kind === "retract") state.delete(key(event));
+    else state.set(key(event), event.score);
+  }
+  return state;
+}

@@ -1,0 +1,47 @@
+import KeyvPostgres from "@keyv/postgres";
+import { afterAll, describe, expect, it } from "vitest";
+import { openVoteStore } from "../../src/core/votes/index.js";
+import { sampleGeneration, voteStoreContract } from "./contract.js";
+import { requireService, runId } from "./services.js";
+
+const url = requireService("IMAGINE_TEST_POSTGRES_URL", "PostgreSQL");
+
+if (url) {
+  // One table for this run (namespaces inside it per test), dropped at the end.
+  const table = runId();
+  const open = (space: string) =>
+    openVoteStore(`${url}${url.includes("?") ? "&" : "?"}table=${table}&namespace=${space}`, {
+      dataDir: "/nonexistent",
+    });
+
+  afterAll(async () => {
+    const admin = new KeyvPostgres({ uri: url, table });
+    await admin.query(`DROP TABLE IF EXISTS public."${table}"`);
+    await admin.disconnect();
+  });
+
+  voteStoreContract("postgres", open, { persistent: true });
+
+  describe("postgres vote store", () => {
+    it("stores each vote as its own row of the run's table", async () => {
+      const store = await open("rows");
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      await Promise.all(
+        ["a", "b", "c"].map((rater) =>
+          store.castVote({ generationId: generation.id, rater, dimension: "quality", score: 1 }),
+        ),
+      );
+      await store.close();
+      const admin = new KeyvPostgres({ uri: url, table });
+      const rows = (await admin.query(
+        `SELECT key FROM public."${table}" WHERE key LIKE $1 ORDER BY key`,
+        [`rows:vote/${generation.id}/%`],
+      )) as { key: string }[];
+      await admin.disconnect();
+      expect(rows.map((row) => row.key)).toEqual(
+        ["a", "b", "c"].map((rater) => `rows:vote/${generation.id}/${rater}/quality`),
+      );
+    });
+  });
+}

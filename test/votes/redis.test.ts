@@ -1,0 +1,57 @@
+import { createClient } from "@keyv/redis";
+import { afterAll, describe, expect, it } from "vitest";
+import { openVoteStore } from "../../src/core/votes/index.js";
+import { sampleGeneration, voteStoreContract } from "./contract.js";
+import { requireService, runId } from "./services.js";
+
+const url = requireService("IMAGINE_TEST_REDIS_URL", "Redis");
+
+if (url) {
+  const run = runId();
+  const withNamespace = (namespace: string) =>
+    `${url}${url.includes("?") ? "&" : "?"}namespace=${namespace}`;
+
+  afterAll(async () => {
+    // Every key this run wrote starts with its id: values and index sorted sets alike.
+    const client = createClient({ url });
+    await client.connect();
+    const doomed: string[] = [];
+    for await (const batch of client.scanIterator({ MATCH: `${run}*`, COUNT: 1000 })) {
+      doomed.push(...batch);
+    }
+    if (doomed.length > 0) await client.del(doomed);
+    await client.close();
+  });
+
+  voteStoreContract(
+    "redis",
+    (space) => openVoteStore(withNamespace(`${run}-${space}`), { dataDir: "/nonexistent" }),
+    { persistent: true },
+  );
+
+  describe("redis vote store", () => {
+    it("indexes with sorted sets beside plain values, under the namespace only", async () => {
+      const namespace = `${run}-layout`;
+      const store = await openVoteStore(withNamespace(namespace), { dataDir: "/nonexistent" });
+      const generation = sampleGeneration({ studyId: "s1" });
+      await store.saveGeneration(generation);
+      await store.castVote({
+        generationId: generation.id,
+        rater: "r",
+        dimension: "quality",
+        score: 2,
+      });
+      await store.close();
+      const client = createClient({ url });
+      await client.connect();
+      const found: string[] = [];
+      for await (const batch of client.scanIterator({ MATCH: "*", COUNT: 1000 })) {
+        found.push(...batch.filter((key) => key.includes(namespace)));
+      }
+      await client.close();
+      expect(found.every((key) => key.startsWith(`${namespace}:`))).toBe(true);
+      expect(found).toContain(`${namespace}:index:vote/${generation.id}/`);
+      expect(found).toContain(`${namespace}:vote/${generation.id}/r/quality`);
+    });
+  });
+}
