@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseA1111Parameters, readParametersChunk } from "../../src/core/image/png.js";
+import { openVoteStore } from "../../src/core/votes/index.js";
 import { runCli } from "../helpers/cli.js";
 import { smallPng } from "./fakes.js";
 
@@ -87,9 +88,12 @@ describe("imagine-bot imagine", () => {
       expect(text).not.toMatch(/ft-tags/);
     }
     expect(readdirSync(out)).toHaveLength(2);
-    // The record, with the arm, stays server-side in the data directory.
-    const records = readFileSync(join(dataDir, "generations.jsonl"), "utf8").trim().split("\n");
-    expect(records.map((line) => JSON.parse(line).arm)).toEqual(["ft-tags", "ft-tags"]);
+    // The record, with the arm, stays server-side: in the vote store in the data directory.
+    const store = await openVoteStore("sqlite://votes.sqlite", { dataDir });
+    const records = [];
+    for await (const generation of store.generations()) records.push(generation);
+    await store.close();
+    expect(records.map((generation) => generation.arm)).toEqual(["ft-tags", "ft-tags"]);
 
     // Text output without --out: paths in the data directory, prompt, seed and timings.
     const text = await runCli(["imagine", "a red fox", "--seed", "9"], env);

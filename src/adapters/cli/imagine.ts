@@ -13,7 +13,6 @@ import type { CommandContext } from "../../commands/command.js";
 import { imagineCommand } from "../../commands/imagine.js";
 import { loadConfig } from "../../core/config.js";
 import { BotError, UserError } from "../../core/errors.js";
-import { JsonlGenerationStore } from "../../core/generations.js";
 import { createImageBackend } from "../../core/image/registry.js";
 import { saveImage } from "../../core/image/store.js";
 import { createLogger } from "../../core/logger.js";
@@ -25,6 +24,7 @@ import {
 } from "../../core/pipeline.js";
 import { PromptArms } from "../../core/prompt/arms.js";
 import { loadExplicitFilter } from "../../core/safety/index.js";
+import { openVoteStore } from "../../core/votes/index.js";
 import { integer } from "./parse.js";
 
 interface ImagineFlags {
@@ -72,12 +72,14 @@ async function runImagine(subject: string, flags: ImagineFlags): Promise<void> {
     extraBlockedWords: config.safety.extraBlockedWords,
     allowedWords: config.safety.allowedWords,
   });
+  // Generation records go where votes will find them (votes.storeUrl, SQLite by default).
+  const store = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger });
   const pipeline = createPipeline({
     config,
     arms,
     backend,
     filter,
-    store: new JsonlGenerationStore(config.dataDir),
+    store,
     saveImage,
     logger,
   });
@@ -111,7 +113,7 @@ async function runImagine(subject: string, flags: ImagineFlags): Promise<void> {
     await report(result, config.dataDir, flags);
   } finally {
     await pipeline.close();
-    await Promise.allSettled([arms.close(), backend.close()]);
+    await Promise.allSettled([arms.close(), backend.close(), store.close()]);
   }
 }
 
