@@ -6,7 +6,8 @@ import type { z } from "zod";
 import type { Config } from "../core/config.js";
 import type { ImagineProgress, Pipeline } from "../core/pipeline.js";
 import type { PromptArms } from "../core/prompt/arms.js";
-import type { Logger } from "../core/types.js";
+import type { StudyManager } from "../core/study/manager.js";
+import type { Logger, VoteStore } from "../core/types.js";
 
 /** Who invoked a command, and where. */
 export interface Invocation {
@@ -28,11 +29,20 @@ export interface CommandContext {
   invocation?: Invocation;
   /** Progress of a long-running command (imagine), for "queued, position 2" messages. */
   onProgress?: (event: ImagineProgress) => void;
+  /** The vote store (stats, export, study results). */
+  votes?: VoteStore;
+  /** Studies: blind arm assignment, plans, results after close (study, stats, export). */
+  studies?: StudyManager;
 }
 
 export interface Command<Options extends z.ZodType, Result> {
   name: string;
   description: string;
   options: Options;
+  /**
+   * Admin commands (study, export…): chat adapters register them for people who may manage the
+   * server (Discord: Manage Server) and check that permission again when they run.
+   */
+  adminOnly?: boolean;
   execute(context: CommandContext, options: z.infer<Options>): Promise<Result>;
 }

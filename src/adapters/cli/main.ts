@@ -20,6 +20,7 @@ import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
 import { registerSafetyCommands } from "./safety.js";
+import { registerStudyCommands } from "./study.js";
 import { registerVotesCommands } from "./votes.js";
 
 const EXIT_FAILURE = 1;
@@ -99,6 +100,7 @@ export function buildProgram(): Command {
   registerImagineCommand(program);
   registerAgreementCommand(program);
   registerModelsCommands(program);
+  registerStudyCommands(program);
   registerVotesCommands(program);
 
   return program;
