@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { BotError } from "../core/errors.js";
+import { BotError, UserError } from "../core/errors.js";
 import type { ImagineResult } from "../core/pipeline.js";
 import type { Command } from "./command.js";
 
@@ -33,6 +33,15 @@ export const imagineCommand = {
     }
     const invocation = context.invocation ?? { platform: "cli", user: "cli" };
     const parsed = options.parse(input);
+    // In a channel of a running live study the arm is chosen blind and balanced, never by the
+    // person asking. (A refused subject still uses up its slot; balance holds over assignments.)
+    const assignment = await context.studies?.assignArm(invocation.channel);
+    if (assignment && (parsed.arm !== undefined || parsed.modelDir !== undefined)) {
+      throw new UserError(
+        "USAGE",
+        "A blind study is running in this channel, so the prompt model is chosen for you: leave out the arm.",
+      );
+    }
     return context.pipeline.imagine(
       {
         subject: parsed.subject,
@@ -40,7 +49,8 @@ export const imagineCommand = {
         platform: invocation.platform,
         server: invocation.server,
         channel: invocation.channel,
-        arm: parsed.arm,
+        arm: assignment?.arm ?? parsed.arm,
+        studyId: assignment?.studyId,
         modelDir: parsed.modelDir,
         count: parsed.count ?? 1,
         seed: parsed.seed,

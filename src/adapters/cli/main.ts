@@ -20,6 +20,8 @@ import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
 import { registerSafetyCommands } from "./safety.js";
+import { registerServeCommands } from "./serve.js";
+import { registerSlackCommand } from "./slack.js";
 import { registerStudyCommands } from "./study.js";
 import { registerVotesCommands } from "./votes.js";
 
@@ -102,6 +104,8 @@ export function buildProgram(): Command {
   registerModelsCommands(program);
   registerStudyCommands(program);
   registerVotesCommands(program);
+  registerServeCommands(program);
+  registerSlackCommand(program);
 
   return program;
 }

@@ -1,0 +1,245 @@
+/**
+ * `imagine-bot serve`: runs every chat adapter whose credentials are set, on shared services
+ * built once (configuration, logger, prompt arms, image backend, pipeline, vote store), until
+ * SIGINT or SIGTERM; then stops taking commands, lets running jobs finish within a grace period
+ * (the rest fail with "shutting down"), disconnects and closes the store.
+ *
+ * `imagine-bot register discord [--guild ID]`: overwrites the Discord application's slash
+ * commands with the ones built from the command declarations.
+ *
+ * A chat platform is one entry in CHAT_ADAPTERS.
+ */
+import type { Command } from "commander";
+import { loadConfig } from "../../core/config.js";
+import { UserError } from "../../core/errors.js";
+import { JsonlGenerationStore } from "../../core/generations.js";
+import { createImageBackend } from "../../core/image/registry.js";
+import { saveImage } from "../../core/image/store.js";
+import { createLogger } from "../../core/logger.js";
+import { createPipeline } from "../../core/pipeline.js";
+import { PromptArms } from "../../core/prompt/arms.js";
+import { loadExplicitFilter } from "../../core/safety/index.js";
+import { StudyManager } from "../../core/study/manager.js";
+import type { ImageBackend, Logger, VoteStore } from "../../core/types.js";
+import { openVoteStore } from "../../core/votes/index.js";
+import { discordSettings } from "../discord/settings.js";
+import { discordStarter } from "../discord/starter.js";
+import { type AnyCommand, CHAT_COMMANDS } from "../shared/commands.js";
+import type { AdapterStarter, ChatServices, RunningAdapter } from "../shared/services.js";
+import { slackStarter } from "../slack/starter.js";
+
+/** Every chat platform serve can run; each starts when its credentials are set. */
+export const CHAT_ADAPTERS: AdapterStarter[] = [discordStarter, slackStarter];
+
+/** Secrets of the chat platforms, masked in every log line. */
+const PLATFORM_SECRETS = [
+  "DISCORD_TOKEN",
+  "SLACK_BOT_TOKEN",
+  "SLACK_SIGNING_SECRET",
+  "SLACK_APP_TOKEN",
+];
+
+/** The longest a shutdown waits for running jobs before failing them. */
+export const MAX_GRACE_MS = 30_000;
+
+export interface ServeOptions {
+  env?: NodeJS.ProcessEnv;
+  adapters?: readonly AdapterStarter[];
+  commands?: readonly AnyCommand[];
+  /** Replaces the configured image backend (tests). */
+  backend?: ImageBackend;
+  /** Replaces the configured vote store (tests); null runs without one. */
+  votes?: VoteStore | null;
+  logger?: Logger;
+  /** How long a shutdown waits for running jobs; default min(queue deadline, 30 s). */
+  graceMs?: number;
+}
+
+export interface ServeHandle {
+  readonly adapters: readonly RunningAdapter[];
+  readonly services: ChatServices;
+  /** Stops everything; safe to call more than once (later calls wait for the first). */
+  shutdown(reason?: string): Promise<void>;
+  /** Resolves once shutdown has finished. */
+  readonly closed: Promise<void>;
+}
+
+export function noAdapterMessage(adapters: readonly AdapterStarter[] = CHAT_ADAPTERS): string {
+  const names = [...new Set([...adapters.map((a) => a.credentials), "SLACK_BOT_TOKEN"])];
+  return `No chat platform is configured: set ${names.join(" or ")} (see .env.example) to serve.`;
+}
+
+export async function startServe(options: ServeOptions = {}): Promise<ServeHandle> {
+  const env = options.env ?? process.env;
+  const starters = (options.adapters ?? CHAT_ADAPTERS).filter((a) => a.configured(env));
+  if (starters.length === 0)
+    throw new UserError("CONFIG_INVALID", noAdapterMessage(options.adapters));
+
+  const { config, secrets } = loadConfig(env);
+  const platformSecrets = PLATFORM_SECRETS.map((name) => env[name]?.trim()).filter(
+    (value): value is string => typeof value === "string" && value.length > 0,
+  );
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.log.level,
+      secrets: [
+        ...Object.values(secrets).filter((v): v is string => typeof v === "string"),
+        ...platformSecrets,
+      ],
+    });
+  const backend = options.backend ?? createImageBackend(config, secrets, { logger });
+  const arms = new PromptArms(config, secrets, logger);
+  const filter = loadExplicitFilter({
+    extraBlockedWords: config.safety.extraBlockedWords,
+    allowedWords: config.safety.allowedWords,
+  });
+  const votes =
+    options.votes === null
+      ? undefined
+      : (options.votes ??
+        (await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger })));
+  if (!votes) {
+    logger.warn(
+      { dataDir: config.dataDir },
+      "no vote store: generations go to generations.jsonl and images are posted without voting reactions",
+    );
+  }
+  const studies = new StudyManager({ dataDir: config.dataDir, logger });
+  const pipeline = createPipeline({
+    config,
+    arms,
+    backend,
+    filter,
+    store: votes ?? new JsonlGenerationStore(config.dataDir),
+    saveImage,
+    logger,
+  });
+  const services: ChatServices = {
+    config,
+    logger,
+    arms,
+    pipeline,
+    ...(votes ? { votes } : {}),
+    studies,
+    commands: options.commands ?? CHAT_COMMANDS,
+  };
+  const closeServices = async () => {
+    await pipeline.close();
+    await studies.close();
+    await Promise.allSettled([arms.close(), backend.close(), votes?.close()]);
+  };
+
+  const adapters: RunningAdapter[] = [];
+  try {
+    for (const starter of starters) {
+      adapters.push(await starter.start(services, env));
+      logger.info({ adapter: starter.name }, "adapter started");
+    }
+  } catch (error) {
+    await Promise.allSettled(adapters.map((adapter) => adapter.close()));
+    await closeServices();
+    throw error;
+  }
+
+  const graceMs = options.graceMs ?? Math.min(config.queue.deadlineMs, MAX_GRACE_MS);
+  let closing: Promise<void> | undefined;
+  let markClosed!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    markClosed = resolve;
+  });
+  const shutdown = (reason = "shutdown") => {
+    closing ??= (async () => {
+      logger.info({ reason, graceMs }, "shutting down: no new commands");
+      for (const adapter of adapters) adapter.stopAccepting();
+      // Batch studies post nothing more.
+      await studies.close().catch((error: unknown) => {
+        logger.warn({ err: error }, "studies did not close cleanly");
+      });
+      const drained = Promise.all(adapters.map((adapter) => adapter.drain()));
+      if (!(await within(drained, graceMs))) {
+        logger.warn({ graceMs }, "grace period over: failing unfinished jobs");
+      }
+      // Fails whatever is left with "shutting down"; the adapters tell the people waiting.
+      await pipeline.close();
+      if (!(await within(drained, 5_000)))
+        logger.warn({}, "some replies were not sent before exit");
+      await Promise.allSettled(adapters.map((adapter) => adapter.close()));
+      await Promise.allSettled([arms.close(), backend.close(), votes?.close()]);
+      logger.info({}, "stopped");
+    })().finally(markClosed);
+    return closing;
+  };
+  return { adapters, services, shutdown, closed };
+}
+
+/** Resolves true when `promise` settles within `ms`, false otherwise. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function registerServeCommands(program: Command): void {
+  program
+    .command("serve")
+    .description(
+      "Run the chat bots whose credentials are set (DISCORD_TOKEN; Slack: SLACK_BOT_TOKEN) until\n" +
+        "SIGINT/SIGTERM. DISCORD_CHANNELS=id,id limits Discord commands to those channels.",
+    )
+    .action(async () => {
+      const handle = await startServe();
+      const onSignal = (signal: NodeJS.Signals) => {
+        void handle.shutdown(signal);
+      };
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        await handle.closed;
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
+
+  const register = program
+    .command("register")
+    .description("Register the chat commands with a platform");
+  register
+    .command("discord")
+    .description(
+      "Overwrite the Discord application's slash commands (DISCORD_TOKEN, DISCORD_APPLICATION_ID):\n" +
+        "in one server with --guild (or DISCORD_GUILD_ID), else globally.",
+    )
+    .option("--guild <id>", "register in this server only (changes show at once)")
+    .option("--json", 'print {"scope","guildId","names"}')
+    .action(async (flags: { guild?: string; json?: boolean }) => {
+      const settings = discordSettings(process.env);
+      const { config } = loadConfig();
+      const { registerDiscordCommands } = await import("../discord/register.js");
+      const result = await registerDiscordCommands(settings, CHAT_COMMANDS, {
+        ...(flags.guild ? { guildId: flags.guild } : {}),
+        maxSubjectLength: config.prompt.maxSubjectLength,
+      });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      } else {
+        const where = result.scope === "guild" ? `in server ${result.guildId}` : "globally";
+        process.stdout.write(
+          `Registered ${result.names.length} commands ${where}: ${result.names.join(", ")}\n`,
+        );
+      }
+    });
+}

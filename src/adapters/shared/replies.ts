@@ -1,0 +1,153 @@
+/**
+ * What chat adapters say, platform-neutral: progress lines, the reply under an image, results of
+ * commands without images, refusals and failures. Each adapter formats these its own way
+ * (Discord markdown, Slack mrkdwn); nothing here names the arm.
+ */
+import { randomBytes } from "node:crypto";
+import type { PromptResult } from "../../commands/prompt.js";
+import { UserError } from "../../core/errors.js";
+import {
+  failureReason,
+  failureReference,
+  type ImagineProgress,
+  type ImagineResult,
+} from "../../core/pipeline.js";
+import type { Generation, Logger } from "../../core/types.js";
+import type { EmojiScale } from "./votes.js";
+
+/** The line shown while a job moves, or undefined for "done" and "failed" (replies follow). */
+export function progressText(event: ImagineProgress): string | undefined {
+  switch (event.kind) {
+    case "queued":
+      return `Queued (position ${event.position})…`;
+    case "writing-prompt":
+      return "Writing the prompt…";
+    case "rendering":
+      return event.of > 1 ? `Rendering image ${event.index} of ${event.of}…` : "Rendering…";
+    default:
+      return undefined;
+  }
+}
+
+/** A study is running for this image: raters must not see the prompt (it hints at the arm). */
+export function isBlind(generation: Pick<Generation, "studyId">): boolean {
+  return generation.studyId !== undefined;
+}
+
+/** One image as a chat reply. */
+export interface ImageReply {
+  generationId: string;
+  subject: string;
+  /** Absent while a blind study runs. */
+  prompt?: string;
+  seed: number;
+  /** A file name without the arm: `imagine-<first 8 hex of the id>.png`. */
+  fileName: string;
+  /** Alt text: the subject only. */
+  altText: string;
+  png: Buffer;
+}
+
+/** "imagine-1a2b3c4d.png": never the arm, the prompt or the subject. */
+export function imageFileName(generation: Pick<Generation, "id">): string {
+  const hex = generation.id.replace(/[^0-9a-f]/gi, "").slice(0, 8) || "image";
+  return `imagine-${hex.toLowerCase()}.png`;
+}
+
+export function imageReplies(result: ImagineResult): ImageReply[] {
+  return result.generations.map(({ generation, png }) => ({
+    generationId: generation.id,
+    subject: generation.subject,
+    ...(isBlind(generation) ? {} : { prompt: generation.prompt }),
+    seed: generation.seed,
+    fileName: imageFileName(generation),
+    altText: generation.subject,
+    png,
+  }));
+}
+
+/**
+ * "Rate: 1️⃣–4️⃣ quality · 🔴🟠🟡🟢 faithfulness". `show` formats one reaction (Slack: `:one:`).
+ */
+export function votingLegend(
+  scale: EmojiScale,
+  show: (emoji: string) => string = (e) => e,
+): string {
+  const quality = scale.quality;
+  return `Rate: ${show(quality[0] as string)}–${show(quality[quality.length - 1] as string)} quality · ${scale.faithfulness.map(show).join("")} faithfulness`;
+}
+
+/** What to tell the person about prompts that were refused while others were drawn. */
+export function refusalNotes(result: ImagineResult): string[] {
+  return result.refused.map((refusal) => `Image ${refusal.index} was not made: ${refusal.reason}`);
+}
+
+/** How a failed command is reported. */
+export interface FailureReply {
+  /** A refusal (safe to show, shown only to the person who asked) or a failure. */
+  kind: "refusal" | "failure";
+  text: string;
+  /** The reference the failure was logged under (failures only). */
+  reference?: string;
+}
+
+/**
+ * A refusal's own message, or a short failure naming the reference it was logged under (the
+ * pipeline's own reference; anything else is logged here under a new one).
+ */
+export function failureReply(error: unknown, logger: Logger, command: string): FailureReply {
+  if (error instanceof UserError) return { kind: "refusal", text: error.message };
+  let reference = failureReference(error);
+  if (reference === undefined) {
+    reference = randomBytes(4).toString("hex");
+    logger.error({ err: error, reference, command }, "command failed");
+  }
+  return {
+    kind: "failure",
+    text: `Sorry, that failed: ${failureReason(error)} (reference ${reference})`,
+    reference,
+  };
+}
+
+/** A result as text, for commands without images (the prompt command lists its prompts). */
+export function resultText(command: string, result: unknown): string {
+  if (command === "prompt" && isPromptResult(result)) {
+    const lines = result.prompts.map(
+      (prompt, i) => `${i + 1}. ${prompt.text}${prompt.complete ? "" : " [cut at the token cap]"}`,
+    );
+    return [`Prompts for "${result.subject}" (seed ${result.seed}):`, ...lines].join("\n");
+  }
+  if (typeof result === "string") return result;
+  return JSON.stringify(result, null, 2);
+}
+
+function isPromptResult(value: unknown): value is PromptResult {
+  return (
+    typeof value === "object" && value !== null && Array.isArray((value as PromptResult).prompts)
+  );
+}
+
+/** An imagine result (commands that render return one: imagine, later study rounds). */
+export function isImagineResult(value: unknown): value is ImagineResult {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    Array.isArray((value as ImagineResult).generations) &&
+    Array.isArray((value as ImagineResult).refused)
+  );
+}
+
+/** A report (stats, study, export): preformatted text and attachments (names never hold an arm). */
+export interface ReportReply {
+  text: string;
+  files: { name: string; contentType: string; content: Buffer }[];
+}
+
+export function isReportResult(value: unknown): value is ReportReply {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as ReportReply).text === "string" &&
+    Array.isArray((value as ReportReply).files)
+  );
+}

@@ -1,0 +1,66 @@
+/**
+ * What `imagine-bot serve` builds once and hands to every chat adapter, and what an adapter
+ * hands back so that serve can shut it down.
+ */
+import type { Config } from "../../core/config.js";
+import type { Pipeline } from "../../core/pipeline.js";
+import type { PromptArms } from "../../core/prompt/arms.js";
+import type { StudyManager } from "../../core/study/manager.js";
+import type { Logger, VoteStore } from "../../core/types.js";
+import type { AnyCommand } from "./commands.js";
+
+export interface ChatServices {
+  config: Config;
+  logger: Logger;
+  arms: PromptArms;
+  pipeline: Pipeline;
+  /** Absent when no vote store could be opened: images are posted without voting reactions. */
+  votes?: VoteStore;
+  /** Studies (study, stats and export commands). */
+  studies?: StudyManager;
+  /** The commands to offer (CHAT_COMMANDS unless a test narrows them). */
+  commands: readonly AnyCommand[];
+}
+
+/** A started chat adapter. */
+export interface RunningAdapter {
+  readonly name: string;
+  /** Refuse new commands from now on ("shutting down"); work already accepted continues. */
+  stopAccepting(): void;
+  /** Resolves when every accepted command has replied (success, refusal or failure). */
+  drain(): Promise<void>;
+  /** Disconnects from the platform. */
+  close(): Promise<void>;
+}
+
+/** One entry per chat platform in serve's list of adapters. */
+export interface AdapterStarter {
+  readonly name: string;
+  /** The environment variables that enable it, for the "nothing to serve" message. */
+  readonly credentials: string;
+  /** Whether its credentials are set. */
+  configured(env: NodeJS.ProcessEnv): boolean;
+  start(services: ChatServices, env: NodeJS.ProcessEnv): Promise<RunningAdapter>;
+}
+
+/** Tracks promises of accepted work so that drain() can wait for them. */
+export class InFlight {
+  private readonly pending = new Set<Promise<unknown>>();
+
+  track<T>(promise: Promise<T>): Promise<T> {
+    this.pending.add(promise);
+    void promise.then(
+      () => this.pending.delete(promise),
+      () => this.pending.delete(promise),
+    );
+    return promise;
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+}
