@@ -22,6 +22,7 @@ import { loadExplicitFilter } from "../../core/safety/index.js";
 import { StudyManager } from "../../core/study/manager.js";
 import type { ImageBackend, Logger, VoteStore } from "../../core/types.js";
 import { openVoteStore } from "../../core/votes/index.js";
+import { registerDiscordCommands } from "../discord/register.js";
 import { discordSettings } from "../discord/settings.js";
 import { discordStarter } from "../discord/starter.js";
 import { type AnyCommand, CHAT_COMMANDS } from "../shared/commands.js";
@@ -228,7 +229,6 @@ export function registerServeCommands(program: Command): void {
     .action(async (flags: { guild?: string; json?: boolean }) => {
       const settings = discordSettings(process.env);
       const { config } = loadConfig();
-      const { registerDiscordCommands } = await import("../discord/register.js");
       const result = await registerDiscordCommands(settings, CHAT_COMMANDS, {
         ...(flags.guild ? { guildId: flags.guild } : {}),
         maxSubjectLength: config.prompt.maxSubjectLength,

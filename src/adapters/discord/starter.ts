@@ -1,16 +1,13 @@
 /**
- * The Discord adapter as an entry in `imagine-bot serve`'s list of chat adapters. discord.js is
- * loaded only when the adapter starts, so other commands do not pay for it.
+ * The Discord adapter as an entry in `imagine-bot serve`'s list of chat adapters.
  */
 import type { AdapterStarter } from "../shared/services.js";
+import { startDiscordAdapter } from "./adapter.js";
 import { discordConfigured, discordSettings } from "./settings.js";
 
 export const discordStarter: AdapterStarter = {
   name: "discord",
   credentials: "DISCORD_TOKEN",
   configured: discordConfigured,
-  start: async (services, env) => {
-    const { startDiscordAdapter } = await import("./adapter.js");
-    return startDiscordAdapter(discordSettings(env), services);
-  },
+  start: (services, env) => startDiscordAdapter(discordSettings(env), services),
 };

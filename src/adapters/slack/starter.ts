@@ -1,16 +1,13 @@
 /**
- * The Slack adapter as an entry in `imagine-bot serve`'s list of chat adapters. Bolt is loaded
- * only when the adapter starts, so other commands do not pay for it.
+ * The Slack adapter as an entry in `imagine-bot serve`'s list of chat adapters.
  */
 import type { AdapterStarter } from "../shared/services.js";
+import { startSlackAdapter } from "./app.js";
 import { readSlackSettings, slackConfigured } from "./settings.js";
 
 export const slackStarter: AdapterStarter = {
   name: "slack",
   credentials: "SLACK_BOT_TOKEN",
   configured: slackConfigured,
-  start: async (services, env) => {
-    const { startSlackAdapter } = await import("./app.js");
-    return startSlackAdapter(readSlackSettings(env), services);
-  },
+  start: (services, env) => startSlackAdapter(readSlackSettings(env), services),
 };
