@@ -17,19 +17,19 @@
  *
  *   npx tsx bench/pipeline.ts [--requests 200] [--slow-requests 8] [--jobs 20]
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
-import { type Config, configSchema } from "../src/core/config.js";
-import { JsonlGenerationStore } from "../src/core/generations.js";
+import { type Config, configSchema, DEFAULT_CONFIG_FILE } from "../src/core/config.js";
 import { saveImage } from "../src/core/image/store.js";
 import { createLogger } from "../src/core/logger.js";
 import { type ArmSource, createPipeline, type ImagineResult } from "../src/core/pipeline.js";
 import { PromptArms } from "../src/core/prompt/arms.js";
 import { loadExplicitFilter } from "../src/core/safety/index.js";
 import type { ImageBackend, PromptGenerator, RenderedImage } from "../src/core/types.js";
+import { openVoteStore } from "../src/core/votes/index.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -46,28 +46,16 @@ const RENDER_MS = 2000;
 const logger = createLogger({ level: "silent" });
 const filter = loadExplicitFilter({});
 
+/** config/default.json with the bench's settings: the shipped tiny model, one prompt per job. */
 function config(dataDir: string, concurrency: number): Config {
+  const defaults = JSON.parse(readFileSync(DEFAULT_CONFIG_FILE, "utf8")) as Record<string, object>;
   return configSchema.parse({
+    ...defaults,
     dataDir,
     defaultArm: "ft-tags",
     arms: { "ft-tags": { kind: "onnx", modelDir: MODEL_DIR } },
-    sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
     prompt: { count: 1, maxSubjectLength: 200, threads: 1 },
-    remote: { timeoutMs: 30_000, retries: 0 },
-    safety: { extraBlockedWords: [], allowedWords: [] },
-    image: {
-      backend: null,
-      width: 768,
-      height: 768,
-      steps: 30,
-      guidance: 7.5,
-      negativePrompt: "",
-      timeoutMs: 120_000,
-      retries: 0,
-      huggingface: { model: "stabilityai/stable-diffusion-2" },
-      automatic1111: { sampler: "Euler a" },
-      comfyui: { workflowFile: "/tmp/workflow.json" },
-    },
+    image: { ...defaults.image, retries: 0 },
     queue: { concurrency, perUserCap: 3, globalCap: 1000, deadlineMs: 600_000 },
     log: { level: "silent" },
   });
@@ -137,7 +125,8 @@ async function overhead(png: Buffer, renderMs: number, requests: number): Promis
     arms,
     backend: fakeBackend(png, renderMs),
     filter,
-    store: new JsonlGenerationStore(dataDir),
+    // The store a deployment uses by default: SQLite in the data directory.
+    store: await openVoteStore("sqlite://votes.sqlite", { dataDir }),
     saveImage,
     logger,
   });
@@ -195,7 +184,8 @@ async function throughput(png: Buffer, jobs: number, arms: ArmSource | "tiny", l
     arms: promptArms ?? (arms as ArmSource),
     backend: fakeBackend(png, RENDER_MS),
     filter,
-    store: new JsonlGenerationStore(dataDir),
+    // The store a deployment uses by default: SQLite in the data directory.
+    store: await openVoteStore("sqlite://votes.sqlite", { dataDir }),
     saveImage,
     logger,
   });
