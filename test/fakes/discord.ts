@@ -4,8 +4,8 @@
  *
  * REST (under /api/v10, the prefix is optional): GET /gateway/bot and /gateway answer the fake's
  * own ws:// URL; interaction callbacks; the interaction webhook (PATCH/GET/DELETE @original,
- * follow-ups), multipart bodies included; own and user reactions (PUT/DELETE); GET channel,
- * message and user (partial fetches); bulk PUT of global and guild application commands.
+ * follow-ups), multipart bodies included; POST of a bot message to a channel (multipart too);
+ * own and user reactions (PUT/DELETE); GET channel, message and user (partial fetches); bulk PUT of global and guild application commands.
  * Every request is recorded with its parsed body (JSON, or multipart: payload_json and files).
  * Routes that need a bot token check it (401 otherwise), as Discord does.
  *
@@ -578,6 +578,14 @@ export class FakeDiscord extends EventEmitter {
       if (segments.length === 2 && method === "GET")
         return { status: 200, body: this.channel(channelId) };
       if (segments[2] === "messages") {
+        if (segments.length === 3 && method === "POST") {
+          // An ordinary bot message (type 0, no webhook), as channel.send() makes.
+          const body = (call.json ?? {}) as Record<string, unknown>;
+          const message = this.storeMessage(this.snowflake(), channelId, body, call.files);
+          message.type = 0;
+          delete message.webhook_id;
+          return { status: 200, body: message };
+        }
         const messageId = segments[3] ?? "";
         if (segments.length === 4 && method === "GET") {
           const message = this.messages.get(messageId);

@@ -31,7 +31,7 @@ import {
   slashCommandBody,
   startFakeSlack,
 } from "../fakes/slack.js";
-import { testConfig } from "../helpers/config.js";
+import { type DeepPartial, testConfig } from "../helpers/config.js";
 import { nextEvent, smallPng } from "../pipeline/fakes.js";
 
 export const SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -79,10 +79,20 @@ export interface Harness {
 }
 
 export async function startHarness(
-  options: { socket?: boolean; queue?: Partial<Config["queue"]>; backend?: PngBackend } = {},
+  options: {
+    socket?: boolean;
+    queue?: Partial<Config["queue"]>;
+    backend?: PngBackend;
+    /** Replaces the configured arms (a study compares two or more). */
+    arms?: DeepPartial<Config>["arms"];
+  } = {},
 ): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), "imagine-slack-"));
-  const config = testConfig({ dataDir, queue: options.queue ?? {} });
+  const config = testConfig({
+    dataDir,
+    queue: options.queue ?? {},
+    ...(options.arms ? { arms: options.arms } : {}),
+  });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({
     level: "info",

@@ -2,7 +2,9 @@
  * `imagine-bot serve`: runs every chat adapter whose credentials are set, on shared services
  * built once (configuration, logger, prompt arms, image backend, pipeline, vote store), until
  * SIGINT or SIGTERM; then stops taking commands, lets running jobs finish within a grace period
- * (the rest fail with "shutting down"), disconnects and closes the store.
+ * (the rest fail with "shutting down"), disconnects and closes the store. Once the adapters run,
+ * batch studies are posted in their channels (shared/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
+ * default one minute) and running ones resume; shutdown stops posting first.
  *
  * `imagine-bot register discord [--guild ID]`: overwrites the Discord application's slash
  * commands with the ones built from the command declarations.
@@ -27,6 +29,7 @@ import { discordSettings } from "../discord/settings.js";
 import { discordStarter } from "../discord/starter.js";
 import { type AnyCommand, CHAT_COMMANDS } from "../shared/commands.js";
 import type { AdapterStarter, ChatServices, RunningAdapter } from "../shared/services.js";
+import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../shared/studyPoster.js";
 import { slackStarter } from "../slack/starter.js";
 
 /** Every chat platform serve can run; each starts when its credentials are set. */
@@ -54,6 +57,11 @@ export interface ServeOptions {
   logger?: Logger;
   /** How long a shutdown waits for running jobs; default min(queue deadline, 30 s). */
   graceMs?: number;
+  /**
+   * Pace of batch-study posting, start to start; default STUDY_POST_INTERVAL_MS from the
+   * environment, else one minute.
+   */
+  studyIntervalMs?: number;
 }
 
 export interface ServeHandle {
@@ -77,6 +85,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     throw new UserError("CONFIG_INVALID", noAdapterMessage(options.adapters));
 
   const { config, secrets } = loadConfig(env);
+  const studyIntervalMs = options.studyIntervalMs ?? studyIntervalFromEnv(env);
   const platformSecrets = PLATFORM_SECRETS.map((name) => env[name]?.trim()).filter(
     (value): value is string => typeof value === "string" && value.length > 0,
   );
@@ -143,6 +152,18 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     throw error;
   }
 
+  // Batch studies are posted by the adapter that owns each study's channel; running ones resume.
+  studies.setPoster(
+    studyPoster(adapters, services, {
+      intervalMs: studyIntervalMs,
+    }),
+  );
+  const resumed = await studies.resumePosting().catch((error: unknown) => {
+    logger.error({ err: error }, "batch studies could not be resumed");
+    return [];
+  });
+  if (resumed.length > 0) logger.info({ studies: resumed }, "batch study posting resumed");
+
   const graceMs = options.graceMs ?? Math.min(config.queue.deadlineMs, MAX_GRACE_MS);
   let closing: Promise<void> | undefined;
   let markClosed!: () => void;
@@ -172,6 +193,19 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     return closing;
   };
   return { adapters, services, shutdown, closed };
+}
+
+function studyIntervalFromEnv(env: NodeJS.ProcessEnv): number {
+  const raw = env.STUDY_POST_INTERVAL_MS?.trim();
+  if (raw === undefined || raw === "") return DEFAULT_STUDY_INTERVAL_MS;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new UserError(
+      "CONFIG_INVALID",
+      `STUDY_POST_INTERVAL_MS must be a number of milliseconds ≥ 0, got "${raw}"`,
+    );
+  }
+  return value;
 }
 
 /** Resolves true when `promise` settles within `ms`, false otherwise. */

@@ -8,6 +8,8 @@
  *                        seed and the voting legend → message recorded → 8 voting reactions
  *   reaction added       → vote cast; a replaced vote's old reaction is removed where allowed
  *   reaction removed     → vote retracted if that score is still the current one
+ *   batch study item     → postResult(channel): the same image message, posted as an ordinary
+ *                        bot message in the study's channel (see shared/studyPoster.ts)
  *
  * Every command in ChatServices.commands is dispatched from its declaration; nothing here is
  * specific to one command except how results with images are posted.
@@ -280,7 +282,11 @@ export class DiscordAdapter implements RunningAdapter {
         return report("failed");
       }
       if (isImagineResult(outcome.value)) {
-        const messages = await this.postImages(reply, outcome.value, log);
+        const messages = await this.postImages(
+          outcome.value,
+          (payload, i) => (i === 0 ? reply.finish(payload) : reply.followUp(payload)),
+          log,
+        );
         return report("done", messages);
       }
       if (isReportResult(outcome.value)) {
@@ -310,10 +316,40 @@ export class DiscordAdapter implements RunningAdapter {
     return undefined;
   }
 
-  /** Posts each image (the first in place of "thinking…"), records it and adds the reactions. */
+  /**
+   * Whether batch-study items for `channel` are posted here: a channel of a server the bot is in
+   * (in the client's cache since ready) and, with DISCORD_CHANNELS, one of those.
+   */
+  ownsChannel(channel: string): boolean {
+    if (this.settings.channels && !this.settings.channels.includes(channel)) return false;
+    return this.client.channels.cache.has(channel);
+  }
+
+  /**
+   * Posts an imagine result into a channel as ordinary bot messages (batch studies), each
+   * recorded for votes and given the voting reactions, like /imagine's. Returns the message ids.
+   */
+  async postResult(channelId: string, result: ImagineResult): Promise<string[]> {
+    const channel = await this.client.channels.fetch(channelId);
+    if (!channel?.isSendable())
+      throw new Error(`discord channel ${channelId} cannot take messages`);
+    return this.postImages(
+      result,
+      (payload) => channel.send({ allowedMentions: { parse: [] }, ...payload }),
+      this.logger.child({ channel: channelId }),
+    );
+  }
+
+  /**
+   * Posts each image with `send` (for /imagine: the first in place of "thinking…", then
+   * follow-ups), records it and adds the reactions.
+   */
   private async postImages(
-    reply: InteractionReply,
     result: ImagineResult,
+    send: (
+      payload: { content: string; files: AttachmentBuilder[] },
+      index: number,
+    ) => Promise<Message>,
     log: Logger,
   ): Promise<string[]> {
     const scale = this.services.config.votes.discordEmoji;
@@ -326,8 +362,7 @@ export class DiscordAdapter implements RunningAdapter {
       const files = [
         new AttachmentBuilder(image.png, { name: image.fileName, description: image.altText }),
       ];
-      const message =
-        i === 0 ? await reply.finish({ content, files }) : await reply.followUp({ content, files });
+      const message = await send({ content, files }, i);
       posted.push(message.id);
       if (!this.services.votes) continue;
       const ref = discordMessageRef(message.channelId, message.id);

@@ -3,7 +3,7 @@
  * hands back so that serve can shut it down.
  */
 import type { Config } from "../../core/config.js";
-import type { Pipeline } from "../../core/pipeline.js";
+import type { ImagineResult, Pipeline } from "../../core/pipeline.js";
 import type { PromptArms } from "../../core/prompt/arms.js";
 import type { StudyManager } from "../../core/study/manager.js";
 import type { Logger, VoteStore } from "../../core/types.js";
@@ -31,6 +31,16 @@ export interface RunningAdapter {
   drain(): Promise<void>;
   /** Disconnects from the platform. */
   close(): Promise<void>;
+  /**
+   * Batch studies (see studyPoster.ts): whether this adapter posts to `channel`, a channel id
+   * as its platform writes it (Discord: a channel of a server the bot is in; Slack: C…/G… ids).
+   */
+  ownsChannel?(channel: string): boolean;
+  /**
+   * Posts an imagine result into `channel` as ordinary bot messages, recorded for votes and
+   * given the voting reactions, exactly like /imagine's images. Returns the messages' ids/refs.
+   */
+  postResult?(channel: string, result: ImagineResult): Promise<string[]>;
 }
 
 /** One entry per chat platform in serve's list of adapters. */

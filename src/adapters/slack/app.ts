@@ -11,6 +11,7 @@
  * shared to no channel) and the same message is updated into Block Kit whose image block refers
  * to the file (`slack_file: {id}`): the bot therefore knows that message's ts for sure, records
  * it (store.setMessageRef, ref `${channel}:${ts}`) and adds the eight voting reactions in order.
+ * Batch-study items (postResult, see shared/studyPoster.ts) go the same way as new messages.
  *
  * Reactions: reaction_added casts a vote, reaction_removed retracts it if that score is still the
  * current one. A second reaction in the same dimension replaces the vote; unlike Discord, a bot
@@ -219,6 +220,9 @@ function uploadedFileId(upload: unknown): string | undefined {
   const files = (upload as { files?: { files?: { id?: string }[] }[] }).files;
   return files?.[0]?.files?.[0]?.id;
 }
+
+/** A Slack conversation id that can hold a study: public (C…) or private (G…) channel. */
+const SLACK_CHANNEL_ID = /^[CG][A-Z0-9]{6,}$/;
 
 export class SlackAdapter implements RunningAdapter {
   readonly name = "slack";
@@ -476,7 +480,7 @@ export class SlackAdapter implements RunningAdapter {
         // job deadline, so nothing waits longer than a job may.
         refs.push(
           await withDeadline(
-            this.publish(reply, command, reuse),
+            this.publish(reply, command.channel_id, command.user_id, reuse),
             this.services.config.queue.deadlineMs,
             "posting the image",
           ),
@@ -498,13 +502,42 @@ export class SlackAdapter implements RunningAdapter {
     return { refs, failed };
   }
 
-  /** Uploads the PNG, shows it (Block Kit, slack_file), records the message, adds the reactions. */
+  /**
+   * Whether batch-study items for `channel` are posted here: a Slack conversation id (C…
+   * public, G… private; Discord's are all digits).
+   */
+  ownsChannel(channel: string): boolean {
+    return SLACK_CHANNEL_ID.test(channel);
+  }
+
+  /**
+   * Posts an imagine result into a channel as new bot messages (batch studies), each recorded
+   * for votes and given the voting reactions, like /imagine's. Returns the message refs.
+   */
+  async postResult(channel: string, result: ImagineResult): Promise<string[]> {
+    const refs: string[] = [];
+    for (const reply of imageReplies(result)) {
+      refs.push(
+        await withDeadline(
+          this.publish(reply, channel, undefined, undefined),
+          this.services.config.queue.deadlineMs,
+          "posting the image",
+        ),
+      );
+    }
+    return refs;
+  }
+
+  /**
+   * Uploads the PNG, shows it (Block Kit, slack_file) in place of the status message or as a new
+   * message, records the message, adds the reactions.
+   */
   private async publish(
     reply: ImageReply,
-    command: SlashCommand,
+    channel: string,
+    user: string | undefined,
     statusTs: string | undefined,
   ): Promise<string> {
-    const channel = command.channel_id;
     const upload = await this.client.files.uploadV2({
       file: reply.png,
       filename: reply.fileName,
@@ -513,12 +546,7 @@ export class SlackAdapter implements RunningAdapter {
     });
     const fileId = uploadedFileId(upload);
     if (fileId === undefined) throw new Error("files.uploadV2 returned no file id");
-    const message = imageBlocks(
-      reply,
-      fileId,
-      command.user_id,
-      this.services.config.votes.slackEmoji,
-    );
+    const message = imageBlocks(reply, fileId, user, this.services.config.votes.slackEmoji);
     const delays = this.options.fileRetryDelaysMs ?? [1000, 2000, 4000];
     let ts: string | undefined;
     for (let attempt = 0; ; attempt++) {

@@ -20,7 +20,8 @@ export function progressLine(subject: string, user: string, progress: string): s
 export function imageBlocks(
   reply: ImageReply,
   fileId: string,
-  user: string,
+  /** Who asked (/imagine); undefined for a batch study's item. */
+  user: string | undefined,
   scale: EmojiScale,
 ): { text: string; blocks: object[] } {
   const prompt =
@@ -32,7 +33,10 @@ export function imageBlocks(
     blocks: [
       {
         type: "section",
-        text: { type: "mrkdwn", text: `*${escapeMrkdwn(reply.subject)}* — asked by <@${user}>` },
+        text: {
+          type: "mrkdwn",
+          text: `*${escapeMrkdwn(reply.subject)}*${user === undefined ? "" : ` — asked by <@${user}>`}`,
+        },
       },
       { type: "image", slack_file: { id: fileId }, alt_text: reply.altText.slice(0, 2000) },
       { type: "section", text: { type: "mrkdwn", text: prompt.slice(0, 3000) } },
