@@ -27,9 +27,10 @@ import { createPipeline, type Pipeline } from "../../src/core/pipeline.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
 import { loadExplicitFilter } from "../../src/core/safety/index.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../../src/core/types.js";
+import type { KeyvVoteStore } from "../../src/core/votes/index.js";
 import { ADMIN_PERMISSIONS, FakeDiscord, type RecordedCall } from "../fakes/discord.js";
+import { allGenerations, memoryVoteStore } from "../helpers/votes.js";
 import { nextEvent, smallPng, testConfig } from "../pipeline/fakes.js";
-import { MemoryVoteStore } from "./memoryVoteStore.js";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -67,7 +68,7 @@ let dataDir: string;
 let config: Config;
 let arms: PromptArms;
 let pipeline: Pipeline;
-let store: MemoryVoteStore;
+let store: KeyvVoteStore;
 let backend: SwitchableBackend;
 let adapter: DiscordAdapter;
 const logLines: string[] = [];
@@ -87,7 +88,7 @@ beforeAll(async () => {
     }),
   });
   arms = new PromptArms(config, {}, logger);
-  store = new MemoryVoteStore();
+  store = await memoryVoteStore();
   backend = new SwitchableBackend();
   pipeline = createPipeline({
     config,
@@ -179,7 +180,7 @@ describe("/imagine", () => {
     expect(file?.data.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
     expect((await sharp(file?.data).metadata()).format).toBe("png");
 
-    const [generation] = [...store.generations.values()];
+    const [generation] = await allGenerations(store);
     if (!generation) throw new Error("no generation stored");
     const text = content(final) ?? "";
     expect(text).toContain("**a lighthouse**");
@@ -406,7 +407,7 @@ describe("/imagine", () => {
 
     it("counts a reaction on a message from before a restart (uncached message, partial user)", async () => {
       // A generation posted by an earlier run: this client has never seen its message.
-      const earlier = [...store.generations.values()][0];
+      const earlier = (await allGenerations(store))[0];
       if (!earlier) throw new Error("no generation");
       const oldMessage = "1250000000000000001";
       await store.saveGeneration({

@@ -15,8 +15,8 @@ import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
 import { UserError } from "../../src/core/errors.js";
 import { createLogger } from "../../src/core/logger.js";
 import { FakeDiscord, type RecordedCall } from "../fakes/discord.js";
+import { allGenerations, memoryVoteStore } from "../helpers/votes.js";
 import { FakeBackend, nextEvent, type RenderCall } from "../pipeline/fakes.js";
-import { MemoryVoteStore } from "./memoryVoteStore.js";
 
 const silent = createLogger({ level: "silent" });
 let fake: FakeDiscord;
@@ -70,7 +70,8 @@ describe("serve", () => {
 
   it("on shutdown refuses new commands, lets the running job finish, disconnects and closes the store", async () => {
     const backend = new FakeBackend("manual");
-    const votes = new MemoryVoteStore();
+    const votes = await memoryVoteStore();
+    const closeVotes = vi.spyOn(votes, "close");
     const handle = await startServe({
       env: env(),
       backend,
@@ -105,17 +106,18 @@ describe("serve", () => {
 
     await closing;
     await handle.closed;
-    expect(votes.closed).toBe(true);
+    expect(closeVotes).toHaveBeenCalled();
     await disconnected();
     expect(fake.connections).toBe(0);
     // Generations went to the vote store, with the message recorded.
-    const [generation] = [...votes.generations.values()];
+    const [generation] = await allGenerations(votes);
     expect(generation?.messageRef).toBe(`${fake.channelId}/${report.messages[0]}`);
   });
 
   it("fails a job still running after the grace period, telling the person why", async () => {
     const backend = new FakeBackend("hang");
-    const votes = new MemoryVoteStore();
+    const votes = await memoryVoteStore();
+    const closeVotes = vi.spyOn(votes, "close");
     const handle = await startServe({ env: env(), backend, votes, logger: silent, graceMs: 0 });
     const adapter = handle.adapters[0] as DiscordAdapter;
     const render = nextEvent(backend, "render");
@@ -129,7 +131,7 @@ describe("serve", () => {
     expect((final.json as { content: string }).content).toMatch(
       /^Sorry, that failed: The bot is shutting down; try again in a moment\. \(reference [0-9a-f]{8}\)$/,
     );
-    expect(votes.closed).toBe(true);
+    expect(closeVotes).toHaveBeenCalled();
     await disconnected();
   });
 });

@@ -25,10 +25,11 @@ import { createPipeline, type Pipeline } from "../../src/core/pipeline.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
 import { loadExplicitFilter } from "../../src/core/safety/index.js";
 import { StudyManager } from "../../src/core/study/manager.js";
+import type { KeyvVoteStore } from "../../src/core/votes/index.js";
 import { ADMIN_PERMISSIONS, FakeDiscord, type RecordedCall } from "../fakes/discord.js";
 import { TINY_MODEL_DIR, testConfig } from "../helpers/config.js";
+import { allGenerations, memoryVoteStore } from "../helpers/votes.js";
 import { FakeBackend, nextEvent } from "../pipeline/fakes.js";
-import { MemoryVoteStore } from "./memoryVoteStore.js";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const ARMS = ["ft-tags", "baseline"];
@@ -38,7 +39,7 @@ let dataDir: string;
 let config: Config;
 let arms: PromptArms;
 let pipeline: Pipeline;
-let store: MemoryVoteStore;
+let store: KeyvVoteStore;
 let studies: StudyManager;
 let adapter: DiscordAdapter;
 
@@ -54,7 +55,7 @@ beforeAll(async () => {
   });
   const logger = createLogger({ level: "silent" });
   arms = new PromptArms(config, {}, logger);
-  store = new MemoryVoteStore();
+  store = await memoryVoteStore();
   studies = new StudyManager({ dataDir, logger });
   pipeline = createPipeline({
     config,
@@ -152,7 +153,7 @@ describe("batch study in a Discord channel", () => {
     expect((await studies.require(study.id)).posted).toHaveLength(total);
 
     const posts = channelPosts(fake.calls);
-    const prompts = [...store.generations.values()].map((g) => g.prompt);
+    const prompts = (await allGenerations(store)).map((g) => g.prompt);
     expect(prompts).toHaveLength(total);
     const messageIds: string[] = [];
     for (const post of posts) {
@@ -182,16 +183,14 @@ describe("batch study in a Discord channel", () => {
     expect(new Set(messageIds).size).toBe(total);
 
     // Every generation belongs to the study, with its plan arm and seed, and its message.
-    for (const generation of store.generations.values()) {
+    for (const generation of await allGenerations(store)) {
       expect(generation.studyId).toBe(study.id);
       expect(generation.platform).toBe("discord");
       expect(generation.channel).toBe(fake.channelId);
       expect(ARMS).toContain(generation.arm);
     }
     const planned = study.plan.items.map((i) => `${i.concept}/${i.arm}/${i.seed}`).sort();
-    const made = [...store.generations.values()]
-      .map((g) => `${g.subject}/${g.arm}/${g.seed}`)
-      .sort();
+    const made = (await allGenerations(store)).map((g) => `${g.subject}/${g.arm}/${g.seed}`).sort();
     expect(made).toEqual(planned);
 
     // A reaction on a study message is a vote on the study's generation.

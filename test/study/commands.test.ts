@@ -12,8 +12,10 @@ import { studyCommand } from "../../src/commands/study.js";
 import { createLogger } from "../../src/core/logger.js";
 import type { PromptArms } from "../../src/core/prompt/arms.js";
 import { StudyManager } from "../../src/core/study/manager.js";
+import type { KeyvVoteStore } from "../../src/core/votes/index.js";
 import { TINY_MODEL_DIR, testConfig } from "../helpers/config.js";
-import { generation, MemoryVoteStore, must } from "./voteStoreDouble.js";
+import { memoryVoteStore, tickingClock } from "../helpers/votes.js";
+import { generation, must } from "./fixtures.js";
 
 const ARMS = ["base", "ft-no-tags", "ft-tags"];
 const dirs: string[] = [];
@@ -22,7 +24,7 @@ afterAll(() => {
 });
 
 let dataDir: string;
-let votes: MemoryVoteStore;
+let votes: KeyvVoteStore;
 let studies: StudyManager;
 let context: CommandContext;
 let studyId: string;
@@ -36,7 +38,7 @@ beforeEach(async () => {
     defaultArm: "ft-tags",
     arms: { base: arm, "ft-no-tags": arm, "ft-tags": arm },
   });
-  votes = new MemoryVoteStore();
+  votes = await memoryVoteStore(tickingClock());
   studies = new StudyManager({ dataDir });
   context = {
     config,

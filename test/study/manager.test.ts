@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { StudyManager } from "../../src/core/study/manager.js";
 import { publicStudy } from "../../src/core/study/record.js";
-import { generation, MemoryVoteStore, must } from "./voteStoreDouble.js";
+import { memoryVoteStore } from "../helpers/votes.js";
+import { generation, must } from "./fixtures.js";
 
 const ARMS = ["base", "ft-no-tags", "ft-tags"];
 const dirs: string[] = [];
@@ -109,7 +110,7 @@ describe("StudyManager, live studies", () => {
 describe("results are hidden until the study closes", () => {
   it("refuses results while running, reveals the per-arm table after close", async () => {
     const manager = new StudyManager({ dataDir: tempDir() });
-    const votes = new MemoryVoteStore();
+    const votes = await memoryVoteStore();
     const record = await manager.start({
       mode: "live",
       name: "reveal",
