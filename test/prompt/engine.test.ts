@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserError } from "../../src/core/errors.js";
 import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../../src/core/prompt/onnxGenerator.js";
-import { argmax } from "../../src/core/prompt/sampler.js";
 import { END_OF_TEXT_ID } from "../../src/core/prompt/tokenizer.js";
+import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
 
 const MODEL_DIR = resolve(import.meta.dirname, "..", "..", "models", "tiny-caption-gpt2");
 const TOLERANCE = 1e-4;
@@ -39,14 +39,6 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++)
-    max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
-  return max;
-}
-
 describe("ONNX decoder against PyTorch's golden fixture", () => {
   it("matches the logits at every recorded position", async () => {
     for (const [k, position] of golden.logits.positions.entries()) {
@@ -61,22 +53,17 @@ describe("ONNX decoder against PyTorch's golden fixture", () => {
 
   it("matches the full-vocabulary logits of the last position", async () => {
     const { lastLogits, vocab } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-    const bytes = Buffer.from(golden.lastLogitsBase64, "base64");
-    const reference = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    const reference = float32FromBase64(golden.lastLogitsBase64);
     expect(vocab).toBe(50257);
     expect(maxAbsDiff(lastLogits, reference)).toBeLessThan(TOLERANCE);
   });
 
   it("reproduces the greedy continuation through the KV cache", async () => {
-    let step = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-    const tokens: number[] = [];
-    const chosen: number[] = [];
-    for (let i = 0; i < golden.greedy.steps; i++) {
-      const token = argmax(step.lastLogits);
-      tokens.push(token);
-      chosen.push(step.lastLogits[token] as number);
-      step = await decoder.step([[token]], step.cache);
-    }
+    const {
+      tokens,
+      chosen,
+      last: step,
+    } = await greedyThroughCache(decoder, golden.inputIds, golden.greedy.steps);
     expect(tokens).toEqual(golden.greedy.tokens);
     expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
   });

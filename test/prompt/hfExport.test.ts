@@ -11,8 +11,8 @@ import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../../src/core/prompt/onnxGenerator.js";
-import { argmax } from "../../src/core/prompt/sampler.js";
 import { encodeText } from "../../src/core/prompt/tokenizer.js";
+import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
 
 const FIXTURE_DIR = resolve(import.meta.dirname, "..", "fixtures", "hf-merged-gpt2");
 const ONNX_FILE = "decoder_model_merged.onnx";
@@ -32,21 +32,12 @@ let reference: Float32Array;
 beforeAll(async () => {
   decoder = await Gpt2OnnxDecoder.load(FIXTURE_DIR);
   golden = JSON.parse(await readFile(join(FIXTURE_DIR, "golden.json"), "utf8")) as Golden;
-  const bytes = Buffer.from(golden.lastLogitsBase64, "base64");
-  reference = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  reference = float32FromBase64(golden.lastLogitsBase64);
 });
 
 afterAll(async () => {
   await decoder.close();
 });
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++)
-    max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
-  return max;
-}
 
 describe("the fixture is an optimum-style merged decoder", () => {
   let session: ort.InferenceSession;
@@ -162,15 +153,11 @@ describe("Gpt2OnnxDecoder on the merged decoder", () => {
   });
 
   it("reproduces PyTorch's greedy continuation through the KV cache (cache branch)", async () => {
-    let step = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-    const tokens: number[] = [];
-    const chosen: number[] = [];
-    for (let i = 0; i < golden.greedy.steps; i++) {
-      const token = argmax(step.lastLogits);
-      tokens.push(token);
-      chosen.push(step.lastLogits[token] as number);
-      step = await decoder.step([[token]], step.cache);
-    }
+    const {
+      tokens,
+      chosen,
+      last: step,
+    } = await greedyThroughCache(decoder, golden.inputIds, golden.greedy.steps);
     expect(tokens).toEqual(golden.greedy.tokens);
     expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
     expect(step.cache.length).toBe(golden.inputIds.length + golden.greedy.steps);

@@ -1,0 +1,38 @@
+/** Comparing onnxruntime-node's output with the golden values PyTorch wrote (training/export_onnx.py). */
+import { expect } from "vitest";
+import type { DecoderStep, Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
+import { argmax } from "../../src/core/prompt/sampler.js";
+
+/** The largest absolute difference between two equally long arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
+  }
+  return max;
+}
+
+/** Little-endian float32 values stored as base64 in golden.json. */
+export function float32FromBase64(base64: string): Float32Array {
+  const bytes = Buffer.from(base64, "base64");
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+/** Greedy decoding one token per step through the KV cache, as the golden continuation was made. */
+export async function greedyThroughCache(
+  decoder: Gpt2OnnxDecoder,
+  inputIds: number[],
+  steps: number,
+): Promise<{ tokens: number[]; chosen: number[]; last: DecoderStep }> {
+  let step = await decoder.step([inputIds], decoder.emptyCache(1));
+  const tokens: number[] = [];
+  const chosen: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const token = argmax(step.lastLogits);
+    tokens.push(token);
+    chosen.push(step.lastLogits[token] as number);
+    step = await decoder.step([[token]], step.cache);
+  }
+  return { tokens, chosen, last: step };
+}
