@@ -59,11 +59,11 @@ describe("ONNX decoder against PyTorch's golden fixture", () => {
   });
 
   it("reproduces the greedy continuation through the KV cache", async () => {
-    const {
-      tokens,
-      chosen,
-      last: step,
-    } = await greedyThroughCache(decoder, golden.inputIds, golden.greedy.steps);
+    const { tokens, chosen } = await greedyThroughCache(
+      decoder,
+      golden.inputIds,
+      golden.greedy.steps,
+    );
     expect(tokens).toEqual(golden.greedy.tokens);
     expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
   });
