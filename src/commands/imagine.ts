@@ -2,20 +2,14 @@ import { z } from "zod";
 import { BotError, UserError } from "../core/errors.js";
 import type { ImagineResult } from "../core/pipeline.js";
 import type { Command } from "./command.js";
+import { armOption, modelDirOption, seedOption, subjectOption } from "./options.js";
 
 const options = z.object({
-  subject: z.string().describe('what the image should show, e.g. "a lighthouse"'),
+  subject: subjectOption,
   count: z.number().int().min(1).max(16).optional().describe("how many images, one per prompt"),
-  arm: z.string().optional().describe("which configured arm writes the prompts"),
-  /** Developer option (CLI only): a model directory instead of a configured arm. */
-  modelDir: z.string().optional().describe("a model directory instead of an arm"),
-  seed: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1)
-    .optional()
-    .describe("same seed, same prompts and images"),
+  arm: armOption,
+  modelDir: modelDirOption,
+  seed: seedOption("prompts and images"),
 });
 
 /**

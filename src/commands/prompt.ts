@@ -3,20 +3,14 @@ import { z } from "zod";
 import { validateSubject } from "../core/prompt/subject.js";
 import type { GeneratedPrompt } from "../core/types.js";
 import type { Command } from "./command.js";
+import { armOption, modelDirOption, seedOption, subjectOption } from "./options.js";
 
 const options = z.object({
-  subject: z.string().describe('what the image should show, e.g. "a lighthouse"'),
+  subject: subjectOption,
   count: z.number().int().min(1).max(16).optional().describe("how many prompts to write"),
-  arm: z.string().optional().describe("which configured arm writes them"),
-  /** Developer option (CLI only): a model directory instead of a configured arm. */
-  modelDir: z.string().optional().describe("a model directory instead of an arm"),
-  seed: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1)
-    .optional()
-    .describe("same seed, same prompts"),
+  arm: armOption,
+  modelDir: modelDirOption,
+  seed: seedOption("prompts"),
   maxNewTokens: z.number().int().min(1).max(1024).optional().describe("cap on new tokens"),
 });
 
