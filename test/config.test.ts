@@ -117,4 +117,19 @@ describe("loadConfig", () => {
     await writeFile(file, "{ not json");
     expect(() => loadConfig(env({ IMAGINE_CONFIG: file }))).toThrow(/not valid JSON/);
   });
+
+  it("checks the Discord channel allow-list", async () => {
+    const file = join(dir, "discord.json");
+    await writeFile(
+      file,
+      JSON.stringify({ discord: { channels: ["1234567890123456789", "general"] } }),
+    );
+    expect(() => loadConfig(env({ IMAGINE_CONFIG: file }))).toThrow(
+      /discord\.channels\.1: .*Discord channel id/,
+    );
+    await writeFile(file, JSON.stringify({ discord: { channels: ["1234567890123456789"] } }));
+    expect(loadConfig(env({ IMAGINE_CONFIG: file })).config.discord.channels).toEqual([
+      "1234567890123456789",
+    ]);
+  });
 });

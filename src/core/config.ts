@@ -148,6 +148,12 @@ export const configSchema = z
           .strict(),
       })
       .strict(),
+    /** Discord: channel ids where commands are answered; empty = every channel (DISCORD_CHANNELS). */
+    discord: z
+      .object({
+        channels: z.array(z.string().regex(/^\d{17,20}$/, "a Discord channel id (17–20 digits)")),
+      })
+      .strict(),
     /** The explicit-text filter (src/core/safety): the shipped blocklist plus these changes. */
     safety: z
       .object({

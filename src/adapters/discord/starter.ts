@@ -9,5 +9,11 @@ export const discordStarter: AdapterStarter = {
   name: "discord",
   credentials: "DISCORD_TOKEN",
   configured: discordConfigured,
-  start: (services, env) => startDiscordAdapter(discordSettings(env), services),
+  start: (services, env) => {
+    const settings = discordSettings(env);
+    // DISCORD_CHANNELS wins over the configured allow-list (discord.channels).
+    const configured = services.config.discord.channels;
+    if (settings.channels === undefined && configured.length > 0) settings.channels = configured;
+    return startDiscordAdapter(settings, services);
+  },
 };
