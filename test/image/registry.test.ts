@@ -26,6 +26,34 @@ describe("createImageBackend", () => {
     }
   });
 
+  it("without IMAGE_BACKEND, picks the backend whose settings are there", async () => {
+    const a1111 = createImageBackend(
+      imageConfig({ backend: null, automatic1111: { url: "http://127.0.0.1:7860" } }),
+      {},
+    );
+    const comfy = createImageBackend(
+      imageConfig({
+        backend: null,
+        comfyui: { url: "http://127.0.0.1:8188", workflowFile: WORKFLOW },
+      }),
+      {},
+    );
+    const hub = createImageBackend(imageConfig({ backend: null }), { hfToken: "hf_x" });
+    expect([a1111.name, comfy.name, hub.name]).toEqual(["automatic1111", "comfyui", "huggingface"]);
+    await Promise.all([a1111.close(), comfy.close(), hub.close()]);
+    const both = configError(() =>
+      createImageBackend(
+        imageConfig({
+          backend: null,
+          automatic1111: { url: "http://127.0.0.1:7860" },
+          comfyui: { url: "http://127.0.0.1:8188", workflowFile: WORKFLOW },
+        }),
+        {},
+      ),
+    );
+    expect(both.message).toMatch(/IMAGE_BACKEND=automatic1111 or IMAGE_BACKEND=comfyui/);
+  });
+
   it("names the variable a chosen backend is missing", () => {
     expect(
       configError(() => createImageBackend(imageConfig({ backend: "huggingface" }), {})).message,

@@ -27,6 +27,28 @@ export const NO_BACKEND_MESSAGE =
   "Inference (HF_IMAGE_MODEL picks the model, HF_ENDPOINT_URL a dedicated endpoint), or run a local " +
   "server and set IMAGE_BACKEND=automatic1111 with A1111_URL, or IMAGE_BACKEND=comfyui with COMFYUI_URL.";
 
+type BackendName = NonNullable<Config["image"]["backend"]>;
+
+/**
+ * Without IMAGE_BACKEND, the backend is the one whose settings are there: a local server's URL
+ * (AUTOMATIC1111 or ComfyUI), else Hugging Face when HF_TOKEN or an endpoint is set. Two local
+ * URLs are ambiguous and need IMAGE_BACKEND.
+ */
+export function inferBackend(config: Config, secrets: Secrets): BackendName {
+  const image = config.image;
+  const local: BackendName[] = [];
+  if (image.automatic1111.url) local.push("automatic1111");
+  if (image.comfyui.url) local.push("comfyui");
+  if (local.length > 1) {
+    throw new ConfigError(
+      "Both A1111_URL and COMFYUI_URL are set: choose one with IMAGE_BACKEND=automatic1111 or IMAGE_BACKEND=comfyui.",
+    );
+  }
+  if (local[0]) return local[0];
+  if (secrets.hfToken || image.huggingface.endpointUrl) return "huggingface";
+  throw new ConfigError(NO_BACKEND_MESSAGE);
+}
+
 export function createImageBackend(
   config: Config,
   secrets: Secrets,
@@ -41,9 +63,7 @@ export function createImageBackend(
     sleep: options.sleep,
     random: options.random,
   };
-  switch (image.backend) {
-    case null:
-      throw new ConfigError(NO_BACKEND_MESSAGE);
+  switch (image.backend ?? inferBackend(config, secrets)) {
     case "huggingface":
       return createHuggingFaceImageBackend({
         ...runtime,
@@ -65,7 +85,7 @@ export function createImageBackend(
         workflowFile: image.comfyui.workflowFile,
       });
     default: {
-      const unknown: never = image.backend;
+      const unknown: never = image.backend as never;
       throw new ConfigError(
         `IMAGE_BACKEND "${String(unknown)}" is not one of huggingface, automatic1111, comfyui`,
       );
