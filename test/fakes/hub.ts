@@ -12,9 +12,8 @@
  * (the socket is destroyed), corrupt a byte, ignore the Range header, or answer a status.
  */
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOnLoopback } from "./loopback.js";
 
 export type HubFault =
   /** Sends the headers and this many bytes of the body, then destroys the socket. */
@@ -78,17 +77,12 @@ export class FakeHub {
   }
 
   async start(): Promise<this> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    const { port } = this.server.address() as AddressInfo;
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.baseUrl = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    this.server.close();
-    await once(this.server, "close").catch(() => {});
+    await closeServer(this.server);
   }
 
   /** Adds (or pushes a new commit to) a repository; returns the commit id. */

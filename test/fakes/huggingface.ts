@@ -18,9 +18,7 @@
  * model to that task (the client refuses a model mapped to another task).
  */
 
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import {
   type ImageFakeScript,
   imageBody,
@@ -28,6 +26,7 @@ import {
   ReplyQueue,
   sendFailure,
 } from "../image/images.js";
+import { closeServer, listenOnLoopback } from "./loopback.js";
 
 export type FakeReply =
   /** 200 with this continuation; finishReason and usage only when given. */
@@ -101,17 +100,12 @@ export class FakeHuggingFace {
   }
 
   async start(): Promise<this> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    const { port } = this.server.address() as AddressInfo;
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.baseUrl = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    // Hung requests would otherwise keep close() waiting forever.
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   /** Replies for the next completion requests, in order. */

@@ -24,8 +24,8 @@
 import { createHmac, randomUUID } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
+import { listenOnLoopback } from "./loopback.js";
 
 export const FAKE_TEAM = "T0FAKE";
 export const FAKE_BOT_USER = "U0BOT";
@@ -122,10 +122,7 @@ export class FakeSlack extends EventEmitter {
   }
 
   async start(): Promise<this> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    const { port } = this.server.address() as AddressInfo;
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.baseUrl = await listenOnLoopback(this.server);
     return this;
   }
 

@@ -4,10 +4,9 @@
  * all of them the same way.
  */
 
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import sharp from "sharp";
+import { closeServer, listenOnLoopback } from "../fakes/loopback.js";
 
 /** Noisy pixels, so the compressed data is large enough that cutting it in half truncates IDAT. */
 export async function makeImage(
@@ -187,16 +186,12 @@ export abstract class RecordingServer {
   }
 
   async start(): Promise<this> {
-    this.server.listen(0, "127.0.0.1");
-    await once(this.server, "listening");
-    const { port } = this.server.address() as AddressInfo;
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.baseUrl = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   protected abstract handle(request: RecordedHttpRequest, res: ServerResponse): Promise<void>;
