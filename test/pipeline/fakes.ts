@@ -12,6 +12,8 @@ import type { ArmSource, ImageParameters, SaveImage } from "../../src/core/pipel
 import type {
   GeneratedPrompt,
   GenerateRequest,
+  Generation,
+  GenerationStore,
   ImageBackend,
   ImageRequest,
   PromptGenerator,
@@ -197,4 +199,13 @@ export function nextEvent<T>(
     };
     emitter.on(event, listener);
   });
+}
+
+/** Keeps generations in memory, in the order saved. */
+export class MemoryGenerationStore implements GenerationStore {
+  readonly generations: Generation[] = [];
+
+  async saveGeneration(generation: Generation): Promise<void> {
+    this.generations.push(structuredClone(generation));
+  }
 }

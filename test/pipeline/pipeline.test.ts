@@ -10,7 +10,6 @@ import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/core/config.js";
 import { BotError, UserError } from "../../src/core/errors.js";
-import { MemoryGenerationStore } from "../../src/core/generations.js";
 import { parseA1111Parameters, readParametersChunk } from "../../src/core/image/png.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";
@@ -29,6 +28,7 @@ import {
   armsOf,
   FakeBackend,
   inTestSaveImage,
+  MemoryGenerationStore,
   type SavedImage,
   ScriptedGenerator,
   testConfig,

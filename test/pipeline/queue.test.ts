@@ -7,7 +7,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BotError, UserError } from "../../src/core/errors.js";
-import { MemoryGenerationStore } from "../../src/core/generations.js";
 import { createLogger } from "../../src/core/logger.js";
 import {
   createPipeline,
@@ -22,6 +21,7 @@ import {
   armsOf,
   FakeBackend,
   inTestSaveImage,
+  MemoryGenerationStore,
   nextEvent,
   type RenderCall,
   ScriptedGenerator,

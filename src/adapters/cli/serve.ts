@@ -14,7 +14,6 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../core/config.js";
 import { UserError } from "../../core/errors.js";
-import { JsonlGenerationStore } from "../../core/generations.js";
 import { createImageBackend } from "../../core/image/registry.js";
 import { saveImage } from "../../core/image/store.js";
 import { createLogger } from "../../core/logger.js";
@@ -52,8 +51,8 @@ export interface ServeOptions {
   commands?: readonly AnyCommand[];
   /** Replaces the configured image backend (tests). */
   backend?: ImageBackend;
-  /** Replaces the configured vote store (tests); null runs without one. */
-  votes?: VoteStore | null;
+  /** Replaces the configured vote store (tests). */
+  votes?: VoteStore;
   logger?: Logger;
   /** How long a shutdown waits for running jobs; default min(queue deadline, 30 s). */
   graceMs?: number;
@@ -105,23 +104,15 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     allowedWords: config.safety.allowedWords,
   });
   const votes =
-    options.votes === null
-      ? undefined
-      : (options.votes ??
-        (await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger })));
-  if (!votes) {
-    logger.warn(
-      { dataDir: config.dataDir },
-      "no vote store: generations go to generations.jsonl and images are posted without voting reactions",
-    );
-  }
+    options.votes ??
+    (await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger }));
   const studies = new StudyManager({ dataDir: config.dataDir, logger });
   const pipeline = createPipeline({
     config,
     arms,
     backend,
     filter,
-    store: votes ?? new JsonlGenerationStore(config.dataDir),
+    store: votes,
     saveImage,
     logger,
   });
