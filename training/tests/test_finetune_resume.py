@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+import onnx
 import numpy as np
 import pytest
 import torch
@@ -172,7 +173,6 @@ def test_eval_loss_and_perplexity_are_reported(tmp_path, data):
 
 
 def test_export_writes_a_loadable_model_directory_with_provenance(tmp_path, data):
-    onnx = pytest.importorskip("onnx")
     model_dir = tmp_path / "model"
     report = finetune.train(args_for(data, tmp_path / "out", "--max-steps", "3", "--export", str(model_dir)), log=lambda _: None)
     assert {"model.onnx", "imagine-model.json"} <= set(os.listdir(model_dir))
