@@ -138,16 +138,7 @@ export function orderByRaterThenItem(coded: CodedRatings): {
   order: Int32Array;
   start: Int32Array;
 } {
-  const n = coded.item.length;
-  // Counting sort by item, then a stable counting sort by rater.
-  const byItem = countingSort(coded.item, coded.items.length, identityOrder(n));
-  const order = countingSort(coded.rater, coded.raters.length, byItem);
-  const start = new Int32Array(coded.raters.length + 1);
-  for (let r = 0; r < n; r++) increment(start, (coded.rater[r] as number) + 1);
-  for (let j = 0; j < coded.raters.length; j++) {
-    start[j + 1] = (start[j + 1] as number) + (start[j] as number);
-  }
-  return { order, start };
+  return groupedOrder(coded.rater, coded.raters.length, coded.item, coded.items.length);
 }
 
 /** Rating indexes ordered by item, then rater: each item's ratings form one run. */
@@ -155,14 +146,24 @@ export function orderByItemThenRater(coded: CodedRatings): {
   order: Int32Array;
   start: Int32Array;
 } {
-  const n = coded.item.length;
-  const byRater = countingSort(coded.rater, coded.raters.length, identityOrder(n));
-  const order = countingSort(coded.item, coded.items.length, byRater);
-  const start = new Int32Array(coded.items.length + 1);
-  for (let r = 0; r < n; r++) increment(start, (coded.item[r] as number) + 1);
-  for (let i = 0; i < coded.items.length; i++) {
-    start[i + 1] = (start[i + 1] as number) + (start[i] as number);
-  }
+  return groupedOrder(coded.item, coded.items.length, coded.rater, coded.raters.length);
+}
+
+/**
+ * Rating indexes grouped by `group`, ordered by `within` inside each group (a counting sort by
+ * `within`, then a stable one by `group`), and where each group's run starts.
+ */
+function groupedOrder(
+  group: Int32Array,
+  groups: number,
+  within: Int32Array,
+  withins: number,
+): { order: Int32Array; start: Int32Array } {
+  const n = group.length;
+  const order = countingSort(group, groups, countingSort(within, withins, identityOrder(n)));
+  const start = new Int32Array(groups + 1);
+  for (let r = 0; r < n; r++) increment(start, (group[r] as number) + 1);
+  for (let g = 0; g < groups; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
   return { order, start };
 }
 
