@@ -12,14 +12,13 @@
  * http://user:password@host:7860.
  */
 
-import { BotError } from "../errors.js";
 import { asRecord, RemoteCallError } from "../retry.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
 import {
   type BackendRuntimeOptions,
   readJson,
-  runRender,
+  remoteBackend,
   send,
   serverTarget,
   validateRuntime,
@@ -40,7 +39,6 @@ export function createAutomatic1111Backend(options: Automatic1111Options): Image
   const target = serverTarget(options.url, "AUTOMATIC1111", "A1111_URL");
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const logger = options.logger?.child({ component: "image", backend: "automatic1111" });
-  const lifetime = new AbortController();
 
   async function attempt(request: ImageRequest, signal: AbortSignal): Promise<RenderedImage> {
     const body = {
@@ -87,22 +85,7 @@ export function createAutomatic1111Backend(options: Automatic1111Options): Image
     };
   }
 
-  return {
-    name: "automatic1111",
-    async render(request) {
-      return runRender(
-        options,
-        target.label,
-        lifetime.signal,
-        request,
-        (signal) => attempt(request, signal),
-        logger,
-      );
-    },
-    async close() {
-      lifetime.abort(new BotError("ABORTED", "The AUTOMATIC1111 backend was closed"));
-    },
-  };
+  return remoteBackend("automatic1111", "AUTOMATIC1111", options, target.label, logger, attempt);
 }
 
 /** `info` is a JSON string in A1111's answer (an object in a few forks). */

@@ -27,7 +27,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { BotError, ConfigError } from "../errors.js";
+import { ConfigError } from "../errors.js";
 import { asRecord, RemoteCallError, sleepFor } from "../retry.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
@@ -35,7 +35,7 @@ import {
   type BackendRuntimeOptions,
   readBytes,
   readJson,
-  runRender,
+  remoteBackend,
   send,
   serverTarget,
   validateRuntime,
@@ -85,7 +85,6 @@ export function createComfyUIBackend(options: ComfyUIOptions): ImageBackend {
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   const clientId = randomUUID();
   const logger = options.logger?.child({ component: "image", backend: "comfyui" });
-  const lifetime = new AbortController();
   const label = target.label;
 
   async function attempt(request: ImageRequest, signal: AbortSignal): Promise<RenderedImage> {
@@ -178,22 +177,7 @@ export function createComfyUIBackend(options: ComfyUIOptions): ImageBackend {
       );
   }
 
-  return {
-    name: "comfyui",
-    async render(request) {
-      return runRender(
-        options,
-        label,
-        lifetime.signal,
-        request,
-        (signal) => attempt(request, signal),
-        logger,
-      );
-    },
-    async close() {
-      lifetime.abort(new BotError("ABORTED", "The ComfyUI backend was closed"));
-    },
-  };
+  return remoteBackend("comfyui", "ComfyUI", options, label, logger, attempt);
 }
 
 /** The first image of a finished job, or the job's error. */

@@ -17,7 +17,7 @@ import {
   withRetry,
   withTimeout,
 } from "../retry.js";
-import type { ImageRequest, Logger } from "../types.js";
+import type { ImageBackend, ImageRequest, Logger, RenderedImage } from "../types.js";
 
 /** How every backend calls out: limits from config.image, and what tests inject. */
 export interface BackendRuntimeOptions {
@@ -70,6 +70,36 @@ export async function runRender<T>(
         "image render failed; retrying",
       ),
   });
+}
+
+/**
+ * An ImageBackend around one render attempt: every render goes through runRender (timeout,
+ * retries, the caller's signal), and close() aborts whatever is still running.
+ */
+export function remoteBackend(
+  name: string,
+  what: string,
+  options: BackendRuntimeOptions,
+  label: string,
+  logger: Logger | undefined,
+  attempt: (request: ImageRequest, signal: AbortSignal) => Promise<RenderedImage>,
+): ImageBackend {
+  const lifetime = new AbortController();
+  return {
+    name,
+    render: (request) =>
+      runRender(
+        options,
+        label,
+        lifetime.signal,
+        request,
+        (signal) => attempt(request, signal),
+        logger,
+      ),
+    async close() {
+      lifetime.abort(new BotError("ABORTED", `The ${what} backend was closed`));
+    },
+  };
 }
 
 export function validateRuntime(options: BackendRuntimeOptions, what: string): void {

@@ -21,12 +21,12 @@ import {
   type InferenceProviderOrPolicy,
   PROVIDERS_OR_POLICIES,
 } from "@huggingface/inference";
-import { BotError, ConfigError } from "../errors.js";
+import { ConfigError } from "../errors.js";
 import { describeHuggingFaceFailure, routeHuggingFaceLogs } from "../huggingface.js";
 import { networkFailure } from "../retry.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../types.js";
 import { decodeToPng } from "./decode.js";
-import { type BackendRuntimeOptions, runRender, validateRuntime } from "./http.js";
+import { type BackendRuntimeOptions, remoteBackend, validateRuntime } from "./http.js";
 
 export interface HuggingFaceImageOptions extends BackendRuntimeOptions {
   /** Hub model id (HF_IMAGE_MODEL); also the model named in the PNG metadata. */
@@ -56,7 +56,6 @@ export function createHuggingFaceImageBackend(options: HuggingFaceImageOptions):
   const baseFetch = options.fetch ?? globalThis.fetch;
   const logger = options.logger?.child({ component: "image", backend: "huggingface" });
   if (options.logger) routeHuggingFaceLogs(options.logger);
-  const lifetime = new AbortController();
 
   async function attempt(request: ImageRequest, signal: AbortSignal): Promise<RenderedImage> {
     let lastResponse: Response | undefined;
@@ -104,22 +103,7 @@ export function createHuggingFaceImageBackend(options: HuggingFaceImageOptions):
     return { ...image, model: options.model, seed: request.seed };
   }
 
-  return {
-    name: "huggingface",
-    async render(request) {
-      return runRender(
-        options,
-        label,
-        lifetime.signal,
-        request,
-        (signal) => attempt(request, signal),
-        logger,
-      );
-    },
-    async close() {
-      lifetime.abort(new BotError("ABORTED", "The Hugging Face image backend was closed"));
-    },
-  };
+  return remoteBackend("huggingface", "Hugging Face image", options, label, logger, attempt);
 }
 
 function validateTarget(options: HuggingFaceImageOptions): { args: Target; label: string } {
