@@ -4,6 +4,7 @@
  */
 import { type Command, Option } from "commander";
 import { loadConfig } from "../../core/config.js";
+import { csvField } from "../../core/csv.js";
 import type { Vote, VoteEvent } from "../../core/types.js";
 import { type KeyvVoteStore, openVoteStore } from "../../core/votes/index.js";
 
@@ -139,11 +140,4 @@ class Output {
     }
     return !this.gone;
   }
-}
-
-/** RFC 4180: quoted when it holds a comma, quote or line break. */
-function csvField(value: string | number | undefined): string {
-  if (value === undefined) return "";
-  const text = String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

@@ -13,7 +13,7 @@
  */
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
-import { basename, extname } from "node:path";
+import { extname } from "node:path";
 import { parse as parseCsv } from "csv-parse";
 import { parse as parseCsvSync } from "csv-parse/sync";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from "hyparquet";
@@ -476,9 +476,4 @@ function openDelimited(
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** A short display name for reports. */
-export function sourceName(path: string): string {
-  return basename(path);
 }

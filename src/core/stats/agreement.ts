@@ -7,6 +7,8 @@
  * and 2 is still weighed on the 1–4 scale. A statistic that the data leave undefined is an
  * Estimate with value null and a reason.
  */
+
+import { increment } from "./arrays.js";
 import {
   type CodedRatings,
   codeRatings,
@@ -472,9 +474,4 @@ export function percentAgreement(coded: CodedRatings): Estimate {
   }
   if (comparisons === 0) return undefinedEstimate("no item has two or more ratings");
   return estimate(agreeing / comparisons);
-}
-
-/** Adds one to a typed-array cell. */
-function increment(array: Int32Array | Float64Array, index: number): void {
-  array[index] = (array[index] as number) + 1;
 }

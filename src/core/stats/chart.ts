@@ -9,6 +9,7 @@
 import sharp from "sharp";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import { unique } from "./arrays.js";
 import type { GroupSummary } from "./summary.js";
 
 export interface ChartOptions {
@@ -162,8 +163,4 @@ export async function renderMeansChart(
     .flatten({ background: "#ffffff" })
     .png({ compressionLevel: 9 })
     .toBuffer();
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
 }

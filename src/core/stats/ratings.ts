@@ -3,6 +3,7 @@
  * from a declared category scale (the paper's Likert 1–4 by default). Everything here is pure;
  * invalid input is a RangeError (adapters check earlier and report line numbers).
  */
+import { increment } from "./arrays.js";
 
 /** One rating. A missing rating is simply an absent entry. */
 export interface Rating {
@@ -210,9 +211,4 @@ function findDuplicate(coded: CodedRatings): [number, number] | null {
     }
   }
   return null;
-}
-
-/** Adds one to a typed-array cell. */
-function increment(array: Int32Array | Float64Array, index: number): void {
-  array[index] = (array[index] as number) + 1;
 }

@@ -6,7 +6,10 @@
  * so a resample is drawn as its counts per value — one multinomial draw, made of exact binomial
  * draws — which has exactly the distribution of n single draws at a fraction of the cost.
  */
+
+import { csvField } from "../csv.js";
 import { type RandomSource, seededRandom } from "../random.js";
+import { unique } from "./arrays.js";
 import { sampleBinomial } from "./distributions.js";
 import { ALL_DIMENSIONS, type Rating } from "./ratings.js";
 
@@ -286,14 +289,4 @@ export function summariesToCsv(summaries: readonly GroupSummary[]): string {
       .join(","),
   );
   return `${[header, ...lines].join("\n")}\n`;
-}
-
-function csvField(value: string | number | null): string {
-  if (value === null) return "";
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
 }

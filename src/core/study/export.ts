@@ -2,6 +2,8 @@
  * Votes and vote events as CSV (RFC 4180, header row) or JSON lines. The arm column is empty
  * (CSV) or null (JSON) for generations whose study is still running.
  */
+
+import { csvField } from "../csv.js";
 import type { VoteEvent } from "../types.js";
 import type { VoteRow } from "./results.js";
 
@@ -64,10 +66,4 @@ export function toCsv(
 
 function toJsonl(records: readonly object[]): string {
   return records.map((record) => `${JSON.stringify(record)}\n`).join("");
-}
-
-export function csvField(value: Cell): string {
-  if (value === null || value === undefined) return "";
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
