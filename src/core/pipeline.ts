@@ -11,10 +11,11 @@
  * progress listener with a short reference that is also logged with the error.
  */
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Config } from "./config.js";
 import { isBotError, UserError } from "./errors.js";
+import type { PngParameters } from "./image/png.js";
+import type { SavedPng } from "./image/store.js";
 import type { PromptArms } from "./prompt/arms.js";
 import { validateSubject } from "./prompt/subject.js";
 import { JobQueue } from "./queue.js";
@@ -95,26 +96,16 @@ export interface ImagineResult {
   timings: ImagineTimings;
 }
 
-/** The A1111 "parameters" written into the PNG. The arm is deliberately not a field. */
-export interface ImageParameters {
-  prompt: string;
-  negativePrompt?: string;
-  steps: number;
-  sampler?: string;
-  cfgScale: number;
-  seed: number;
-  width: number;
-  height: number;
-  model: string;
-}
-
-/** Saves a PNG with its parameters and returns its path relative to dataDir (image/store.ts). */
+/**
+ * Saves a PNG with its parameters (image/store.ts's saveImage); the parameters type has no arm
+ * field, so the arm cannot reach the file.
+ */
 export type SaveImage = (
   dataDir: string,
   meta: { id: string; createdAt: string },
   png: Buffer,
-  parameters: ImageParameters,
-) => Promise<string>;
+  parameters: PngParameters,
+) => Promise<SavedPng>;
 
 export interface Clock {
   /** Monotonic milliseconds, for timings. */
@@ -398,7 +389,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const id = randomUUID();
     const createdAt = clock.now().toISOString();
     const negativePrompt = config.image.negativePrompt || undefined;
-    const path = await saveImage(config.dataDir, { id, createdAt }, image.png, {
+    const { path, png } = await saveImage(config.dataDir, { id, createdAt }, image.png, {
       prompt: prompt.text,
       ...(negativePrompt ? { negativePrompt } : {}),
       steps: config.image.steps,
@@ -409,7 +400,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       height: image.height,
       model: image.model,
     });
-    const png = await readFile(join(config.dataDir, path));
     const generation: Generation = {
       id,
       createdAt,

@@ -40,7 +40,7 @@ beforeEach(async () => {
 
 describe("saveImage", () => {
   it("writes <dataDir>/images/<day>/<id>.png with the parameters chunk and returns the relative path", async () => {
-    const path = await saveImage(
+    const { path } = await saveImage(
       dataDir,
       { id: "gen_01HX", createdAt: "2024-05-01T12:00:00.000Z" },
       png,
@@ -55,7 +55,7 @@ describe("saveImage", () => {
   });
 
   it("files by the UTC day of createdAt", async () => {
-    const path = await saveImage(
+    const { path } = await saveImage(
       dataDir,
       { id: "late", createdAt: "2024-05-01T23:30:00-02:00" },
       png,

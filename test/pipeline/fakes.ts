@@ -7,8 +7,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import type { Config } from "../../src/core/config.js";
+import type { PngParameters } from "../../src/core/image/png.js";
 import { formatA1111Parameters, withParametersChunk } from "../../src/core/image/png.js";
-import type { ArmSource, ImageParameters, SaveImage } from "../../src/core/pipeline.js";
+import type { ArmSource, SaveImage } from "../../src/core/pipeline.js";
 import type {
   GeneratedPrompt,
   GenerateRequest,
@@ -165,7 +166,7 @@ export function armsOf(generator: PromptGenerator): ArmSource {
 
 export interface SavedImage {
   path: string;
-  parameters: ImageParameters;
+  parameters: PngParameters;
 }
 
 /**
@@ -176,12 +177,10 @@ export function inTestSaveImage(saved: SavedImage[] = []): SaveImage {
   return async (dataDir, meta, png, parameters) => {
     const path = join("images", `${meta.id}.png`);
     await mkdir(join(dataDir, "images"), { recursive: true });
-    await writeFile(
-      join(dataDir, path),
-      withParametersChunk(png, formatA1111Parameters(parameters)),
-    );
+    const bytes = withParametersChunk(png, formatA1111Parameters(parameters));
+    await writeFile(join(dataDir, path), bytes);
     saved.push({ path, parameters });
-    return path;
+    return { path, png: bytes };
   };
 }
 

@@ -19,12 +19,18 @@ const SAFE_ID = /^[A-Za-z0-9_-]{1,128}$/;
  * Writes the PNG with its parameters chunk and returns its path relative to dataDir, with `/`
  * separators on every platform (the form stored in Generation.image.path).
  */
+/** Where a PNG was stored (relative to the data directory) and the bytes written there. */
+export interface SavedPng {
+  path: string;
+  png: Buffer;
+}
+
 export async function saveImage(
   dataDir: string,
   generation: Pick<Generation, "id" | "createdAt">,
   png: Buffer,
   parameters: PngParameters,
-): Promise<string> {
+): Promise<SavedPng> {
   if (!SAFE_ID.test(generation.id)) {
     throw new BotError(
       "GENERATION_FAILED",
@@ -55,5 +61,5 @@ export async function saveImage(
     await rm(tempPath, { force: true });
     throw error;
   }
-  return `images/${day}/${generation.id}.png`;
+  return { path: `images/${day}/${generation.id}.png`, png: bytes };
 }
