@@ -81,6 +81,8 @@ export class FakeSlack extends EventEmitter {
    * it is still processing a fresh upload.
    */
   fileNotReady = 0;
+  /** Users that users.info reports as workspace admins. */
+  readonly admins = new Set<string>();
   /** Tokens accepted by the Web API. */
   botToken = "xoxb-fake";
   appToken = "xapp-fake";
@@ -278,6 +280,11 @@ export class FakeSlack extends EventEmitter {
           bot_id: FAKE_BOT_ID,
           is_enterprise_install: false,
         };
+      case "users.info": {
+        const user = stringOr(params.user);
+        if (user === undefined) return { ok: false, error: "user_not_found" };
+        return { ok: true, user: { id: user, is_admin: this.admins.has(user), is_owner: false } };
+      }
       case "chat.postMessage": {
         const channel = stringOr(params.channel);
         if (!channel) return { ok: false, error: "channel_not_found" };

@@ -339,6 +339,23 @@ describe("Slack over HTTP", () => {
   });
 });
 
+describe("Slack admin commands", () => {
+  it("runs them for workspace admins only", async () => {
+    h = await startHarness();
+    const refused = nextCommand(h.adapter);
+    await sendSlash(h, "stats");
+    expect((await refused).outcome).toBe("refused");
+    const reply = h.fake.responses.at(-1)?.body as { response_type: string; text: string };
+    expect(reply).toMatchObject({ response_type: "ephemeral" });
+    expect(reply.text).toMatch(/Only workspace admins and owners can use \/imagine stats/);
+
+    h.fake.admins.add("U0ALICE"); // the harness's default user
+    const done = nextCommand(h.adapter);
+    await sendSlash(h, "stats");
+    expect((await done).outcome).toBe("done");
+  });
+});
+
 describe("Slack over Socket Mode", () => {
   it("connects through apps.connections.open, acks envelopes, posts images and counts votes", async () => {
     h = await startHarness({ socket: true });

@@ -35,7 +35,6 @@ import {
   Routes,
   type User,
 } from "discord.js";
-import type { CommandContext } from "../../commands/command.js";
 import { BotError, UserError } from "../../core/errors.js";
 import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
@@ -52,7 +51,12 @@ import {
   resultText,
   votingLegend,
 } from "../shared/replies.js";
-import { type ChatServices, InFlight, type RunningAdapter } from "../shared/services.js";
+import {
+  type ChatServices,
+  commandContext,
+  InFlight,
+  type RunningAdapter,
+} from "../shared/services.js";
 import { type ReactionOutcome, ReactionVotes, votingReactions } from "../shared/votes.js";
 import type { DiscordSettings } from "./settings.js";
 
@@ -208,25 +212,21 @@ export class DiscordAdapter implements RunningAdapter {
     const firstProgress = new Promise<void>((resolve) => {
       progressed = resolve;
     });
-    const context: CommandContext = {
-      config: this.services.config,
-      arms: this.services.arms,
-      logger: log,
-      pipeline: this.services.pipeline,
-      ...(this.services.votes ? { votes: this.services.votes } : {}),
-      ...(this.services.studies ? { studies: this.services.studies } : {}),
-      invocation: {
+    const context = commandContext(
+      this.services,
+      log,
+      {
         platform: "discord",
         user: interaction.user.id,
         ...(interaction.guildId ? { server: interaction.guildId } : {}),
         channel: interaction.channelId,
       },
-      onProgress: (event: ImagineProgress) => {
+      (event: ImagineProgress) => {
         // "failed" comes just before the rejection: let the outcome decide how to answer.
         if (event.kind !== "failed" && event.kind !== "done") progressed();
         reply.progress(event);
       },
-    };
+    );
 
     // The deadline backstop: the queue fails jobs at config.queue.deadlineMs; this covers work
     // outside it so that nobody is left with "thinking…".

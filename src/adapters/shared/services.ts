@@ -2,8 +2,9 @@
  * What `imagine-bot serve` builds once and hands to every chat adapter, and what an adapter
  * hands back so that serve can shut it down.
  */
+import type { CommandContext, Invocation } from "../../commands/command.js";
 import type { Config } from "../../core/config.js";
-import type { ImagineResult, Pipeline } from "../../core/pipeline.js";
+import type { ImagineProgress, ImagineResult, Pipeline } from "../../core/pipeline.js";
 import type { PromptArms } from "../../core/prompt/arms.js";
 import type { StudyManager } from "../../core/study/manager.js";
 import type { Logger, VoteStore } from "../../core/types.js";
@@ -14,12 +15,31 @@ export interface ChatServices {
   logger: Logger;
   arms: PromptArms;
   pipeline: Pipeline;
-  /** Absent when no vote store could be opened: images are posted without voting reactions. */
+  /** serve always opens one; optional so that tests can leave votes out. */
   votes?: VoteStore;
   /** Studies (study, stats and export commands). */
   studies?: StudyManager;
   /** The commands to offer (CHAT_COMMANDS unless a test narrows them). */
   commands: readonly AnyCommand[];
+}
+
+/** What a platform-neutral command gets when a chat adapter runs it: the shared services. */
+export function commandContext(
+  services: ChatServices,
+  logger: Logger,
+  invocation: Invocation,
+  onProgress?: (event: ImagineProgress) => void,
+): CommandContext {
+  return {
+    config: services.config,
+    arms: services.arms,
+    logger,
+    pipeline: services.pipeline,
+    ...(services.votes ? { votes: services.votes } : {}),
+    ...(services.studies ? { studies: services.studies } : {}),
+    invocation,
+    ...(onProgress ? { onProgress } : {}),
+  };
 }
 
 /** A started chat adapter. */

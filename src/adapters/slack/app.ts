@@ -36,7 +36,6 @@ import {
   SocketModeReceiver,
   webApi,
 } from "@slack/bolt";
-import type { CommandContext } from "../../commands/command.js";
 import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { slackName } from "../../core/votes/emoji.js";
@@ -50,7 +49,12 @@ import {
   refusalNotes,
   resultText,
 } from "../shared/replies.js";
-import { type ChatServices, InFlight, type RunningAdapter } from "../shared/services.js";
+import {
+  type ChatServices,
+  commandContext,
+  InFlight,
+  type RunningAdapter,
+} from "../shared/services.js";
 import { type ReactionOutcome, ReactionVotes, votingReactions } from "../shared/votes.js";
 import { helpText, parseSlashText, SLASH_COMMAND } from "./commands.js";
 import { escapeMrkdwn, imageBlocks, progressLine } from "./messages.js";
@@ -385,6 +389,20 @@ export class SlackAdapter implements RunningAdapter {
     }
   }
 
+  /** Admin commands are for workspace admins and owners (Slack's nearest to Manage Server). */
+  private async isWorkspaceAdmin(user: string): Promise<boolean> {
+    try {
+      const info = await this.client.users.info({ user });
+      return Boolean(info.user?.is_admin || info.user?.is_owner || info.user?.is_primary_owner);
+    } catch (error) {
+      this.logger.warn(
+        { err: errorInfo(error), user },
+        "users.info failed; treating as not an admin",
+      );
+      return false;
+    }
+  }
+
   private async run(
     declaration: AnyCommand,
     input: unknown,
@@ -399,25 +417,32 @@ export class SlackAdapter implements RunningAdapter {
         messages,
       } satisfies SlackCommandReport);
     };
+    if (declaration.adminOnly && !(await this.isWorkspaceAdmin(command.user_id))) {
+      await this.tellPrivately(
+        command,
+        respond,
+        `Only workspace admins and owners can use /imagine ${declaration.name}.`,
+      );
+      report("refused");
+      return;
+    }
     const subject = String((input as { subject?: unknown }).subject ?? "").trim();
     const status = new StatusMessage(this.client, command.channel_id, this.logger);
     const onProgress = (event: ImagineProgress) => {
       const line = progressText(event);
       if (line !== undefined) status.show(progressLine(subject, command.user_id, line));
     };
-    const context: CommandContext = {
-      config: this.services.config,
-      arms: this.services.arms,
-      logger: this.logger,
-      pipeline: this.services.pipeline,
-      invocation: {
+    const context = commandContext(
+      this.services,
+      this.logger,
+      {
         platform: "slack",
         user: `slack:${command.user_id}`,
         server: command.team_id,
         channel: command.channel_id,
       },
       onProgress,
-    };
+    );
     let result: unknown;
     try {
       result = await declaration.execute(context, input);

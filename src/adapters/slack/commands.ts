@@ -126,6 +126,7 @@ export const SLACK_BOT_SCOPES = [
   "files:write", // files.getUploadURLExternal / files.completeUploadExternal for the image
   "reactions:read", // reaction_added / reaction_removed events
   "reactions:write", // the eight voting reactions
+  "users:read", // users.info: admin commands are for workspace admins and owners
 ] as const;
 
 export const SLACK_BOT_EVENTS = ["reaction_added", "reaction_removed"] as const;
