@@ -121,14 +121,16 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     logger,
     arms,
     pipeline,
-    ...(votes ? { votes } : {}),
+    votes,
     studies,
     commands: options.commands ?? CHAT_COMMANDS,
   };
+  // What serve opened itself, closed last (after the pipeline stops using them).
+  const closeResources = () => Promise.allSettled([arms.close(), backend.close(), votes.close()]);
   const closeServices = async () => {
     await pipeline.close();
     await studies.close();
-    await Promise.allSettled([arms.close(), backend.close(), votes?.close()]);
+    await closeResources();
   };
 
   const adapters: RunningAdapter[] = [];
@@ -178,7 +180,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
       if (!(await within(drained, 5_000)))
         logger.warn({}, "some replies were not sent before exit");
       await Promise.allSettled(adapters.map((adapter) => adapter.close()));
-      await Promise.allSettled([arms.close(), backend.close(), votes?.close()]);
+      await closeResources();
       logger.info({}, "stopped");
     })().finally(markClosed);
     return closing;
