@@ -11,11 +11,9 @@ import { basename, join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import type { CommandContext } from "../../commands/command.js";
 import { imagineCommand } from "../../commands/imagine.js";
-import { loadConfig } from "../../core/config.js";
 import { BotError, UserError } from "../../core/errors.js";
 import { createImageBackend } from "../../core/image/registry.js";
 import { saveImage } from "../../core/image/store.js";
-import { createLogger } from "../../core/logger.js";
 import {
   createPipeline,
   failureReference,
@@ -25,6 +23,7 @@ import {
 import { PromptArms } from "../../core/prompt/arms.js";
 import { loadExplicitFilter } from "../../core/safety/index.js";
 import { openVoteStore } from "../../core/votes/index.js";
+import { openConfigured } from "./context.js";
 import { integer } from "./parse.js";
 
 interface ImagineFlags {
@@ -60,18 +59,11 @@ export function registerImagineCommand(program: Command): Command {
 }
 
 async function runImagine(subject: string, flags: ImagineFlags): Promise<void> {
-  const { config, secrets } = loadConfig();
-  const logger = createLogger({
-    level: config.log.level,
-    secrets: Object.values(secrets).filter((v): v is string => typeof v === "string"),
-  });
+  const { config, secrets, logger } = openConfigured();
   // First, so that a missing backend is reported before any model loads.
   const backend = createImageBackend(config, secrets, { logger });
   const arms = new PromptArms(config, secrets, logger);
-  const filter = loadExplicitFilter({
-    extraBlockedWords: config.safety.extraBlockedWords,
-    allowedWords: config.safety.allowedWords,
-  });
+  const filter = loadExplicitFilter(config.safety);
   // Generation records go where votes will find them (votes.storeUrl, SQLite by default).
   const store = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger });
   const pipeline = createPipeline({

@@ -9,12 +9,11 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import type { CommandContext } from "../../commands/command.js";
 import { promptCommand } from "../../commands/prompt.js";
-import { loadConfig } from "../../core/config.js";
 import { isBotError, UserError } from "../../core/errors.js";
-import { createLogger } from "../../core/logger.js";
 import { PromptArms } from "../../core/prompt/arms.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
+import { openConfigured } from "./context.js";
 import { registerDataCommands } from "./data.js";
 import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
@@ -30,11 +29,7 @@ const EXIT_USAGE = 2;
 
 /** Loads configuration and the core services a command needs; closed by the caller. */
 function openContext(): CommandContext & { close(): Promise<void> } {
-  const { config, secrets } = loadConfig();
-  const logger = createLogger({
-    level: config.log.level,
-    secrets: Object.values(secrets).filter((v): v is string => typeof v === "string"),
-  });
+  const { config, secrets, logger } = openConfigured();
   const arms = new PromptArms(config, secrets, logger);
   return { config, arms, logger, close: () => arms.close() };
 }

@@ -37,10 +37,7 @@ export function registerSafetyCommands(program: Command): Command {
         );
       }
       const { config } = loadConfig();
-      const filter = loadExplicitFilter({
-        extraBlockedWords: config.safety.extraBlockedWords,
-        allowedWords: config.safety.allowedWords,
-      });
+      const filter = loadExplicitFilter(config.safety);
       const json = flags.json === true;
       if (text !== undefined) {
         process.stdout.write(formatLine(filter, text, json));

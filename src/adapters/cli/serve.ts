@@ -16,7 +16,6 @@ import { loadConfig } from "../../core/config.js";
 import { UserError } from "../../core/errors.js";
 import { createImageBackend } from "../../core/image/registry.js";
 import { saveImage } from "../../core/image/store.js";
-import { createLogger } from "../../core/logger.js";
 import { createPipeline } from "../../core/pipeline.js";
 import { PromptArms } from "../../core/prompt/arms.js";
 import { loadExplicitFilter } from "../../core/safety/index.js";
@@ -30,6 +29,7 @@ import { type AnyCommand, CHAT_COMMANDS } from "../shared/commands.js";
 import type { AdapterStarter, ChatServices, RunningAdapter } from "../shared/services.js";
 import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../shared/studyPoster.js";
 import { slackStarter } from "../slack/starter.js";
+import { openConfigured } from "./context.js";
 
 /** Every chat platform serve can run; each starts when its credentials are set. */
 export const CHAT_ADAPTERS: AdapterStarter[] = [discordStarter, slackStarter];
@@ -83,26 +83,16 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
   if (starters.length === 0)
     throw new UserError("CONFIG_INVALID", noAdapterMessage(options.adapters));
 
-  const { config, secrets } = loadConfig(env);
-  const studyIntervalMs = options.studyIntervalMs ?? studyIntervalFromEnv(env);
   const platformSecrets = PLATFORM_SECRETS.map((name) => env[name]?.trim()).filter(
     (value): value is string => typeof value === "string" && value.length > 0,
   );
-  const logger =
-    options.logger ??
-    createLogger({
-      level: config.log.level,
-      secrets: [
-        ...Object.values(secrets).filter((v): v is string => typeof v === "string"),
-        ...platformSecrets,
-      ],
-    });
+  const configured = openConfigured(env, platformSecrets);
+  const { config, secrets } = configured;
+  const studyIntervalMs = options.studyIntervalMs ?? studyIntervalFromEnv(env);
+  const logger = options.logger ?? configured.logger;
   const backend = options.backend ?? createImageBackend(config, secrets, { logger });
   const arms = new PromptArms(config, secrets, logger);
-  const filter = loadExplicitFilter({
-    extraBlockedWords: config.safety.extraBlockedWords,
-    allowedWords: config.safety.allowedWords,
-  });
+  const filter = loadExplicitFilter(config.safety);
   const votes =
     options.votes ??
     (await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger }));

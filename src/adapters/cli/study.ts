@@ -9,13 +9,12 @@ import type { CommandContext } from "../../commands/command.js";
 import { exportCommand } from "../../commands/export.js";
 import { type ReportResult, statsCommand } from "../../commands/stats.js";
 import { studyCommand } from "../../commands/study.js";
-import { loadConfig } from "../../core/config.js";
 import { UserError } from "../../core/errors.js";
-import { createLogger } from "../../core/logger.js";
 import { PromptArms } from "../../core/prompt/arms.js";
 import { StudyManager } from "../../core/study/manager.js";
 import { makeStudyPlan, planSurveys, type StudyPlan } from "../../core/study/plan.js";
 import { openVoteStore } from "../../core/votes/index.js";
+import { openConfigured } from "./context.js";
 import { integer } from "./parse.js";
 
 /** What the commands run with; tests pass their own. */
@@ -28,11 +27,7 @@ export interface StudyCliOptions {
 }
 
 async function openStudyContext(): Promise<StudyCliContext> {
-  const { config, secrets } = loadConfig();
-  const logger = createLogger({
-    level: config.log.level,
-    secrets: Object.values(secrets).filter((v): v is string => typeof v === "string"),
-  });
+  const { config, secrets, logger } = openConfigured();
   const arms = new PromptArms(config, secrets, logger);
   const votes = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger });
   const studies = new StudyManager({ dataDir: config.dataDir, logger });
