@@ -3,13 +3,13 @@
  * index 0 = score 1), the reactions the bot adds under an image, and the glue from "this person
  * added or removed this reaction on this message" to the vote store.
  *
- * The emoji ↔ score mapping itself is src/core/votes' reactionToVote (variation selectors, Slack
+ * The emoji ↔ score mapping itself is src/core/votes' scoreOfReaction (variation selectors, Slack
  * skin tones and custom emoji handled there); this module gives it a scale-only interface.
  */
 import type { Config } from "../../core/config.js";
 import type { Dimension, Generation, VoteEvent, VoteStore } from "../../core/types.js";
 import { DIMENSIONS } from "../../core/types.js";
-import { reactionToVote } from "../../core/votes/index.js";
+import { type ReactionPlatform, scoreOfReaction } from "../../core/votes/index.js";
 
 /** The four reactions of each scale, score 1 first (config.votes.discordEmoji / slackEmoji). */
 export type EmojiScale = Config["votes"]["discordEmoji"];
@@ -20,12 +20,7 @@ export function reactionVote(
   scale: EmojiScale,
   platform: "discord" | "slack" = "discord",
 ): { dimension: Dimension; score: number } | undefined {
-  // The core mapping reads the platform's table from config.votes: give it this scale for both.
-  return reactionToVote(platform, emoji, {
-    storeUrl: "memory://",
-    discordEmoji: scale,
-    slackEmoji: scale,
-  });
+  return scoreOfReaction(platform, emoji, scale);
 }
 
 /** The reaction for a score. */
@@ -42,7 +37,7 @@ export function votingReactions(scale: EmojiScale): string[] {
 
 export interface ReactionChange {
   /** "discord" | "slack". */
-  platform: string;
+  platform: ReactionPlatform;
   /** The platform's reference to the message reacted on (as given to setMessageRef). */
   messageRef: string;
   /** The rater, prefixed by platform ("discord:123"). */
@@ -91,8 +86,7 @@ export class ReactionVotes {
   }
 
   private async applyNow(change: ReactionChange): Promise<ReactionOutcome> {
-    const platform = change.platform === "slack" ? "slack" : "discord";
-    const vote = reactionVote(change.emoji, this.scale, platform);
+    const vote = reactionVote(change.emoji, this.scale, change.platform);
     if (!vote) return { kind: "ignored", reason: "not-a-vote" };
     const generation = await this.store.findGenerationByMessage(change.platform, change.messageRef);
     if (!generation) return { kind: "ignored", reason: "not-a-generation" };

@@ -36,11 +36,27 @@ export function reactionToVote(
   emoji: string,
   config: VotesConfig,
 ): ReactionVote | undefined {
+  return scoreOfReaction(
+    platform,
+    emoji,
+    platform === "slack" ? config.slackEmoji : config.discordEmoji,
+  );
+}
+
+/** The reactions of one platform: four per dimension, index 0 = score 1. */
+export type EmojiTable = VotesConfig["discordEmoji"];
+
+/** reactionToVote for one platform's table. */
+export function scoreOfReaction(
+  platform: ReactionPlatform,
+  emoji: string,
+  table: EmojiTable,
+): ReactionVote | undefined {
   if (platform === "slack") {
     const name = slackName(emoji);
     if (name === "") return undefined;
     for (const dimension of DIMENSIONS) {
-      const index = config.slackEmoji[dimension].findIndex((entry) => slackName(entry) === name);
+      const index = table[dimension].findIndex((entry) => slackName(entry) === name);
       if (index !== -1) return { dimension, score: index + 1 };
     }
     return undefined;
@@ -48,7 +64,7 @@ export function reactionToVote(
   const reaction = discordEmoji(emoji);
   if (reaction.text === "") return undefined;
   for (const dimension of DIMENSIONS) {
-    const index = config.discordEmoji[dimension].findIndex((entry) =>
+    const index = table[dimension].findIndex((entry) =>
       discordMatches(discordEmoji(entry), reaction),
     );
     if (index !== -1) return { dimension, score: index + 1 };
