@@ -3,7 +3,7 @@
  * the arm only for images outside running studies) or the vote event log. Admin-only.
  */
 import { z } from "zod";
-import { eventsToText, voteRowsToText } from "../core/study/export.js";
+import { eventsToText, studyEvents, voteRowsToText } from "../core/study/export.js";
 import { collectVoteRows } from "../core/study/results.js";
 import type { VoteEvent } from "../core/types.js";
 import type { Command } from "./command.js";
@@ -38,18 +38,7 @@ export const exportCommand = {
       rows = selected.length;
     } else {
       const events: VoteEvent[] = [];
-      const inStudy = new Map<string, boolean>();
-      for await (const event of votes.events()) {
-        if (parsed.study !== undefined) {
-          let member = inStudy.get(event.generationId);
-          if (member === undefined) {
-            member = (await votes.getGeneration(event.generationId))?.studyId === parsed.study;
-            inStudy.set(event.generationId, member);
-          }
-          if (!member) continue;
-        }
-        events.push(event);
-      }
+      for await (const event of studyEvents(votes, parsed.study)) events.push(event);
       content = eventsToText(events, format);
       rows = events.length;
     }

@@ -5,8 +5,9 @@
 import { type Command, Option } from "commander";
 import { loadConfig } from "../../core/config.js";
 import { csvField } from "../../core/csv.js";
+import { studyEvents } from "../../core/study/index.js";
 import type { Vote, VoteEvent } from "../../core/types.js";
-import { type KeyvVoteStore, openVoteStore } from "../../core/votes/index.js";
+import { openVoteStore } from "../../core/votes/index.js";
 
 const VOTE_COLUMNS = ["generation", "rater", "dimension", "score", "at"] as const;
 const EVENT_COLUMNS = [
@@ -41,7 +42,7 @@ export function registerVotesCommands(program: Command): Command {
       try {
         await out.header();
         if (flags.events) {
-          for await (const event of eventsOf(store, flags.study)) {
+          for await (const event of studyEvents(store, flags.study)) {
             if (!(await out.row(eventRow(event)))) break;
           }
         } else {
@@ -56,22 +57,6 @@ export function registerVotesCommands(program: Command): Command {
       }
     });
   return votes;
-}
-
-async function* eventsOf(store: KeyvVoteStore, study: string | undefined) {
-  if (study === undefined) {
-    yield* store.events();
-    return;
-  }
-  const inStudy = new Map<string, boolean>();
-  for await (const event of store.events()) {
-    let member = inStudy.get(event.generationId);
-    if (member === undefined) {
-      member = (await store.getGeneration(event.generationId))?.studyId === study;
-      inStudy.set(event.generationId, member);
-    }
-    if (member) yield event;
-  }
 }
 
 type Row = Record<string, string | number | undefined>;

@@ -4,7 +4,7 @@
  */
 
 import { csvField } from "../csv.js";
-import type { VoteEvent } from "../types.js";
+import type { VoteEvent, VoteStore } from "../types.js";
 import type { VoteRow } from "./results.js";
 
 export type ExportFormat = "csv" | "jsonl";
@@ -66,4 +66,27 @@ export function toCsv(
 
 function toJsonl(records: readonly object[]): string {
   return records.map((record) => `${JSON.stringify(record)}\n`).join("");
+}
+
+/**
+ * The event log, oldest first, limited to one study's generations when `study` is given (each
+ * generation is looked up once).
+ */
+export async function* studyEvents(
+  store: Pick<VoteStore, "events" | "getGeneration">,
+  study: string | undefined,
+): AsyncIterable<VoteEvent> {
+  if (study === undefined) {
+    yield* store.events();
+    return;
+  }
+  const inStudy = new Map<string, boolean>();
+  for await (const event of store.events()) {
+    let member = inStudy.get(event.generationId);
+    if (member === undefined) {
+      member = (await store.getGeneration(event.generationId))?.studyId === study;
+      inStudy.set(event.generationId, member);
+    }
+    if (member) yield event;
+  }
 }
