@@ -53,6 +53,6 @@ describe("layer boundaries", () => {
   });
 
   it("the import reader sees imports (so the checks above can fail)", () => {
-    expect(imports(join(SRC, "adapters", "cli", "main.ts"))).toContain("../../core/config.js");
+    expect(imports(join(SRC, "adapters", "cli", "context.ts"))).toContain("../../core/config.js");
   });
 });
