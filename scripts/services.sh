@@ -11,7 +11,12 @@
 # PostgreSQL clusters are left alone. Works as root (CI) or with sudo. Progress goes to stderr;
 # stdout carries only the `export …` lines.
 #
-#   scripts/services.sh stop    stops the two servers this script started (by their pid files)
+#   scripts/services.sh stop [redis] [postgres]
+#                               stops the servers this script started (by their pid files);
+#                               all of them without arguments
+#
+# IMAGINE_SERVICES_STARTED (printed too) names the servers this run started rather than found
+# running, so that scripts/test.sh stops those and leaves a developer's running ones alone.
 set -euo pipefail
 
 STATE_DIR="${IMAGINE_SERVICES_DIR:-/tmp/imagine-bot-services}"
@@ -53,10 +58,14 @@ pg_bindir() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [ "${1:-}" = stop ]; then
-  if [ -f "$STATE_DIR/redis.pid" ] && kill -0 "$(cat "$STATE_DIR/redis.pid")" 2>/dev/null; then
+  shift
+  targets=("$@")
+  [ "${#targets[@]}" -gt 0 ] || targets=(redis postgres)
+  wants() { [[ " ${targets[*]} " == *" $1 "* ]]; }
+  if wants redis && [ -f "$STATE_DIR/redis.pid" ] && kill -0 "$(cat "$STATE_DIR/redis.pid")" 2>/dev/null; then
     kill "$(cat "$STATE_DIR/redis.pid")" && log "stopped redis-server"
   fi
-  if [ -f "$STATE_DIR/pgdata/postmaster.pid" ] && bindir="$(pg_bindir)"; then
+  if wants postgres && [ -f "$STATE_DIR/pgdata/postmaster.pid" ] && bindir="$(pg_bindir)"; then
     as_postgres "$bindir/pg_ctl" -D "$STATE_DIR/pgdata" -m fast -w stop >&2 && log "stopped postgres"
   fi
   exit 0
@@ -69,15 +78,15 @@ command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if ! pg_bindir >/dev/null || ! command -v psql >/dev/null 2>&1; then missing+=(postgresql); fi
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]} through apt-get"
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >&2
+  "$(dirname "$0")/apt-install.sh" "${missing[@]}"
 fi
 id postgres >/dev/null 2>&1 || fail "the postgres system user is missing after installing postgresql"
 BINDIR="$(pg_bindir)" || fail "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin"
 
 $SUDO mkdir -p "$STATE_DIR"
 $SUDO chmod 755 "$STATE_DIR"
+# What this run started (not what it found running), so that the caller can stop just that.
+started=()
 
 # --- Redis ------------------------------------------------------------------------------------
 if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null || true)" = PONG ]; then
@@ -86,6 +95,7 @@ elif port_in_use "$REDIS_PORT"; then
   fail "port $REDIS_PORT is taken by something that is not Redis; set IMAGINE_TEST_REDIS_PORT to a free port"
 else
   log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+  started+=(redis)
   $SUDO redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 \
     --dir "$STATE_DIR" --pidfile "$STATE_DIR/redis.pid" --logfile "$STATE_DIR/redis.log" \
     --save "" --appendonly no >&2
@@ -121,6 +131,7 @@ else
   while port_in_use "$PG_PORT"; do PG_PORT=$((PG_PORT + 1)); done
   echo "$PG_PORT" | $SUDO tee "$STATE_DIR/pg.port" >/dev/null
   log "starting postgres on 127.0.0.1:$PG_PORT"
+  started+=(postgres)
   as_postgres "$BINDIR/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $SOCKET_DIR -c fsync=off" start >/dev/null ||
     fail "postgres did not start (see $PGDATA/server.log)"
@@ -138,3 +149,4 @@ fi
 
 echo "export IMAGINE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
 echo "export IMAGINE_TEST_POSTGRES_URL=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE"
+echo "export IMAGINE_SERVICES_STARTED='${started[*]}'"

@@ -19,12 +19,21 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       ["--import", "tsx", resolve(ROOT, "src/adapters/cli/main.ts"), ...args],
-      // The machine's own variables must not leak in: only PATH and what the test sets.
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", IMAGINE_LOG_LEVEL: "silent", ...env } },
+      // The machine's own variables must not leak in: only PATH, the run's temp folder
+      // (test/helpers/tmpdir.ts) and what the test sets.
+      { cwd: ROOT, env: { ...testProcessEnv(), IMAGINE_LOG_LEVEL: "silent", ...env } },
     );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
+}
+
+/** The variables a test's child process starts from: PATH and the run's TMPDIR, nothing else. */
+export function testProcessEnv(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+  };
 }
