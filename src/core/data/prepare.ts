@@ -8,15 +8,17 @@
  * 10k or 10M captions. Results are consumed in batch order, so the output is identical for any
  * number of workers, and the train/eval draw depends only on the seed and the kept caption's
  * index. Outputs in --out: train.tokens, eval.tokens (src/core/data/tokenFile.ts), train.txt,
- * eval.txt (the cleaned captions, one per line, no tags) and report.json.
+ * eval.txt (the cleaned captions, one per line, no tags) and report.json, swapped in whole once
+ * complete (src/core/atomicDir.ts).
  */
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { writeFolderAtomically } from "../atomicDir.js";
 import { BotError } from "../errors.js";
 import { encodeTag } from "../prompt/tokenizer.js";
 import type * as safetyModule from "../safety/index.js";
@@ -422,24 +424,45 @@ export async function prepareCaptions(options: PrepareOptions): Promise<PrepareR
     throw new BotError("USAGE", `evalFraction must be in [0, 1), got ${options.evalFraction}`);
   }
   const sources = await openSources(options.inputs, options);
-  await mkdir(options.outDir, { recursive: true });
+  // Written into a staging folder and swapped in whole: an interrupted run leaves the earlier
+  // output as it was, never token files that training/ would reject.
+  return writeFolderAtomically(options.outDir, PREPARE_OUTPUTS, (staging) =>
+    prepareInto(staging, sources, options, startedAt),
+  );
+}
+
+/** What `data prepare` writes; an --out folder holding anything else is refused. */
+const PREPARE_OUTPUTS = ["train.tokens", "eval.tokens", "train.txt", "eval.txt", "report.json"];
+
+async function prepareInto(
+  staging: string,
+  sources: Awaited<ReturnType<typeof openSources>>,
+  options: PrepareOptions,
+  startedAt: number,
+): Promise<PrepareReport> {
   const files = {
     trainTokens: join(options.outDir, "train.tokens"),
     evalTokens: join(options.outDir, "eval.tokens"),
     trainText: join(options.outDir, "train.txt"),
     evalText: join(options.outDir, "eval.txt"),
   };
+  const staged = {
+    trainTokens: join(staging, "train.tokens"),
+    evalTokens: join(staging, "eval.tokens"),
+    trainText: join(staging, "train.txt"),
+    evalText: join(staging, "eval.txt"),
+  };
   const workers = Math.max(1, options.workers ?? availableParallelism());
   const processor = await createBatchProcessor(workers, options.filter);
 
   const source = headerSource(options.inputs);
   const tokenWriters = [
-    await TokenFileWriter.create(files.trainTokens, { tags: options.tags, source }),
-    await TokenFileWriter.create(files.evalTokens, { tags: options.tags, source }),
+    await TokenFileWriter.create(staged.trainTokens, { tags: options.tags, source }),
+    await TokenFileWriter.create(staged.evalTokens, { tags: options.tags, source }),
   ] as const;
   const textWriters = [
-    createWriteStream(files.trainText, { encoding: "utf8" }),
-    createWriteStream(files.evalText, { encoding: "utf8" }),
+    createWriteStream(staged.trainText, { encoding: "utf8" }),
+    createWriteStream(staged.evalText, { encoding: "utf8" }),
   ] as const;
   const startIds = options.tags ? encodeTag(options.tags.start) : [];
   const endIds = options.tags ? encodeTag(options.tags.end) : [];
@@ -557,6 +580,6 @@ export async function prepareCaptions(options: PrepareOptions): Promise<PrepareR
     captionsPerSecond: durationSeconds > 0 ? kept / durationSeconds : 0,
     rowsPerSecond: durationSeconds > 0 ? read / durationSeconds : 0,
   };
-  await writeFile(join(options.outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(join(staging, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }
