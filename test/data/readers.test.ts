@@ -231,6 +231,26 @@ describe("plain text and format choice", () => {
     await expect(openCaptionSource(join(dir, "missing.txt"))).rejects.toThrow(/no such file/);
   });
 
+  it("binary content in a text format is refused, naming the file; non-UTF-8 text too", async () => {
+    const png = join(dir, "photo.txt");
+    await writeFile(
+      png,
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]),
+    );
+    await expect(openCaptionSource(png)).rejects.toThrow(UserError);
+    await expect(openCaptionSource(png)).rejects.toThrow(/photo\.txt: this is a binary file/);
+    const parquet = join(dir, "laion.csv");
+    await writeFile(parquet, Buffer.concat([Buffer.from("PAR1"), Buffer.alloc(16)]));
+    await expect(openCaptionSource(parquet)).rejects.toThrow(/it is a parquet file/);
+    const latin1 = join(dir, "old.jsonl");
+    await writeFile(latin1, Buffer.from('{"caption":"caf\xe9"}\n', "latin1"));
+    await expect(openCaptionSource(latin1)).rejects.toThrow(/old\.jsonl: not UTF-8 text/);
+    // A multi-byte character cut at the end of the 64 KiB sample is still text.
+    const long = join(dir, "long.txt");
+    await writeFile(long, `${"a".repeat(64 * 1024 - 1)}é and more\n`);
+    expect(await readAll(long)).toHaveLength(1);
+  });
+
   it("stopping early closes the file", async () => {
     const path = join(dir, "many.txt");
     await writeFile(path, Array.from({ length: 10_000 }, (_, i) => `line ${i}`).join("\n"));

@@ -129,6 +129,19 @@ export async function main(argv: string[], logger?: Logger): Promise<number> {
   }
 }
 
+/**
+ * `imagine-bot safety check --input big.txt | head -2`: once the reader has gone, the rest of the
+ * output has nowhere to go. That is the reader's choice, not a failure: exit 0 without a stack.
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(0);
+      throw error;
+    });
+  }
+}
+
 function isEntryPoint(): boolean {
   const invoked = process.argv[1];
   // npm links the bin as a symlink; compare real paths.
@@ -137,6 +150,7 @@ function isEntryPoint(): boolean {
 
 // Run when executed as the bin, not when imported by tests.
 if (isEntryPoint()) {
+  endQuietlyOnClosedPipe();
   if (existsSync(".env")) process.loadEnvFile(".env");
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -11,6 +11,7 @@
  * Memory stays flat: text, JSONL and CSV are read as streams; parquet is read one row group at a
  * time, only the caption column.
  */
+import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { extname } from "node:path";
@@ -93,6 +94,7 @@ export async function openCaptionSource(
   } catch {
     throw new UserError("USAGE", `${path}: no such file`);
   }
+  if (format !== "parquet") await refuseBinary(path, format);
   switch (format) {
     case "parquet":
       return openParquet(path, bytes, options.column);
@@ -109,6 +111,41 @@ export async function openCaptionSource(
     }
     case "text":
       return openText(path, bytes);
+  }
+}
+
+/** How much of a text input is sniffed for binary content. */
+const SNIFF_BYTES = 64 * 1024;
+
+/**
+ * Text formats must be text: a NUL byte or bytes that are not UTF-8 in the first 64 KiB mean a
+ * binary file (an image, an archive, a parquet file named .txt) that would otherwise be read as
+ * thousands of garbage "captions".
+ */
+async function refuseBinary(path: string, format: CaptionFormat): Promise<void> {
+  const handle = await open(path, "r");
+  let head: Buffer;
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    head = buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+  // A multi-byte character may be cut at the end of the sample: judge the complete part only.
+  const complete = head.length === SNIFF_BYTES ? head.subarray(0, head.length - 4) : head;
+  if (complete.includes(0)) {
+    const hint = head.subarray(0, 4).toString("latin1") === "PAR1" ? " (it is a parquet file)" : "";
+    throw new UserError(
+      "USAGE",
+      `${path}: this is a binary file, not ${format} text${hint}; pass a caption file or the right --format`,
+    );
+  }
+  if (!isUtf8(complete)) {
+    throw new UserError(
+      "USAGE",
+      `${path}: not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)`,
+    );
   }
 }
 
