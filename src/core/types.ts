@@ -213,6 +213,16 @@ export interface VoteStore extends GenerationStore {
    * event, or undefined when there was nothing to retract.
    */
   retractVote(vote: Omit<Vote, "at">): Promise<VoteEvent | undefined>;
+  /**
+   * Claims `key` for `ttlMs` milliseconds: true for the first claim, false for every other one
+   * until the claim expires (then the key can be claimed again). Atomic across processes that
+   * share the store (Redis SET NX PX; SQL INSERT … ON CONFLICT). For dedupe that must survive a
+   * restart: Slack event ids, replayed signed requests.
+   *
+   * @example
+   * if (!(await store.claimOnce(`slack-event:${body.event_id}`, 60 * 60_000))) return; // a retry
+   */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
   votesOf(generationId: string): Promise<Vote[]>;
   /** All current votes of a study's generations, streamed, with the arm (server-side only). */
   studyVotes(studyId: string): AsyncIterable<Vote & { arm: string }>;

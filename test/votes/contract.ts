@@ -6,7 +6,7 @@
  * data again after close (when the backend is persistent), a new space starts empty.
  */
 import { randomUUID } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Generation, Vote, VoteEvent, VoteStore } from "../../src/core/types.js";
 
 export interface ContractOptions {
@@ -299,48 +299,114 @@ export function voteStoreContract(
       expect((await store.findGenerationByMessage("discord", "x/y"))?.id).toBe(a.id);
     });
 
-    // Only stores that persist get this case; the memory store is not meant to survive a close.
+    it("claims a key once until its claim expires", async () => {
+      const store = await fresh();
+      expect(await store.claimOnce("slack-event:Ev1", 60_000)).toBe(true);
+      expect(await store.claimOnce("slack-event:Ev1", 60_000)).toBe(false);
+      expect(await store.claimOnce("slack-event:Ev2", 60_000)).toBe(true);
+      // Keys are kept apart from each other and from the store's own records.
+      expect(await store.claimOnce("slack-event:Ev1/x", 60_000)).toBe(true);
+      const generation = sampleGeneration({ id: "gen-1" });
+      await store.saveGeneration(generation);
+      expect(await store.claimOnce("gen/gen-1", 60_000)).toBe(true);
+      expect(await store.getGeneration("gen-1")).toEqual(generation);
+
+      // An expired claim can be claimed again (once).
+      expect(await store.claimOnce("short", 40)).toBe(true);
+      expect(await store.claimOnce("short", 40)).toBe(false);
+      await vi.waitFor(
+        async () => {
+          expect(await store.claimOnce("short", 60_000)).toBe(true);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
+      expect(await store.claimOnce("short", 60_000)).toBe(false);
+    });
+
+    it("gives exactly one of 50 simultaneous claims of a key", async () => {
+      const store = await fresh();
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => store.claimOnce("slack-event:Ev-race", 60_000)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      // Different keys at once all win.
+      const many = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => store.claimOnce(`slack-event:Ev-${i}`, 60_000)),
+      );
+      expect(many.every(Boolean)).toBe(true);
+    });
+
+    it("refuses a claim it cannot make", async () => {
+      const store = await fresh();
+      await expect(store.claimOnce("", 1000)).rejects.toThrow(/claim key/);
+      await expect(store.claimOnce("x".repeat(401), 1000)).rejects.toThrow(/claim key/);
+      await expect(store.claimOnce("k", 0)).rejects.toThrow(/time to live/);
+      await expect(store.claimOnce("k", 1.5)).rejects.toThrow(/time to live/);
+      await expect(store.claimOnce("k", Number.NaN)).rejects.toThrow(/time to live/);
+    });
+
+    // Only stores that persist get these cases; the memory store is not meant to survive a close.
     if (options.persistent)
-      it("keeps everything across close and reopen", async () => {
+      it("keeps claims across a restart, and two stores on one space (two processes) share them", async () => {
         const space = randomUUID().slice(0, 8);
         const first = await open(space);
-        const generation = sampleGeneration({ studyId: "s", messageRef: "m" });
-        await first.saveGeneration(generation);
-        await first.castVote({
-          generationId: generation.id,
-          rater: "r",
-          dimension: "quality",
-          score: 2,
-        });
-        await first.castVote({
-          generationId: generation.id,
-          rater: "r",
-          dimension: "quality",
-          score: 3,
-        });
-        const before = await collect(first.events());
+        expect(await first.claimOnce("slack-event:Ev-restart", 60_000)).toBe(true);
         await first.close();
-        await first.close(); // twice is fine
 
-        const second = await fresh(space);
-        expect(await second.getGeneration(generation.id)).toEqual(generation);
-        expect((await second.findGenerationByMessage("discord", "m"))?.id).toBe(generation.id);
-        expect((await second.votesOf(generation.id)).map((v) => v.score)).toEqual([3]);
-        expect(await collect(second.events())).toEqual(before);
-        expect((await collect(second.studyVotes("s"))).map((v) => v.arm)).toEqual(["ft-tags"]);
-        // New events sort after the old ones.
-        await second.retractVote({
-          generationId: generation.id,
-          rater: "r",
-          dimension: "quality",
-          score: 3,
-        });
-        expect((await collect(second.events())).map((e) => e.kind)).toEqual([
-          "add",
-          "replace",
-          "retract",
-        ]);
+        const [a, b] = [await fresh(space), await fresh(space)];
+        expect(await a.claimOnce("slack-event:Ev-restart", 60_000)).toBe(false);
+        for (let round = 0; round < 5; round++) {
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, i) =>
+              (i % 2 ? a : b).claimOnce(`slack-command:${round}`, 60_000),
+            ),
+          );
+          expect(results.filter(Boolean)).toHaveLength(1);
+        }
       });
+
+    if (options.persistent)
+      if (options.persistent)
+        it("keeps everything across close and reopen", async () => {
+          const space = randomUUID().slice(0, 8);
+          const first = await open(space);
+          const generation = sampleGeneration({ studyId: "s", messageRef: "m" });
+          await first.saveGeneration(generation);
+          await first.castVote({
+            generationId: generation.id,
+            rater: "r",
+            dimension: "quality",
+            score: 2,
+          });
+          await first.castVote({
+            generationId: generation.id,
+            rater: "r",
+            dimension: "quality",
+            score: 3,
+          });
+          const before = await collect(first.events());
+          await first.close();
+          await first.close(); // twice is fine
+
+          const second = await fresh(space);
+          expect(await second.getGeneration(generation.id)).toEqual(generation);
+          expect((await second.findGenerationByMessage("discord", "m"))?.id).toBe(generation.id);
+          expect((await second.votesOf(generation.id)).map((v) => v.score)).toEqual([3]);
+          expect(await collect(second.events())).toEqual(before);
+          expect((await collect(second.studyVotes("s"))).map((v) => v.arm)).toEqual(["ft-tags"]);
+          // New events sort after the old ones.
+          await second.retractVote({
+            generationId: generation.id,
+            rater: "r",
+            dimension: "quality",
+            score: 3,
+          });
+          expect((await collect(second.events())).map((e) => e.kind)).toEqual([
+            "add",
+            "replace",
+            "retract",
+          ]);
+        });
 
     it("starts empty in a new space", async () => {
       const store = await fresh();

@@ -8,6 +8,7 @@
  *   study/<studyId>/<generationId>                  → generationId               (listed per study)
  *   vote/<generationId>/<rater>/<dimension>         the current Vote             (listed per generation)
  *   event/<ISO time>-<sequence>-<random>            one VoteEvent, never rewritten (listed: event/)
+ *   claim/<key>                                     a claimOnce claim, with its expiry (never listed)
  *
  * Every vote lives under its own key and every index entry is its own key (or, on Redis, a
  * member added with ZADD in the same transaction), so no write ever reads, modifies and writes
@@ -25,7 +26,14 @@ import {
   type VoteEvent,
   type VoteStore,
 } from "../types.js";
-import { type Kv, openMemoryKv, openPostgresKv, openRedisKv, openSqliteKv } from "./kv.js";
+import {
+  CLAIM_COLLECTION,
+  type Kv,
+  openMemoryKv,
+  openPostgresKv,
+  openRedisKv,
+  openSqliteKv,
+} from "./kv.js";
 
 export interface OpenVoteStoreOptions {
   /** Relative sqlite:// paths are resolved here. */
@@ -174,7 +182,11 @@ const keys = {
   vote: (v: { generationId: string; rater: string; dimension: Dimension }) =>
     `vote/${enc(v.generationId)}/${enc(v.rater)}/${v.dimension}`,
   events: "event/",
+  claim: (key: string) => CLAIM_COLLECTION + enc(key),
 };
+
+/** The longest claimOnce key (before encoding): an event id or a request digest is far shorter. */
+const MAX_CLAIM_KEY = 400;
 
 class KvVoteStore implements KeyvVoteStore {
   /** In-process queue per vote key: castVote/retractVote of one (generation, rater, dimension) run one at a time. */
@@ -294,6 +306,19 @@ class KvVoteStore implements KeyvVoteStore {
       await this.kv.set(keys.events + id, event, keys.events);
       return event;
     });
+  }
+
+  async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    if (typeof key !== "string" || key === "" || key.length > MAX_CLAIM_KEY) {
+      throw new UserError("USAGE", `a claim key must be 1 to ${MAX_CLAIM_KEY} characters`);
+    }
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) {
+      throw new UserError(
+        "USAGE",
+        `a claim's time to live must be a whole number of milliseconds ≥ 1, got ${String(ttlMs)}`,
+      );
+    }
+    return this.kv.claim(keys.claim(key), ttlMs, this.now().getTime());
   }
 
   async votesOf(generationId: string): Promise<Vote[]> {
