@@ -299,6 +299,49 @@ export function voteStoreContract(
       expect((await store.findGenerationByMessage("discord", "x/y"))?.id).toBe(a.id);
     });
 
+    it("lists posted messages of one platform from a time on, and of given studies", async () => {
+      const store = await fresh();
+      const at = (day: number) => `2026-03-${String(day).padStart(2, "0")}T12:00:00.000Z`;
+      const old = sampleGeneration({ createdAt: at(1), messageRef: "m-old" });
+      const recent = sampleGeneration({ createdAt: at(8) });
+      const newest = sampleGeneration({ createdAt: at(9), messageRef: "m-new" });
+      const unposted = sampleGeneration({ createdAt: at(9) });
+      const slack = sampleGeneration({ createdAt: at(9), platform: "slack", messageRef: "C/1.1" });
+      const oldStudy = sampleGeneration({ createdAt: at(2), messageRef: "m-s1", studyId: "s1" });
+      const recentStudy = sampleGeneration({ createdAt: at(9), messageRef: "m-s2", studyId: "s1" });
+      const otherStudy = sampleGeneration({ createdAt: at(2), messageRef: "m-s3", studyId: "s2" });
+      for (const g of [old, recent, newest, unposted, slack, oldStudy, recentStudy, otherStudy]) {
+        await store.saveGeneration(g);
+      }
+      await store.setMessageRef(recent.id, "m-recent"); // posted after it was saved
+      const refs = async (query: Parameters<VoteStore["postedMessages"]>[0]) =>
+        (await collect(store.postedMessages(query))).map((m) => {
+          expect(m.platform).toBe(query.platform);
+          expect(m.generation.messageRef).toBe(m.messageRef);
+          return m.messageRef;
+        });
+
+      // Oldest first (day 8, then the two of day 9 in id order).
+      const window = await refs({ platform: "discord", since: new Date(at(8)) });
+      expect(window[0]).toBe("m-recent");
+      expect([...window].sort()).toEqual(["m-new", "m-recent", "m-s2"]);
+      // The window and the open studies together, each message once.
+      expect(
+        (
+          await refs({ platform: "discord", since: new Date(at(8)), studyIds: ["s1", "s1"] })
+        ).sort(),
+      ).toEqual(["m-new", "m-recent", "m-s1", "m-s2"]);
+      expect(await refs({ platform: "discord", studyIds: ["s2", "none"] })).toEqual(["m-s3"]);
+      expect(await refs({ platform: "discord" })).toEqual([]);
+      expect((await refs({ platform: "discord", since: new Date(0) })).sort()).toEqual(
+        ["m-new", "m-old", "m-recent", "m-s1", "m-s2", "m-s3"].sort(),
+      );
+      expect(await refs({ platform: "slack", since: new Date(at(1)) })).toEqual(["C/1.1"]);
+      await expect(
+        collect(store.postedMessages({ platform: "discord", since: new Date("nope") })),
+      ).rejects.toThrow(/since/);
+    });
+
     it("claims a key once until its claim expires", async () => {
       const store = await fresh();
       expect(await store.claimOnce("slack-event:Ev1", 60_000)).toBe(true);

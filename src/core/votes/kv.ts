@@ -48,8 +48,11 @@ export interface Kv {
    */
   set(key: string, value: unknown, collection?: string): Promise<void>;
   delete(key: string, collection?: string): Promise<void>;
-  /** Entries whose key starts with `collection`, in key order, fetched `pageSize` at a time. */
-  list<T>(collection: string, pageSize?: number): AsyncIterable<[string, T]>;
+  /**
+   * Entries whose key starts with `collection`, in key order, fetched `pageSize` at a time;
+   * with `after`, only keys greater than it.
+   */
+  list<T>(collection: string, pageSize?: number, after?: string): AsyncIterable<[string, T]>;
   /**
    * Atomically takes `key` for `ttlMs` milliseconds: true when it was free or its claim had
    * expired (by `nowMs`; Redis uses its own clock), false while someone else's claim holds.
@@ -144,9 +147,13 @@ class KeyvKv implements Kv {
     await this.keyv.delete(this.prefix + key);
   }
 
-  async *list<T>(collection: string, pageSize = DEFAULT_PAGE): AsyncIterable<[string, T]> {
+  async *list<T>(
+    collection: string,
+    pageSize = DEFAULT_PAGE,
+    start?: string,
+  ): AsyncIterable<[string, T]> {
     const physical = this.prefix + collection;
-    let after: string | undefined;
+    let after = start === undefined ? undefined : this.prefix + start;
     for (;;) {
       const page = await this.readPage(physical, after, pageSize);
       for (const [key, raw] of page) {
