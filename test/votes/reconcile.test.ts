@@ -373,6 +373,19 @@ describe("reconcileMessages", () => {
       });
       expect(seen).toHaveLength(5);
       expect(summary).toMatchObject({ messages: 5, notGenerations: 5, aborted: true });
+      async function* broken() {
+        yield { messageRef: "m-1" };
+        throw new Error("store went away");
+      }
+      await expect(
+        reconcileMessages(store, {
+          platform: "discord",
+          scale: DISCORD,
+          messages: broken(),
+          concurrency: 3,
+          reactionsOf: async () => [],
+        }),
+      ).rejects.toThrow(/store went away/);
       await expect(
         reconcileMessages(store, {
           platform: "discord",

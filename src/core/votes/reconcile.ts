@@ -200,7 +200,8 @@ const MAX_CONCURRENCY = 64;
 /**
  * Reconciles many messages with at most `concurrency` in flight, reporting progress after each.
  * One message failing (its reactions could not be read, a write failed) does not stop the rest;
- * it is listed in `failed`.
+ * it is listed in `failed`. A failing `messages` listing (the store) rejects, once the messages
+ * in flight have finished.
  */
 export async function reconcileMessages<M extends { messageRef: string }>(
   store: VoteStore,
@@ -242,9 +243,16 @@ export async function reconcileMessages<M extends { messageRef: string }>(
 
   // Workers share one iterator; an async generator queues concurrent next() calls itself.
   let exhausted = false;
+  let listingFailed = false;
   const next = async (): Promise<M | undefined> => {
-    if (exhausted || signal.aborted) return undefined;
-    const step = await iterator.next();
+    if (exhausted || listingFailed || signal.aborted) return undefined;
+    let step: IteratorResult<M>;
+    try {
+      step = await iterator.next();
+    } catch (error) {
+      listingFailed = true;
+      throw error;
+    }
     if (step.done) {
       exhausted = true;
       return undefined;
@@ -280,11 +288,11 @@ export async function reconcileMessages<M extends { messageRef: string }>(
       report();
     }
   };
-  try {
-    await Promise.all(Array.from({ length: concurrency }, worker));
-  } finally {
-    if (!exhausted) await iterator.return?.();
-  }
+  // Every worker ends before this returns or throws (a failing listing stops them all).
+  const results = await Promise.allSettled(Array.from({ length: concurrency }, worker));
+  if (!exhausted && !listingFailed) await iterator.return?.();
+  const broken = results.find((result) => result.status === "rejected");
+  if (broken) throw broken.reason;
   summary.aborted = signal.aborted && !exhausted;
   return summary;
 }
