@@ -125,6 +125,12 @@ describe("StudyManager warms a study's arms", () => {
     expect((await manager.assignArm("c"))?.studyId).toBe(record.id);
     expect(warmer.calls).toHaveLength(1);
 
+    // A study refused for its channel costs no warm-up.
+    await expect(
+      manager.start({ mode: "live", name: "y", arms: ARMS, channels: ["c"] }),
+    ).rejects.toThrow(/already in running study/);
+    expect(warmer.calls).toHaveLength(1);
+
     warmer.failWith = new Error("model files missing");
     await expect(
       manager.start({ mode: "live", name: "x", arms: ARMS, channels: ["d"] }),

@@ -252,23 +252,17 @@ export class StudyManager {
     }
     // Every arm loads and warms before the study exists: an arm that cannot load refuses the
     // study, and its first image is as fast as any other.
+    // (The channel check runs first too, so a refused study costs no warm-up; the warm-up runs
+    // outside the lock, so /imagine assignments of other studies go on meanwhile.)
     const warmer = this.warmer;
     const warmStarted = performance.now();
-    if (warmer !== undefined) await warmer.warm(arms);
+    if (warmer !== undefined) {
+      if (input.mode === "live") await this.refuseSharedChannels(channels);
+      await warmer.warm(arms);
+    }
     const warmMs = Math.round(performance.now() - warmStarted);
     const record = await this.exclusive(async () => {
-      if (input.mode === "live") {
-        for (const other of await this.files.list()) {
-          if (other.status !== "running" || other.mode !== "live") continue;
-          const shared = other.channels.find((c) => channels.includes(c));
-          if (shared !== undefined) {
-            throw new UserError(
-              "USAGE",
-              `channel ${shared} is already in running study ${other.id} ("${other.name}"); stop it first`,
-            );
-          }
-        }
-      }
+      if (input.mode === "live") await this.refuseSharedChannels(channels);
       const id = `${slug(name)}-${this.randomBytes(4).toString("hex")}`;
       const record: StudyRecord = {
         version: 1,
@@ -293,6 +287,20 @@ export class StudyManager {
       this.logger?.info({ studyId: record.id, arms: arms.length, ms: warmMs }, "study arms loaded");
     }
     return record;
+  }
+
+  /** A live study's channels may not be in another running live study. */
+  private async refuseSharedChannels(channels: readonly string[]): Promise<void> {
+    for (const other of await this.files.list()) {
+      if (other.status !== "running" || other.mode !== "live") continue;
+      const shared = other.channels.find((c) => channels.includes(c));
+      if (shared !== undefined) {
+        throw new UserError(
+          "USAGE",
+          `channel ${shared} is already in running study ${other.id} ("${other.name}"); stop it first`,
+        );
+      }
+    }
   }
 
   /** Closes a study: assignment and posting stop, and its results can be revealed. */
