@@ -5,7 +5,8 @@
  *   → queue ─▶ prompt stage: the arm writes `count` prompts; each is checked, and a blocked one
  *              is rewritten with a new derived seed up to 3 times, then refused
  *            ─▶ render stage: one image per prompt → PNG saved with its A1111 parameters
- *              (never the arm) → generation record stored
+ *              (never the arm) → generation record stored → the PNG to upload (for a study:
+ *              stripped of all metadata)
  *
  * Refusals are UserErrors whose messages are safe to show. Every failure is reported to the
  * progress listener with a short reference that is also logged with the error.
@@ -14,7 +15,7 @@ import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import type { Config } from "./config.js";
 import { isBotError, UserError } from "./errors.js";
-import type { PngParameters } from "./image/png.js";
+import { type PngParameters, withoutMetadata } from "./image/png.js";
 import type { SavedPng } from "./image/store.js";
 import type { PromptArms } from "./prompt/arms.js";
 import { validateSubject } from "./prompt/subject.js";
@@ -81,7 +82,12 @@ export interface ImagineTimings {
 
 export interface ImagineImage {
   generation: Generation;
-  /** The PNG as saved, parameters chunk included. */
+  /**
+   * The PNG to upload. For a generation in a study (generation.studyId set) it carries no
+   * metadata at all (image/png.ts withoutMetadata: no text chunk, no prompt, model or settings),
+   * so the file cannot tell arms apart; otherwise it is the PNG as saved, with its A1111
+   * parameters chunk. The file at `path` always keeps the parameters chunk.
+   */
   png: Buffer;
   /** Where it was saved, relative to the data directory. */
   path: string;
@@ -434,7 +440,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     // Past the deadline the person has been told it failed: leave no record of it.
     if (signal.aborted) throw signal.reason;
     await store.saveGeneration(generation);
-    return { generation, png, path };
+    // Study uploads are blind: the saved copy keeps its parameters, the posted one has none.
+    return { generation, png: generation.studyId === undefined ? png : withoutMetadata(png), path };
   }
 
   return {

@@ -187,6 +187,32 @@ export interface VoteEvent {
   /** The score replaced (replace only). */
   previous?: number;
   at: string;
+  /**
+   * What made the change: the platform's name for a live reaction ("discord", "slack": the
+   * generation's platform unless the caller says otherwise), "reconcile" for a change that
+   * reconciliation made to match the reactions visible on the message (votes/reconcile.ts).
+   * Absent on events written before this field existed (those were all live).
+   */
+  source?: string;
+}
+
+/** A vote as given to castVote / retractVote, with where it came from (VoteEvent.source). */
+export type Ballot = Omit<Vote, "at"> & { source?: string };
+
+/** One posted image message, for reconciliation (VoteStore.postedMessages). */
+export interface PostedMessage {
+  platform: string;
+  messageRef: string;
+  generation: Generation;
+}
+
+/** Which posted messages VoteStore.postedMessages lists (the union of both filters). */
+export interface PostedMessagesQuery {
+  platform: string;
+  /** Messages whose generation was created at or after this time (for example 7 days ago). */
+  since?: Date;
+  /** Messages of these studies' generations, however old (the open studies). */
+  studyIds?: readonly string[];
 }
 
 /**
@@ -207,16 +233,33 @@ export interface VoteStore extends GenerationStore {
   /** Records where a generation was posted, once the adapter knows. */
   setMessageRef(generationId: string, messageRef: string): Promise<void>;
   /** Adds or replaces the rater's vote on that dimension; returns the event it appended. */
-  castVote(vote: Omit<Vote, "at">): Promise<VoteEvent>;
+  castVote(vote: Ballot): Promise<VoteEvent>;
   /**
    * Retracts the rater's vote on that dimension if its current score is `score`; returns the
    * event, or undefined when there was nothing to retract.
    */
-  retractVote(vote: Omit<Vote, "at">): Promise<VoteEvent | undefined>;
+  retractVote(vote: Ballot): Promise<VoteEvent | undefined>;
+  /**
+   * Claims `key` for `ttlMs` milliseconds: true for the first claim, false for every other one
+   * until the claim expires (then the key can be claimed again). Atomic across processes that
+   * share the store (Redis SET NX PX; SQL INSERT … ON CONFLICT). For dedupe that must survive a
+   * restart: Slack event ids, replayed signed requests.
+   *
+   * @example
+   * if (!(await store.claimOnce(`slack-event:${body.event_id}`, 60 * 60_000))) return; // a retry
+   */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
   votesOf(generationId: string): Promise<Vote[]>;
   /** All current votes of a study's generations, streamed, with the arm (server-side only). */
   studyVotes(studyId: string): AsyncIterable<Vote & { arm: string }>;
   /** The event log, oldest first. */
   events(): AsyncIterable<VoteEvent>;
+  /**
+   * The posted image messages of one platform that reconciliation should look at: those whose
+   * generation was created since `since`, plus every one of the given studies, each once.
+   * Generations whose messageRef was set before this index existed are found only through
+   * their study.
+   */
+  postedMessages(query: PostedMessagesQuery): AsyncIterable<PostedMessage>;
   close(): Promise<void>;
 }

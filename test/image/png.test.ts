@@ -10,7 +10,9 @@ import {
   namesArm,
   type PngParameters,
   parseA1111Parameters,
+  pngChunkTypes,
   readParametersChunk,
+  withoutMetadata,
   withoutTextChunks,
   withParametersChunk,
 } from "../../src/core/image/png.js";
@@ -228,6 +230,116 @@ describe("PNG parameters chunk", () => {
     const stripped = withoutTextChunks(foreign);
     expect(readParametersChunk(stripped)).toBeUndefined();
     expect((await sharp(stripped).metadata()).width).toBe(16);
+  });
+});
+
+describe("blind copies (withoutMetadata)", () => {
+  /** What a study upload must never carry, in any encoding. */
+  const SECRETS = [
+    "a lighthouse at dusk",
+    "stabilityai/stable-diffusion-2",
+    "ft-no-tags",
+    "Euler a",
+  ];
+  const IMAGE_ONLY = new Set(["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]);
+
+  /** Every ancillary chunk kind a backend or tool might add, plus bytes after IEND. */
+  async function pngWithEverything(base: Buffer): Promise<Buffer> {
+    const parameters = formatA1111Parameters(PARAMETERS);
+    const tagged = withParametersChunk(base, `${parameters}, Study arm: ft-no-tags`);
+    const latin = (text: string) => Buffer.from(text, "latin1");
+    const ancillary = [
+      rawChunk("zTXt", Buffer.concat([latin("workflow\0\0"), deflateSync(latin(parameters))])),
+      rawChunk(
+        "iTXt",
+        Buffer.concat([latin("Description\0\0\0en\0\0"), Buffer.from("ft-no-tags 東京", "utf8")]),
+      ),
+      rawChunk(
+        "eXIf",
+        Buffer.concat([latin("MM\0*"), latin("Model=stabilityai/stable-diffusion-2")]),
+      ),
+      rawChunk("tIME", Buffer.from([0x07, 0xe9, 1, 2, 3, 4, 5])),
+      rawChunk("iCCP", Buffer.concat([latin("ft-no-tags\0\0"), deflateSync(latin("profile"))])),
+      rawChunk("gAMA", Buffer.from([0, 0, 0xb1, 0x8f])),
+      rawChunk("pHYs", Buffer.from([0, 0, 0x0b, 0x13, 0, 0, 0x0b, 0x13, 1])),
+      rawChunk("prVt", latin("Sampler: Euler a")),
+    ];
+    const after = tagged.indexOf("IDAT", 8, "latin1") - 4;
+    return Buffer.concat([
+      tagged.subarray(0, after),
+      ...ancillary,
+      tagged.subarray(after),
+      latin("trailing a lighthouse at dusk"),
+    ]);
+  }
+
+  function expectBlind(bytes: Buffer): void {
+    for (const type of pngChunkTypes(bytes)) expect(IMAGE_ONLY.has(type), type).toBe(true);
+    for (const secret of SECRETS) {
+      expect(bytes.includes(Buffer.from(secret, "latin1")), secret).toBe(false);
+      expect(bytes.includes(Buffer.from(secret, "utf8")), secret).toBe(false);
+    }
+    // Nothing after IEND: the file ends with IEND's fixed 12 bytes.
+    expect(bytes.subarray(-8).toString("latin1", 0, 4)).toBe("IEND");
+  }
+
+  it("keeps only the image chunks, byte for byte, and the same pixels", async () => {
+    const base = await makeImage("png", 24, 16);
+    const loaded = await pngWithEverything(base);
+    // The source really carries every secret (so the checks below can fail).
+    for (const secret of SECRETS) expect(loaded.includes(Buffer.from(secret, "latin1"))).toBe(true);
+    expect(pngChunkTypes(loaded)).toEqual(
+      expect.arrayContaining([
+        "tEXt",
+        "zTXt",
+        "iTXt",
+        "eXIf",
+        "tIME",
+        "iCCP",
+        "gAMA",
+        "pHYs",
+        "prVt",
+      ]),
+    );
+
+    const blind = withoutMetadata(loaded);
+    expectBlind(blind);
+    expect(readParametersChunk(blind)).toBeUndefined();
+    expect(pngChunkTypes(blind)).toEqual(pngChunkTypes(base).filter((t) => IMAGE_ONLY.has(t)));
+    const metadata = await sharp(blind).metadata();
+    expect(metadata.comments ?? []).toEqual([]);
+    expect([metadata.width, metadata.height]).toEqual([24, 16]);
+    const [before, after] = await Promise.all(
+      [base, blind].map((bytes) => sharp(bytes).raw().toBuffer()),
+    );
+    expect(after?.equals(before as Buffer)).toBe(true);
+  });
+
+  it("keeps a palette image's PLTE and tRNS so its pixels and transparency stay", async () => {
+    const palette = await sharp({
+      create: {
+        width: 8,
+        height: 8,
+        channels: 4,
+        background: { r: 10, g: 200, b: 30, alpha: 0.5 },
+      },
+    })
+      .png({ palette: true })
+      .toBuffer();
+    expect(pngChunkTypes(palette)).toEqual(expect.arrayContaining(["PLTE", "tRNS"]));
+    const blind = withoutMetadata(await pngWithEverything(palette));
+    expectBlind(blind);
+    expect(pngChunkTypes(blind)).toEqual(expect.arrayContaining(["PLTE", "tRNS"]));
+    const [before, after] = await Promise.all(
+      [palette, blind].map((bytes) => sharp(bytes).ensureAlpha().raw().toBuffer()),
+    );
+    expect(after?.equals(before as Buffer)).toBe(true);
+  });
+
+  it("refuses what is not a whole PNG", async () => {
+    const png = await makeImage("png", 8, 8);
+    expect(() => withoutMetadata(Buffer.from(HTML_PAGE))).toThrow(/Not a PNG/);
+    expect(() => withoutMetadata(png.subarray(0, png.length - 12))).toThrow(/IEND/);
   });
 });
 

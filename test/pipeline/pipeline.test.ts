@@ -10,7 +10,11 @@ import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/core/config.js";
 import { BotError, UserError } from "../../src/core/errors.js";
-import { parseA1111Parameters, readParametersChunk } from "../../src/core/image/png.js";
+import {
+  parseA1111Parameters,
+  pngChunkTypes,
+  readParametersChunk,
+} from "../../src/core/image/png.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";
 import {
@@ -75,6 +79,32 @@ function makePipeline(
   return options;
 }
 
+/**
+ * A study upload, byte by byte: only image chunks (no text, eXIf, tIME or other ancillary chunk),
+ * none of `secrets` (prompt, model: the saved file has them, so the check is not vacuous; the arm,
+ * which not even the saved file has) anywhere in the bytes, the same pixels as the saved file.
+ */
+async function expectBlindUpload(
+  upload: Buffer,
+  saved: Buffer,
+  { inSaved, arm }: { inSaved: string[]; arm: string },
+): Promise<void> {
+  for (const type of pngChunkTypes(upload)) {
+    expect(["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]).toContain(type);
+  }
+  expect(readParametersChunk(upload)).toBeUndefined();
+  for (const secret of inSaved) {
+    expect(saved.includes(Buffer.from(secret, "utf8")), `saved file has ${secret}`).toBe(true);
+  }
+  for (const secret of [...inSaved, arm]) {
+    for (const encoding of ["latin1", "utf8", "utf16le"] as const) {
+      expect(upload.includes(Buffer.from(secret, encoding)), `upload has ${secret}`).toBe(false);
+    }
+  }
+  const [a, b] = await Promise.all([upload, saved].map((bytes) => sharp(bytes).raw().toBuffer()));
+  expect(a?.equals(b as Buffer)).toBe(true);
+}
+
 function recorder() {
   const events: ImagineProgress[] = [];
   return { events, onProgress: (event: ImagineProgress) => events.push(event) };
@@ -133,7 +163,11 @@ describe("imagine with the tiny model", () => {
 
       // The PNG as saved: decodable, with the A1111 parameters and without the arm.
       const file = readFileSync(join(dataDir, path));
-      expect(png.equals(file)).toBe(true);
+      // The PNG to upload (a study generation): the same image, with no metadata at all.
+      await expectBlindUpload(png, file, {
+        inSaved: [generation.prompt, generation.image.model],
+        arm: generation.arm,
+      });
       expect((await sharp(file).metadata()).format).toBe("png");
       const text = readParametersChunk(file);
       expect(text).toBeDefined();
@@ -164,6 +198,25 @@ describe("imagine with the tiny model", () => {
     ]);
     expect(result.timings.totalMs).toBeGreaterThanOrEqual(
       result.timings.promptMs + result.timings.renderMs,
+    );
+  });
+
+  it("uploads a non-study image as saved, parameters chunk included", async () => {
+    const config = testConfig(dataDir);
+    promptArms = new PromptArms(config, {}, silent);
+    makePipeline({ config, arms: promptArms, saveImage });
+    const result = await pipeline?.imagine({
+      subject: "a lighthouse",
+      requester: "u1",
+      platform: "discord",
+      seed: 3,
+    });
+    const [image] = result?.generations ?? [];
+    if (!image) throw new Error("no image");
+    expect(image.generation.studyId).toBeUndefined();
+    expect(image.png.equals(readFileSync(join(dataDir, image.path)))).toBe(true);
+    expect(parseA1111Parameters(readParametersChunk(image.png) as string).prompt).toBe(
+      image.generation.prompt,
     );
   });
 

@@ -6,7 +6,7 @@
  * data again after close (when the backend is persistent), a new space starts empty.
  */
 import { randomUUID } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Generation, Vote, VoteEvent, VoteStore } from "../../src/core/types.js";
 
 export interface ContractOptions {
@@ -299,48 +299,157 @@ export function voteStoreContract(
       expect((await store.findGenerationByMessage("discord", "x/y"))?.id).toBe(a.id);
     });
 
-    // Only stores that persist get this case; the memory store is not meant to survive a close.
+    it("lists posted messages of one platform from a time on, and of given studies", async () => {
+      const store = await fresh();
+      const at = (day: number) => `2026-03-${String(day).padStart(2, "0")}T12:00:00.000Z`;
+      const old = sampleGeneration({ createdAt: at(1), messageRef: "m-old" });
+      const recent = sampleGeneration({ createdAt: at(8) });
+      const newest = sampleGeneration({ createdAt: at(9), messageRef: "m-new" });
+      const unposted = sampleGeneration({ createdAt: at(9) });
+      const slack = sampleGeneration({ createdAt: at(9), platform: "slack", messageRef: "C/1.1" });
+      const oldStudy = sampleGeneration({ createdAt: at(2), messageRef: "m-s1", studyId: "s1" });
+      const recentStudy = sampleGeneration({ createdAt: at(9), messageRef: "m-s2", studyId: "s1" });
+      const otherStudy = sampleGeneration({ createdAt: at(2), messageRef: "m-s3", studyId: "s2" });
+      for (const g of [old, recent, newest, unposted, slack, oldStudy, recentStudy, otherStudy]) {
+        await store.saveGeneration(g);
+      }
+      await store.setMessageRef(recent.id, "m-recent"); // posted after it was saved
+      const refs = async (query: Parameters<VoteStore["postedMessages"]>[0]) =>
+        (await collect(store.postedMessages(query))).map((m) => {
+          expect(m.platform).toBe(query.platform);
+          expect(m.generation.messageRef).toBe(m.messageRef);
+          return m.messageRef;
+        });
+
+      // Oldest first (day 8, then the two of day 9 in id order).
+      const window = await refs({ platform: "discord", since: new Date(at(8)) });
+      expect(window[0]).toBe("m-recent");
+      expect([...window].sort()).toEqual(["m-new", "m-recent", "m-s2"]);
+      // The window and the open studies together, each message once.
+      expect(
+        (
+          await refs({ platform: "discord", since: new Date(at(8)), studyIds: ["s1", "s1"] })
+        ).sort(),
+      ).toEqual(["m-new", "m-recent", "m-s1", "m-s2"]);
+      expect(await refs({ platform: "discord", studyIds: ["s2", "none"] })).toEqual(["m-s3"]);
+      expect(await refs({ platform: "discord" })).toEqual([]);
+      expect((await refs({ platform: "discord", since: new Date(0) })).sort()).toEqual(
+        ["m-new", "m-old", "m-recent", "m-s1", "m-s2", "m-s3"].sort(),
+      );
+      expect(await refs({ platform: "slack", since: new Date(at(1)) })).toEqual(["C/1.1"]);
+      await expect(
+        collect(store.postedMessages({ platform: "discord", since: new Date("nope") })),
+      ).rejects.toThrow(/since/);
+    });
+
+    it("claims a key once until its claim expires", async () => {
+      const store = await fresh();
+      expect(await store.claimOnce("slack-event:Ev1", 60_000)).toBe(true);
+      expect(await store.claimOnce("slack-event:Ev1", 60_000)).toBe(false);
+      expect(await store.claimOnce("slack-event:Ev2", 60_000)).toBe(true);
+      // Keys are kept apart from each other and from the store's own records.
+      expect(await store.claimOnce("slack-event:Ev1/x", 60_000)).toBe(true);
+      const generation = sampleGeneration({ id: "gen-1" });
+      await store.saveGeneration(generation);
+      expect(await store.claimOnce("gen/gen-1", 60_000)).toBe(true);
+      expect(await store.getGeneration("gen-1")).toEqual(generation);
+
+      // An expired claim can be claimed again (once).
+      expect(await store.claimOnce("short", 40)).toBe(true);
+      expect(await store.claimOnce("short", 40)).toBe(false);
+      await vi.waitFor(
+        async () => {
+          expect(await store.claimOnce("short", 60_000)).toBe(true);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
+      expect(await store.claimOnce("short", 60_000)).toBe(false);
+    });
+
+    it("gives exactly one of 50 simultaneous claims of a key", async () => {
+      const store = await fresh();
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => store.claimOnce("slack-event:Ev-race", 60_000)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      // Different keys at once all win.
+      const many = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => store.claimOnce(`slack-event:Ev-${i}`, 60_000)),
+      );
+      expect(many.every(Boolean)).toBe(true);
+    });
+
+    it("refuses a claim it cannot make", async () => {
+      const store = await fresh();
+      await expect(store.claimOnce("", 1000)).rejects.toThrow(/claim key/);
+      await expect(store.claimOnce("x".repeat(401), 1000)).rejects.toThrow(/claim key/);
+      await expect(store.claimOnce("k", 0)).rejects.toThrow(/time to live/);
+      await expect(store.claimOnce("k", 1.5)).rejects.toThrow(/time to live/);
+      await expect(store.claimOnce("k", Number.NaN)).rejects.toThrow(/time to live/);
+    });
+
+    // Only stores that persist get these cases; the memory store is not meant to survive a close.
     if (options.persistent)
-      it("keeps everything across close and reopen", async () => {
+      it("keeps claims across a restart, and two stores on one space (two processes) share them", async () => {
         const space = randomUUID().slice(0, 8);
         const first = await open(space);
-        const generation = sampleGeneration({ studyId: "s", messageRef: "m" });
-        await first.saveGeneration(generation);
-        await first.castVote({
-          generationId: generation.id,
-          rater: "r",
-          dimension: "quality",
-          score: 2,
-        });
-        await first.castVote({
-          generationId: generation.id,
-          rater: "r",
-          dimension: "quality",
-          score: 3,
-        });
-        const before = await collect(first.events());
+        expect(await first.claimOnce("slack-event:Ev-restart", 60_000)).toBe(true);
         await first.close();
-        await first.close(); // twice is fine
 
-        const second = await fresh(space);
-        expect(await second.getGeneration(generation.id)).toEqual(generation);
-        expect((await second.findGenerationByMessage("discord", "m"))?.id).toBe(generation.id);
-        expect((await second.votesOf(generation.id)).map((v) => v.score)).toEqual([3]);
-        expect(await collect(second.events())).toEqual(before);
-        expect((await collect(second.studyVotes("s"))).map((v) => v.arm)).toEqual(["ft-tags"]);
-        // New events sort after the old ones.
-        await second.retractVote({
-          generationId: generation.id,
-          rater: "r",
-          dimension: "quality",
-          score: 3,
-        });
-        expect((await collect(second.events())).map((e) => e.kind)).toEqual([
-          "add",
-          "replace",
-          "retract",
-        ]);
+        const [a, b] = [await fresh(space), await fresh(space)];
+        expect(await a.claimOnce("slack-event:Ev-restart", 60_000)).toBe(false);
+        for (let round = 0; round < 5; round++) {
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, i) =>
+              (i % 2 ? a : b).claimOnce(`slack-command:${round}`, 60_000),
+            ),
+          );
+          expect(results.filter(Boolean)).toHaveLength(1);
+        }
       });
+
+    if (options.persistent)
+      if (options.persistent)
+        it("keeps everything across close and reopen", async () => {
+          const space = randomUUID().slice(0, 8);
+          const first = await open(space);
+          const generation = sampleGeneration({ studyId: "s", messageRef: "m" });
+          await first.saveGeneration(generation);
+          await first.castVote({
+            generationId: generation.id,
+            rater: "r",
+            dimension: "quality",
+            score: 2,
+          });
+          await first.castVote({
+            generationId: generation.id,
+            rater: "r",
+            dimension: "quality",
+            score: 3,
+          });
+          const before = await collect(first.events());
+          await first.close();
+          await first.close(); // twice is fine
+
+          const second = await fresh(space);
+          expect(await second.getGeneration(generation.id)).toEqual(generation);
+          expect((await second.findGenerationByMessage("discord", "m"))?.id).toBe(generation.id);
+          expect((await second.votesOf(generation.id)).map((v) => v.score)).toEqual([3]);
+          expect(await collect(second.events())).toEqual(before);
+          expect((await collect(second.studyVotes("s"))).map((v) => v.arm)).toEqual(["ft-tags"]);
+          // New events sort after the old ones.
+          await second.retractVote({
+            generationId: generation.id,
+            rater: "r",
+            dimension: "quality",
+            score: 3,
+          });
+          expect((await collect(second.events())).map((e) => e.kind)).toEqual([
+            "add",
+            "replace",
+            "retract",
+          ]);
+        });
 
     it("starts empty in a new space", async () => {
       const store = await fresh();

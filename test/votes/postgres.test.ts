@@ -23,6 +23,33 @@ if (url) {
   voteStoreContract("postgres", open, { persistent: true });
 
   describe("postgres vote store", () => {
+    it("expires claims by the store's clock and deletes expired ones now and then", async () => {
+      let now = Date.parse("2026-01-01T00:00:00Z");
+      const store = await openVoteStore(
+        `${url}${url.includes("?") ? "&" : "?"}table=${table}&namespace=claims`,
+        { dataDir: "/nonexistent", now: () => new Date(now) },
+      );
+      expect(await store.claimOnce("old", 1_000)).toBe(true);
+      expect(await store.claimOnce("long", 3_600_000)).toBe(true);
+      now += 999;
+      expect(await store.claimOnce("old", 1_000)).toBe(false);
+      now += 1;
+      expect(await store.claimOnce("old", 1_000)).toBe(true);
+      now += 5_000;
+      // 256 claims in all bring a purge of what expired by then.
+      for (let i = 0; i < 252; i++) {
+        now += 1;
+        expect(await store.claimOnce(`event-${i}`, 1)).toBe(true);
+      }
+      await store.close();
+      const admin = new KeyvPostgres({ uri: url, table });
+      const rows = (await admin.query(
+        `SELECT key FROM public."${table}" WHERE key LIKE 'claims:claim/%' ORDER BY key COLLATE "C"`,
+      )) as { key: string }[];
+      await admin.disconnect();
+      expect(rows.map((row) => row.key)).toEqual(["claims:claim/event-251", "claims:claim/long"]);
+    });
+
     it("stores each vote as its own row of the run's table", async () => {
       const store = await open("rows");
       const generation = sampleGeneration();

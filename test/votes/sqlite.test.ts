@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import KeyvSqlite from "@keyv/sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
@@ -36,5 +37,32 @@ describe("sqlite vote store files", () => {
     expect(await b.getGeneration(generation.id)).toBeUndefined();
     await a.close();
     await b.close();
+  });
+
+  it("expires claims by the store's clock and deletes expired ones now and then", async () => {
+    const file = join(dataDir, "claims.sqlite");
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const store = await openVoteStore(`sqlite://${file}`, { dataDir, now: () => new Date(now) });
+    expect(await store.claimOnce("old", 1_000)).toBe(true);
+    expect(await store.claimOnce("long", 3_600_000)).toBe(true);
+    now += 999;
+    expect(await store.claimOnce("old", 1_000)).toBe(false);
+    now += 1;
+    expect(await store.claimOnce("old", 1_000)).toBe(true);
+    now += 5_000;
+    // 256 claims in all (2 + 2 so far) bring a purge of what expired by then.
+    for (let i = 0; i < 252; i++) {
+      now += 1;
+      expect(await store.claimOnce(`event-${i}`, 1)).toBe(true);
+    }
+    await store.close();
+
+    const raw = new KeyvSqlite({ uri: `sqlite://${file}`, table: "imagine_votes" });
+    const rows = (await raw.query(
+      "SELECT key FROM imagine_votes WHERE key LIKE 'imagine:claim/%' ORDER BY key",
+    )) as { key: string }[];
+    await raw.disconnect();
+    // "old" and the first 251 events expired before the 256th claim; "long" and the last stay.
+    expect(rows.map((row) => row.key)).toEqual(["imagine:claim/event-251", "imagine:claim/long"]);
   });
 });

@@ -334,6 +334,36 @@ export function withoutTextChunks(png: Buffer): Buffer {
   return Buffer.concat([png.subarray(0, 8), ...kept.map((c) => png.subarray(c.start, c.end))]);
 }
 
+/**
+ * The chunks a blind copy keeps: the critical ones (IHDR, PLTE, IDAT, IEND) and tRNS, without
+ * which transparent pixels would change. Every other ancillary chunk goes — text (tEXt, zTXt,
+ * iTXt), eXIf, tIME, iCCP (it names its profile), colour and physical-size hints, APNG frames,
+ * private chunks — because any of them could carry something a backend or a tool set per image.
+ */
+const IMAGE_CHUNKS = new Set(["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]);
+
+/**
+ * Returns the PNG with nothing but its image: every ancillary chunk except tRNS is dropped, and
+ * so are any bytes after IEND. Pixels are untouched (the IDAT chunks are copied as they are).
+ * This is what a study upload carries, so a rater who opens the file finds no prompt, model or
+ * setting that could tell arms apart.
+ */
+export function withoutMetadata(png: Buffer): Buffer {
+  const chunks = readChunks(png);
+  if (chunks.at(-1)?.type !== "IEND") {
+    throw new BotError("GENERATION_FAILED", "PNG has no IEND chunk");
+  }
+  return Buffer.concat([
+    png.subarray(0, 8),
+    ...chunks.filter((c) => IMAGE_CHUNKS.has(c.type)).map((c) => png.subarray(c.start, c.end)),
+  ]);
+}
+
+/** The chunk types of a PNG, in file order (after checking its structure as readChunks does). */
+export function pngChunkTypes(png: Buffer): string[] {
+  return readChunks(png).map((chunk) => chunk.type);
+}
+
 /** True when the bytes start with the PNG signature. */
 export function isPng(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && Buffer.from(bytes.buffer, bytes.byteOffset, 8).equals(PNG_SIGNATURE);

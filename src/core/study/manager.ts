@@ -2,6 +2,13 @@
  * Studies: starting, stopping and listing them, blind balanced arm assignment for live studies,
  * resumable posting of batch plans, and results — revealed only once a study is closed.
  *
+ * With an ArmWarmer (the bot's PromptArms), every arm of a study is loaded and warmed before
+ * the study's first image: when it starts here, when serve starts with it open
+ * (`warmOpenStudies`), and — for a study started by another process (the CLI) — before the
+ * first arm assignment or batch post this process makes for it. So no arm's first image is
+ * slower than the others', and timing tells a rater nothing. Logs name a study's arms only by
+ * count.
+ *
  * Every change is a read-modify-write of the study's file under one in-process lock, reading
  * the file fresh each time, so that a `study stop` from another process (the CLI) is seen by
  * the bot at its next /imagine. (Two processes writing the same file in the same millisecond
@@ -23,6 +30,20 @@ import { type PlanProgress, type RunPlanResult, runStudyPlan } from "./runner.js
 
 const ARM_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
+/** Loads and warms prompt arms; PromptArms implements it (PromptArms.warm). */
+export interface ArmWarmer {
+  /** Rejects when an arm cannot be loaded (ARM_UNKNOWN for a name that is not configured). */
+  warm(arms: readonly string[]): Promise<unknown>;
+}
+
+/** What warmOpenStudies did. */
+export interface WarmOpenStudies {
+  /** Running studies whose arms are all warm. */
+  warmed: string[];
+  /** Running studies with an arm that failed to load (also logged). */
+  failed: { studyId: string; error: unknown }[];
+}
+
 export interface StudyManagerOptions {
   dataDir: string;
   /** Wall clock for createdAt/closedAt (default: now). */
@@ -36,6 +57,8 @@ export interface StudyManagerOptions {
    * `startPosting` does nothing and says so.
    */
   poster?: BatchPoster;
+  /** Warms a study's arms before its first image (see the module comment). */
+  warmer?: ArmWarmer;
 }
 
 export interface BatchPoster {
@@ -95,6 +118,9 @@ export class StudyManager {
   private readonly runs = new Map<string, AbortController>();
   private readonly background = new Set<Promise<unknown>>();
   private poster: BatchPoster | undefined;
+  private warmer: ArmWarmer | undefined;
+  /** Studies whose arms are warm (or warming) in this process; a failure is forgotten. */
+  private readonly warmStudies = new Map<string, Promise<void>>();
 
   constructor(options: StudyManagerOptions) {
     this.files = new StudyFiles(options.dataDir);
@@ -102,6 +128,57 @@ export class StudyManager {
     this.randomBytes = options.randomBytes ?? systemRandomBytes;
     this.logger = options.logger;
     this.poster = options.poster;
+    this.warmer = options.warmer;
+  }
+
+  /** Sets (or clears) what warms a study's arms. */
+  setWarmer(warmer: ArmWarmer | undefined): void {
+    this.warmer = warmer;
+    this.warmStudies.clear();
+  }
+
+  /**
+   * For serve's start: loads and warms the arms of every running study, one study after
+   * another, before the first image. A study whose arms fail to load is logged and reported,
+   * not thrown: the others still get warm, and its next assignment or post tries again.
+   */
+  async warmOpenStudies(): Promise<WarmOpenStudies> {
+    const result: WarmOpenStudies = { warmed: [], failed: [] };
+    if (this.warmer === undefined) return result;
+    for (const record of await this.list()) {
+      if (record.status !== "running") continue;
+      try {
+        await this.warmStudy(record);
+        result.warmed.push(record.id);
+      } catch (error) {
+        result.failed.push({ studyId: record.id, error });
+        this.logger?.error({ err: error, studyId: record.id }, "study arms could not be loaded");
+      }
+    }
+    return result;
+  }
+
+  /** Warms a study's arms once per process (concurrent callers share the warm-up). */
+  private warmStudy(record: Pick<StudyRecord, "id" | "arms">): Promise<void> {
+    const warmer = this.warmer;
+    if (warmer === undefined) return Promise.resolve();
+    let warming = this.warmStudies.get(record.id);
+    if (!warming) {
+      const started = performance.now();
+      warming = warmer.warm(record.arms).then(() => {
+        this.logger?.info(
+          {
+            studyId: record.id,
+            arms: record.arms.length,
+            ms: Math.round(performance.now() - started),
+          },
+          "study arms loaded",
+        );
+      });
+      this.warmStudies.set(record.id, warming);
+      warming.catch(() => this.warmStudies.delete(record.id));
+    }
+    return warming;
   }
 
   /** Sets (or clears) how batch studies are posted; adapters call it once they can post. */
@@ -173,19 +250,19 @@ export class StudyManager {
       }
       if (input.plan.items.length === 0) throw new UserError("USAGE", "the plan has no items");
     }
-    return this.exclusive(async () => {
-      if (input.mode === "live") {
-        for (const other of await this.files.list()) {
-          if (other.status !== "running" || other.mode !== "live") continue;
-          const shared = other.channels.find((c) => channels.includes(c));
-          if (shared !== undefined) {
-            throw new UserError(
-              "USAGE",
-              `channel ${shared} is already in running study ${other.id} ("${other.name}"); stop it first`,
-            );
-          }
-        }
-      }
+    // Every arm loads and warms before the study exists: an arm that cannot load refuses the
+    // study, and its first image is as fast as any other.
+    // (The channel check runs first too, so a refused study costs no warm-up; the warm-up runs
+    // outside the lock, so /imagine assignments of other studies go on meanwhile.)
+    const warmer = this.warmer;
+    const warmStarted = performance.now();
+    if (warmer !== undefined) {
+      if (input.mode === "live") await this.refuseSharedChannels(channels);
+      await warmer.warm(arms);
+    }
+    const warmMs = Math.round(performance.now() - warmStarted);
+    const record = await this.exclusive(async () => {
+      if (input.mode === "live") await this.refuseSharedChannels(channels);
       const id = `${slug(name)}-${this.randomBytes(4).toString("hex")}`;
       const record: StudyRecord = {
         version: 1,
@@ -205,6 +282,25 @@ export class StudyManager {
       this.logger?.info({ studyId: id, mode: input.mode, arms: arms.length }, "study started");
       return record;
     });
+    if (warmer !== undefined && warmer === this.warmer) {
+      this.warmStudies.set(record.id, Promise.resolve());
+      this.logger?.info({ studyId: record.id, arms: arms.length, ms: warmMs }, "study arms loaded");
+    }
+    return record;
+  }
+
+  /** A live study's channels may not be in another running live study. */
+  private async refuseSharedChannels(channels: readonly string[]): Promise<void> {
+    for (const other of await this.files.list()) {
+      if (other.status !== "running" || other.mode !== "live") continue;
+      const shared = other.channels.find((c) => channels.includes(c));
+      if (shared !== undefined) {
+        throw new UserError(
+          "USAGE",
+          `channel ${shared} is already in running study ${other.id} ("${other.name}"); stop it first`,
+        );
+      }
+    }
   }
 
   /** Closes a study: assignment and posting stop, and its results can be revealed. */
@@ -251,7 +347,7 @@ export class StudyManager {
    */
   async assignArm(channel: string | undefined): Promise<ArmAssignment | undefined> {
     if (channel === undefined || channel === "") return undefined;
-    return this.exclusive(async () => {
+    const assigned = await this.exclusive(async () => {
       const record = (await this.files.list()).find(
         (s) => s.status === "running" && s.mode === "live" && s.channels.includes(channel),
       );
@@ -262,8 +358,18 @@ export class StudyManager {
         ...record,
         assignment: { ...record.assignment, assigned: n + 1 },
       });
-      return { studyId: record.id, arm };
+      return { assignment: { studyId: record.id, arm }, record };
     });
+    if (assigned === undefined) return undefined;
+    // A study started elsewhere (the CLI) gets all its arms warm before its first image here.
+    // A failure is only logged: the image's own arm load then reports it to the person.
+    await this.warmStudy(assigned.record).catch((error: unknown) =>
+      this.logger?.error(
+        { err: error, studyId: assigned.record.id },
+        "study arms could not be loaded",
+      ),
+    );
+    return assigned.assignment;
   }
 
   /**
@@ -282,6 +388,7 @@ export class StudyManager {
         throw new UserError("USAGE", `study ${id} is a live study: it has no plan to post`);
       }
       if (record.status !== "running") throw new UserError("USAGE", `study ${id} is closed`);
+      await this.warmStudy(record);
       const signal =
         options.signal === undefined
           ? controller.signal

@@ -18,6 +18,17 @@
  *
  * Keys are ASCII (the store encodes every component with encodeURIComponent), so JavaScript,
  * SQLite BINARY, PostgreSQL "C" and Redis lexicographic order all agree.
+ *
+ * `claim` (claimOnce's primitive) is one atomic server-side operation on every backend, so two
+ * processes can never both win a key:
+ *   - Redis: `SET key value NX PX ttl` (the server expires it).
+ *   - SQLite / PostgreSQL: `INSERT … ON CONFLICT (key) DO UPDATE SET value = new WHERE <the stored
+ *     claim has expired> RETURNING key`: a row comes back only when the key was free or expired.
+ *     PostgreSQL locks the conflicting row and re-checks the WHERE on the committed version, so
+ *     concurrent claims of one key return exactly one row; SQLite runs one writer at a time.
+ *     Expired claims are deleted now and then (every CLAIM_PURGE_EVERY claims of a process).
+ *   - Memory: a map checked and written in one synchronous step.
+ * The stored value is keyv's format (`{"value":…,"expires":ms}`), so keyv reads it as expired.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -37,9 +48,49 @@ export interface Kv {
    */
   set(key: string, value: unknown, collection?: string): Promise<void>;
   delete(key: string, collection?: string): Promise<void>;
-  /** Entries whose key starts with `collection`, in key order, fetched `pageSize` at a time. */
-  list<T>(collection: string, pageSize?: number): AsyncIterable<[string, T]>;
+  /**
+   * Entries whose key starts with `collection`, in key order, fetched `pageSize` at a time;
+   * with `after`, only keys greater than it.
+   */
+  list<T>(collection: string, pageSize?: number, after?: string): AsyncIterable<[string, T]>;
+  /**
+   * Atomically takes `key` for `ttlMs` milliseconds: true when it was free or its claim had
+   * expired (by `nowMs`; Redis uses its own clock), false while someone else's claim holds.
+   * Claim keys are never listed.
+   */
+  claim(key: string, ttlMs: number, nowMs: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** How many claims (per process) between two deletions of expired claims on SQL backends. */
+const CLAIM_PURGE_EVERY = 256;
+
+/** A claim's stored value, in keyv's serialized form so keyv would read it as expired. */
+function claimValue(nowMs: number, ttlMs: number): string {
+  return JSON.stringify({ value: { claimedAt: nowMs }, expires: nowMs + ttlMs });
+}
+
+/**
+ * The SQL backends' claim: one upsert that only overwrites an expired claim and returns a row
+ * when it wrote. `purge` deletes expired claims under `claimPrefix` now and then.
+ */
+function sqlClaimer(
+  upsert: (key: string, value: string, nowMs: number) => Promise<unknown[]>,
+  purge: (nowMs: number) => Promise<unknown>,
+  logger?: Logger,
+): (key: string, ttlMs: number, nowMs: number) => Promise<boolean> {
+  let claims = 0;
+  return async (key, ttlMs, nowMs) => {
+    const rows = await upsert(key, claimValue(nowMs, ttlMs), nowMs);
+    claims += 1;
+    if (claims % CLAIM_PURGE_EVERY === 0) {
+      // One range delete now and then keeps the table from growing with every Slack event id.
+      await purge(nowMs).catch((error: unknown) =>
+        logger?.warn({ err: error }, "vote store: deleting expired claims failed"),
+      );
+    }
+    return rows.length > 0;
+  };
 }
 
 /** One page of raw (serialized) entries after `after` (exclusive), in key order. */
@@ -50,6 +101,9 @@ type PageReader = (
 ) => Promise<Array<[string, string | undefined]>>;
 
 const DEFAULT_PAGE = 500;
+
+/** Where the vote store keeps claims (claimOnce); the SQL purge deletes only under it. */
+export const CLAIM_COLLECTION = "claim/";
 
 /** The smallest string greater than every string that starts with `prefix`. */
 function prefixEnd(prefix: string): string {
@@ -73,7 +127,13 @@ class KeyvKv implements Kv {
     protected readonly prefix: string,
     private readonly readPage: PageReader,
     private readonly onClose: () => Promise<void>,
+    /** The backend's atomic claim, on the physical (prefixed) key. */
+    private readonly claimPhysical: (key: string, ttlMs: number, nowMs: number) => Promise<boolean>,
   ) {}
+
+  claim(key: string, ttlMs: number, nowMs: number): Promise<boolean> {
+    return this.claimPhysical(this.prefix + key, ttlMs, nowMs);
+  }
 
   async get<T>(key: string): Promise<T | undefined> {
     return (await this.keyv.get<T>(this.prefix + key)) ?? undefined;
@@ -87,9 +147,13 @@ class KeyvKv implements Kv {
     await this.keyv.delete(this.prefix + key);
   }
 
-  async *list<T>(collection: string, pageSize = DEFAULT_PAGE): AsyncIterable<[string, T]> {
+  async *list<T>(
+    collection: string,
+    pageSize = DEFAULT_PAGE,
+    start?: string,
+  ): AsyncIterable<[string, T]> {
     const physical = this.prefix + collection;
-    let after: string | undefined;
+    let after = start === undefined ? undefined : this.prefix + start;
     for (;;) {
       const page = await this.readPage(physical, after, pageSize);
       for (const [key, raw] of page) {
@@ -119,7 +183,15 @@ export function openMemoryKv(logger?: Logger): Kv {
       .slice(0, limit);
     return keys.map((key) => [key, map.get(key)]);
   };
-  return new KeyvKv("memory", keyv, "", readPage, async () => {});
+  // Checked and written without an await in between: nothing else runs in the meantime.
+  const claims = new Map<string, number>();
+  const claim = async (key: string, ttlMs: number, nowMs: number) => {
+    const expires = claims.get(key);
+    if (expires !== undefined && expires > nowMs) return false;
+    claims.set(key, nowMs + ttlMs);
+    return true;
+  };
+  return new KeyvKv("memory", keyv, "", readPage, async () => {}, claim);
 }
 
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -163,7 +235,25 @@ export async function openSqliteKv(
     )) as { key: string; value: string }[];
     return rows.map((row) => [row.key, row.value]);
   };
-  return new KeyvKv("sqlite", keyv, options.prefix, readPage, () => store.close());
+  const claimPrefix = `${options.prefix}${CLAIM_COLLECTION}`;
+  const claim = sqlClaimer(
+    (key, value, nowMs) =>
+      store.query(
+        `INSERT INTO ${table} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(json_extract(${table}.value, '$.expires') AS INTEGER) <= ? RETURNING key`,
+        key,
+        value,
+        nowMs,
+      ) as Promise<unknown[]>,
+    (nowMs) =>
+      store.query(
+        `DELETE FROM ${table} WHERE key > ? AND key < ? AND CAST(json_extract(value, '$.expires') AS INTEGER) <= ?`,
+        claimPrefix,
+        prefixEnd(claimPrefix),
+        nowMs,
+      ),
+    options.logger,
+  );
+  return new KeyvKv("sqlite", keyv, options.prefix, readPage, () => store.close(), claim);
 }
 
 /**
@@ -230,7 +320,21 @@ export async function openPostgresKv(
     )) as { key: string; value: string }[];
     return rows.map((row) => [row.key, row.value]);
   };
-  return new KeyvKv("postgres", keyv, options.prefix, readPage, release);
+  const claimPrefix = `${options.prefix}${CLAIM_COLLECTION}`;
+  const claim = sqlClaimer(
+    (key, value, nowMs) =>
+      store.query(
+        `INSERT INTO ${qualified} AS claims (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE (claims.value::json->>'expires')::bigint <= $3 RETURNING key`,
+        [key, value, nowMs],
+      ) as Promise<unknown[]>,
+    (nowMs) =>
+      store.query(
+        `DELETE FROM ${qualified} WHERE key COLLATE "C" > $1 AND key COLLATE "C" < $2 AND (value::json->>'expires')::bigint <= $3`,
+        [claimPrefix, prefixEnd(claimPrefix), nowMs],
+      ),
+    options.logger,
+  );
+  return new KeyvKv("postgres", keyv, options.prefix, readPage, release, claim);
 }
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -243,7 +347,13 @@ class RedisKv extends KeyvKv {
     readPage: PageReader,
     onClose: () => Promise<void>,
   ) {
-    super("redis", keyv, prefix, readPage, onClose);
+    super("redis", keyv, prefix, readPage, onClose, async (key, ttlMs, nowMs) => {
+      const reply = await client.set(key, claimValue(nowMs, ttlMs), {
+        condition: "NX",
+        expiration: { type: "PX", value: ttlMs },
+      });
+      return reply === "OK";
+    });
   }
 
   /** The sorted set that indexes a collection. Value keys never start with "index:". */

@@ -8,6 +8,9 @@
  *   study/<studyId>/<generationId>                  → generationId               (listed per study)
  *   vote/<generationId>/<rater>/<dimension>         the current Vote             (listed per generation)
  *   event/<ISO time>-<sequence>-<random>            one VoteEvent, never rewritten (listed: event/)
+ *   claim/<key>                                     a claimOnce claim, with its expiry (never listed)
+ *   posted/<platform>/<createdAt>/<generationId>    → generationId, once posted (listed per platform
+ *                                                   from a time on: reconciliation's window)
  *
  * Every vote lives under its own key and every index entry is its own key (or, on Redis, a
  * member added with ZADD in the same transaction), so no write ever reads, modifies and writes
@@ -17,15 +20,25 @@ import { randomBytes } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, UserError } from "../errors.js";
 import {
+  type Ballot,
   DIMENSIONS,
   type Dimension,
   type Generation,
   type Logger,
+  type PostedMessage,
+  type PostedMessagesQuery,
   type Vote,
   type VoteEvent,
   type VoteStore,
 } from "../types.js";
-import { type Kv, openMemoryKv, openPostgresKv, openRedisKv, openSqliteKv } from "./kv.js";
+import {
+  CLAIM_COLLECTION,
+  type Kv,
+  openMemoryKv,
+  openPostgresKv,
+  openRedisKv,
+  openSqliteKv,
+} from "./kv.js";
 
 export interface OpenVoteStoreOptions {
   /** Relative sqlite:// paths are resolved here. */
@@ -174,13 +187,20 @@ const keys = {
   vote: (v: { generationId: string; rater: string; dimension: Dimension }) =>
     `vote/${enc(v.generationId)}/${enc(v.rater)}/${v.dimension}`,
   events: "event/",
+  claim: (key: string) => CLAIM_COLLECTION + enc(key),
+  posted: (platform: string) => `posted/${enc(platform)}/`,
+  postedAt: (g: Pick<Generation, "platform" | "createdAt" | "id">) =>
+    `posted/${enc(g.platform)}/${enc(g.createdAt)}/${enc(g.id)}`,
 };
+
+/** The longest claimOnce key (before encoding): an event id or a request digest is far shorter. */
+const MAX_CLAIM_KEY = 400;
 
 class KvVoteStore implements KeyvVoteStore {
   /** In-process queue per vote key: castVote/retractVote of one (generation, rater, dimension) run one at a time. */
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Generations known to exist (they are never deleted). */
-  private readonly known = new Set<string>();
+  /** Generations known to exist (they are never deleted), with their platform. */
+  private readonly known = new Map<string, string>();
   private sequence = 0;
   private lastMs = 0;
   private readonly instance = randomBytes(3).toString("hex");
@@ -202,11 +222,12 @@ class KvVoteStore implements KeyvVoteStore {
     }
     // The record first, then its index entries: an index entry never names a missing record.
     await this.kv.set(keys.generation(generation.id), generation, keys.generations);
-    this.known.add(generation.id);
+    this.known.set(generation.id, generation.platform);
     const writes: Promise<void>[] = [];
     if (generation.messageRef !== undefined) {
       writes.push(
         this.kv.set(keys.message(generation.platform, generation.messageRef), generation.id),
+        this.indexPosted(generation),
       );
     }
     if (generation.studyId !== undefined) {
@@ -247,12 +268,54 @@ class KvVoteStore implements KeyvVoteStore {
         { ...generation, messageRef },
         keys.generations,
       );
+      await this.indexPosted(generation);
     });
   }
 
-  async castVote(vote: Omit<Vote, "at">): Promise<VoteEvent> {
+  /** The posted-message index entry (its value is the id; the record holds the messageRef). */
+  private indexPosted(generation: Generation): Promise<void> {
+    const collection = keys.posted(generation.platform);
+    return this.kv.set(keys.postedAt(generation), generation.id, collection);
+  }
+
+  async *postedMessages(query: PostedMessagesQuery): AsyncIterable<PostedMessage> {
+    const { platform, since, studyIds = [] } = query;
+    if (typeof platform !== "string" || platform === "") {
+      throw new UserError("USAGE", "postedMessages needs a platform");
+    }
+    if (since !== undefined && Number.isNaN(since.getTime())) {
+      throw new UserError("USAGE", "postedMessages: since is not a valid date");
+    }
+    const seen = new Set<string>();
+    const posted = (generation: Generation | undefined): PostedMessage | undefined => {
+      if (generation?.messageRef === undefined || generation.platform !== platform) return;
+      if (seen.has(generation.id)) return;
+      seen.add(generation.id);
+      return { platform, messageRef: generation.messageRef, generation };
+    };
+    if (since !== undefined) {
+      const collection = keys.posted(platform);
+      // Keys are <collection><createdAt>/<id>: everything after "<collection><since>" is newer.
+      const after = collection + enc(since.toISOString());
+      for await (const [, id] of this.kv.list<string>(collection, 500, after)) {
+        const message = posted(await this.getGeneration(id));
+        if (message) yield message;
+      }
+    }
+    for (const studyId of new Set(studyIds)) {
+      for await (const [, id] of this.kv.list<string>(keys.study(studyId))) {
+        const generation = await this.getGeneration(id);
+        if (generation?.studyId !== studyId) continue;
+        const message = posted(generation);
+        if (message) yield message;
+      }
+    }
+  }
+
+  async castVote(vote: Ballot): Promise<VoteEvent> {
     checkVote(vote);
-    await this.requireGeneration(vote.generationId);
+    const platform = await this.requireGeneration(vote.generationId);
+    const source = vote.source ?? platform;
     const key = keys.vote(vote);
     return this.serialized(key, async () => {
       const previous = await this.kv.get<Vote>(key);
@@ -266,21 +329,22 @@ class KvVoteStore implements KeyvVoteStore {
       };
       const event: VoteEvent =
         previous === undefined
-          ? { kind: "add", ...current }
-          : { kind: "replace", ...current, previous: previous.score };
+          ? { kind: "add", ...current, source }
+          : { kind: "replace", ...current, previous: previous.score, source };
       await this.kv.set(key, current, keys.votes(vote.generationId));
       await this.kv.set(keys.events + id, event, keys.events);
       return event;
     });
   }
 
-  async retractVote(vote: Omit<Vote, "at">): Promise<VoteEvent | undefined> {
+  async retractVote(vote: Ballot): Promise<VoteEvent | undefined> {
     checkVote(vote);
     const key = keys.vote(vote);
     return this.serialized(key, async () => {
       const current = await this.kv.get<Vote>(key);
       // A stale score (the bot removing the old reaction after a replace) retracts nothing.
       if (current === undefined || current.score !== vote.score) return undefined;
+      const source = vote.source ?? (await this.requireGeneration(vote.generationId));
       const { at, id } = this.stamp();
       const event: VoteEvent = {
         kind: "retract",
@@ -289,11 +353,25 @@ class KvVoteStore implements KeyvVoteStore {
         dimension: vote.dimension,
         score: current.score,
         at,
+        source,
       };
       await this.kv.delete(key, keys.votes(vote.generationId));
       await this.kv.set(keys.events + id, event, keys.events);
       return event;
     });
+  }
+
+  async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    if (typeof key !== "string" || key === "" || key.length > MAX_CLAIM_KEY) {
+      throw new UserError("USAGE", `a claim key must be 1 to ${MAX_CLAIM_KEY} characters`);
+    }
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) {
+      throw new UserError(
+        "USAGE",
+        `a claim's time to live must be a whole number of milliseconds ≥ 1, got ${String(ttlMs)}`,
+      );
+    }
+    return this.kv.claim(keys.claim(key), ttlMs, this.now().getTime());
   }
 
   async votesOf(generationId: string): Promise<Vote[]> {
@@ -339,12 +417,16 @@ class KvVoteStore implements KeyvVoteStore {
     }
   }
 
-  private async requireGeneration(id: string): Promise<void> {
-    if (this.known.has(id)) return;
-    if ((await this.getGeneration(id)) === undefined) {
+  /** The generation's platform; throws when there is no such generation. */
+  private async requireGeneration(id: string): Promise<string> {
+    const known = this.known.get(id);
+    if (known !== undefined) return known;
+    const generation = await this.getGeneration(id);
+    if (generation === undefined) {
       throw new UserError("USAGE", `cannot vote on generation ${id}: there is no such generation`);
     }
-    this.known.add(id);
+    this.known.set(id, generation.platform);
+    return generation.platform;
   }
 
   /**
@@ -377,7 +459,15 @@ class KvVoteStore implements KeyvVoteStore {
   }
 }
 
-function checkVote(vote: Omit<Vote, "at">): void {
+const SOURCE = /^[a-z][a-z0-9_-]{0,31}$/;
+
+function checkVote(vote: Ballot): void {
+  if (vote.source !== undefined && (typeof vote.source !== "string" || !SOURCE.test(vote.source))) {
+    throw new UserError(
+      "USAGE",
+      `vote source "${String(vote.source)}" must be a lowercase name ("discord", "reconcile")`,
+    );
+  }
   if (typeof vote.generationId !== "string" || vote.generationId === "") {
     throw new UserError("USAGE", "a vote needs a generation id");
   }
