@@ -359,9 +359,12 @@ describe("agreementReport", () => {
       "n_items",
       "n_raters",
       "n_ratings",
+      "ratings_per_item",
+      "n_pairable_items",
       "percent_agreement",
       "cohen",
       "fleiss_kappa",
+      "fleiss_complete_block",
       "krippendorff_alpha",
       "likert",
     ]);
@@ -379,7 +382,14 @@ describe("agreementReport", () => {
     expect(quality?.fleiss_kappa).not.toBeNull();
     expect(quality?.likert.mean).toBeCloseTo(32 / 12, 12);
 
+    expect(quality?.ratings_per_item).toEqual({ min: 3, mean: 3, max: 3 });
+    expect(quality?.fleiss_complete_block).toEqual({ n_items: 4, n_raters: 3 });
+
     const faithfulness = report.dimensions.faithfulness;
+    // Items u1 (3, 3), u2 (3), u3 (3): one complete item, one pairable item.
+    expect(faithfulness?.ratings_per_item).toEqual({ min: 1, mean: 4 / 3, max: 2 });
+    expect(faithfulness?.n_pairable_items).toBe(1);
+    expect(faithfulness?.fleiss_complete_block).toEqual({ n_items: 1, n_raters: 2 });
     // Only one shared item between the two raters (< 2): no pair, every κ null.
     expect(faithfulness?.cohen).toEqual({
       unweighted: null,

@@ -112,7 +112,7 @@ describe("stats command", () => {
 
     const csv = await statsCommand.execute(context, { format: "csv" });
     expect(csv.text.split("\n")[0]).toBe(
-      "arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples",
+      "arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples,ci_unit",
     );
     expect(csv.text).toContain("\nbase,quality,4,3.25,");
   });

@@ -4,5 +4,6 @@ export * from "./export.js";
 export * from "./manager.js";
 export * from "./plan.js";
 export * from "./record.js";
+export * from "./report.js";
 export * from "./results.js";
 export * from "./runner.js";
