@@ -103,15 +103,36 @@ export function clusterBootstrapMeanCi(
     increment(counts, i);
   }
   if (unit === "images") {
-    for (let b = 0; b < resamples; b++) {
+    // sfc32 inlined, seeded from the random source (as in clusterPermutationTest: the draws
+    // dominate the cost, and local state runs several times faster than random.next()).
+    let a = (random.next() * 2 ** 32) >>> 0;
+    let b = (random.next() * 2 ** 32) >>> 0;
+    let c = (random.next() * 2 ** 32) >>> 0;
+    let d = 1;
+    for (let i = 0; i < 12; i++) {
+      // Discard a few outputs, as random.ts does, so that the state is well mixed.
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+    }
+    for (let resample = 0; resample < resamples; resample++) {
       let sum = 0;
       let count = 0;
       for (let draw = 0; draw < items; draw++) {
-        const i = Math.floor(random.next() * items);
+        const t = (((a + b) >>> 0) + d) >>> 0;
+        d = (d + 1) >>> 0;
+        a = b ^ (b >>> 9);
+        b = (c + (c << 3)) >>> 0;
+        c = ((c << 21) | (c >>> 11)) >>> 0;
+        c = (c + t) >>> 0;
+        const i = Math.floor((t / 4294967296) * items);
         sum += sums[i] as number;
         count += counts[i] as number;
       }
-      means[b] = sum / count;
+      means[resample] = sum / count;
     }
   } else {
     const itemWeight = new Float64Array(items);
@@ -236,18 +257,24 @@ export function clusterPermutationTest(
   };
   for (const image of first) add(image, true);
   for (const image of second) add(image, false);
-  const groups = [...strata.values()].map((s) => ({
-    sums: Float64Array.from(s.sums),
-    counts: Float64Array.from(s.counts),
-    firstCount: s.firstCount,
-  }));
+  // All images in one pair of arrays, stratum by stratum; a round shuffles within each range.
+  const sums = Float64Array.from([...strata.values()].flatMap((s) => s.sums));
+  const counts = Float64Array.from([...strata.values()].flatMap((s) => s.counts));
+  const rangeStart = new Int32Array(strata.size);
+  const rangeSize = new Int32Array(strata.size);
+  const rangeFirst = new Int32Array(strata.size);
+  let offset = 0;
+  [...strata.values()].forEach((s, g) => {
+    rangeStart[g] = offset;
+    rangeSize[g] = s.sums.length;
+    rangeFirst[g] = s.firstCount;
+    offset += s.sums.length;
+  });
   let totalSum = 0;
   let totalCount = 0;
-  for (const g of groups) {
-    for (let i = 0; i < g.sums.length; i++) {
-      totalSum += g.sums[i] as number;
-      totalCount += g.counts[i] as number;
-    }
+  for (let i = 0; i < sums.length; i++) {
+    totalSum += sums[i] as number;
+    totalCount += counts[i] as number;
   }
   const difference = (sumFirst: number, countFirst: number): number =>
     sumFirst / countFirst - (totalSum - sumFirst) / (totalCount - countFirst);
@@ -260,22 +287,46 @@ export function clusterPermutationTest(
   const observed = difference(observedSum, observedCount);
   // Relative tolerance so that labellings equal to the observed one count despite rounding.
   const threshold = Math.abs(observed) * (1 - 1e-12) - 1e-12;
+  const groups = strata.size;
+  // sfc32 inlined, seeded from the random source: the draws dominate the cost, and a local
+  // generator runs several times faster than calls through the RandomSource interface.
+  let a = (random.next() * 2 ** 32) >>> 0;
+  let b = (random.next() * 2 ** 32) >>> 0;
+  let c = (random.next() * 2 ** 32) >>> 0;
+  let d = 1;
+  for (let i = 0; i < 12; i++) {
+    // Discard a few outputs, as random.ts does, so that the state is well mixed.
+    const t = (((a + b) >>> 0) + d) >>> 0;
+    d = (d + 1) >>> 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) >>> 0;
+    c = ((c << 21) | (c >>> 11)) >>> 0;
+    c = (c + t) >>> 0;
+  }
   let extreme = 0;
   for (let round = 0; round < rounds; round++) {
     let sumFirst = 0;
     let countFirst = 0;
-    for (const g of groups) {
-      const n = g.sums.length;
-      for (let i = 0; i < g.firstCount; i++) {
-        const j = i + Math.floor(random.next() * (n - i));
-        const s = g.sums[j] as number;
-        const c = g.counts[j] as number;
-        g.sums[j] = g.sums[i] as number;
-        g.counts[j] = g.counts[i] as number;
-        g.sums[i] = s;
-        g.counts[i] = c;
-        sumFirst += s;
-        countFirst += c;
+    for (let g = 0; g < groups; g++) {
+      const start = rangeStart[g] as number;
+      const n = rangeSize[g] as number;
+      const end = start + (rangeFirst[g] as number);
+      for (let i = start; i < end; i++) {
+        const t = (((a + b) >>> 0) + d) >>> 0;
+        d = (d + 1) >>> 0;
+        a = b ^ (b >>> 9);
+        b = (c + (c << 3)) >>> 0;
+        c = ((c << 21) | (c >>> 11)) >>> 0;
+        c = (c + t) >>> 0;
+        const j = i + Math.floor((t / 4294967296) * (n - (i - start)));
+        const sum = sums[j] as number;
+        const count = counts[j] as number;
+        sums[j] = sums[i] as number;
+        counts[j] = counts[i] as number;
+        sums[i] = sum;
+        counts[i] = count;
+        sumFirst += sum;
+        countFirst += count;
       }
     }
     if (Math.abs(difference(sumFirst, countFirst)) >= threshold) extreme++;
@@ -286,6 +337,6 @@ export function clusterPermutationTest(
     meanDifference: observed,
     p: (extreme + 1) / (rounds + 1),
     rounds,
-    strata: groups.length,
+    strata: groups,
   };
 }
