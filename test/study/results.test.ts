@@ -10,7 +10,7 @@ import { seededRandom } from "../../src/core/random.js";
 import { StudyManager } from "../../src/core/study/manager.js";
 import { makeStudyPlan } from "../../src/core/study/plan.js";
 import { formatResults, RESULT_LABELS, resultsJson } from "../../src/core/study/report.js";
-import { holm, resultsReport } from "../../src/core/study/results.js";
+import { holm, ratingsFromRows, resultsReport } from "../../src/core/study/results.js";
 import { PAPER_RATERS, simulateRatings } from "../../src/core/study/simulate.js";
 import { memoryVoteStore } from "../helpers/votes.js";
 import { generation } from "./fixtures.js";
@@ -165,6 +165,37 @@ describe("results with surveys", () => {
     ]) {
       expect(table).toContain(text);
     }
+  });
+
+  it("offers the two-way (images × raters) bootstrap and says so in the table", () => {
+    const twoWay = resultsReport(ratings, {
+      arms: ARMS,
+      resamples: 200,
+      permutationRounds: 9,
+      unit: "images-raters",
+    });
+    expect(twoWay.uncertainty.unit).toBe("images-raters");
+    for (const s of twoWay.summaries) {
+      expect(s.ci?.unit).toBe("images-raters");
+      expect(s.ci?.low).toBeLessThanOrEqual(s.mean);
+      expect(s.ci?.high).toBeGreaterThanOrEqual(s.mean);
+    }
+    expect(formatResults(twoWay, "t")).toContain("two-way bootstrap over images and raters");
+  });
+
+  it("keeps the surveys of different studies apart when all votes are pooled", () => {
+    const row = { rater: "r", dimension: "quality" as const, score: 3, at: "t", arm: "base" };
+    const pooled = ratingsFromRows([
+      { ...row, generationId: "g1", studyId: "a", survey: "1" },
+      { ...row, generationId: "g2", studyId: "b", survey: "1" },
+      { ...row, generationId: "g3", studyId: null, survey: null },
+      { ...row, generationId: "g4", studyId: "c", survey: null, arm: null },
+    ]);
+    expect(pooled.map((r) => [r.item, r.survey])).toEqual([
+      ["g1", "a/1"],
+      ["g2", "b/1"],
+      ["g3", undefined],
+    ]);
   });
 
   it("adjusts p-values with Holm's step-down method", () => {
