@@ -1,13 +1,18 @@
 /**
  * `export`: the current votes (CSV or JSON lines, one row per rater × dimension × image, with
- * the arm only for images outside running studies) or the vote event log. Admin-only.
+ * study, survey, and the arm only for images outside running studies) or the vote event log,
+ * through core's one exporter (src/core/study/export.ts documents the columns). Admin-only.
  */
 import { z } from "zod";
-import { eventsToText, studyEvents, voteRowsToText } from "../core/study/export.js";
-import { collectVoteRows } from "../core/study/results.js";
-import type { VoteEvent } from "../core/types.js";
+import {
+  EVENT_COLUMNS,
+  eventRecords,
+  exportText,
+  VOTE_COLUMNS,
+  voteRecords,
+} from "../core/study/export.js";
 import type { Command } from "./command.js";
-import { type ReportResult, requireVotes, revealer } from "./stats.js";
+import { type ReportResult, requireVotes } from "./stats.js";
 
 const options = z.object({
   what: z.enum(["votes", "events"]).optional().describe("votes (default) or the vote event log"),
@@ -28,20 +33,14 @@ export const exportCommand = {
     if (parsed.study !== undefined) await context.studies?.require(parsed.study);
     const suffix = parsed.study === undefined ? "" : `-${parsed.study}`;
     const name = `${what}${suffix}.${format}`;
-    let content: string;
-    let rows: number;
-    if (what === "votes") {
-      const all = await collectVoteRows(votes, await revealer(context.studies));
-      const selected =
-        parsed.study === undefined ? all : all.filter((row) => row.studyId === parsed.study);
-      content = voteRowsToText(selected, format);
-      rows = selected.length;
-    } else {
-      const events: VoteEvent[] = [];
-      for await (const event of studyEvents(votes, parsed.study)) events.push(event);
-      content = eventsToText(events, format);
-      rows = events.length;
-    }
+    const selection = {
+      ...(parsed.study === undefined ? {} : { study: parsed.study }),
+      studies: (await context.studies?.list()) ?? [],
+    };
+    const { text, rows } =
+      what === "votes"
+        ? await exportText(voteRecords(votes, selection), VOTE_COLUMNS, format)
+        : await exportText(eventRecords(votes, selection), EVENT_COLUMNS, format);
     return {
       text: `${rows} ${what === "votes" ? "votes" : "events"} exported as ${name}\n`,
       data: { what, format, rows, name },
@@ -49,7 +48,7 @@ export const exportCommand = {
         {
           name,
           contentType: format === "csv" ? "text/csv" : "application/x-ndjson",
-          content: Buffer.from(content),
+          content: Buffer.from(text),
         },
       ],
     };

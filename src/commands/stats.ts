@@ -6,8 +6,9 @@
 import { z } from "zod";
 import { BotError, UserError } from "../core/errors.js";
 import { renderMeansChart } from "../core/stats/chart.js";
-import { summariesToCsv, summariesToJson } from "../core/stats/index.js";
+import { summariesToCsv } from "../core/stats/index.js";
 import type { StudyManager } from "../core/study/manager.js";
+import { formatResults, resultsJson } from "../core/study/report.js";
 import {
   collectVoteRows,
   type ResultsReport,
@@ -62,7 +63,7 @@ export const statsCommand = {
       report = results;
       title = `Study ${results.study.name} (${results.study.id})`;
     } else {
-      const rows = await collectVoteRows(votes, await revealer(studies));
+      const rows = await collectVoteRows(votes, await revealer(studies), await studies?.list());
       report = resultsReport(ratingsFromRows(rows));
       const hidden = rows.filter((row) => row.arm === null).length;
       title = `All votes${hidden > 0 ? ` (${hidden} votes of running studies left out)` : ""}`;
@@ -98,11 +99,11 @@ export async function reportResult(
   format: StatsFormat,
   chart: boolean,
 ): Promise<ReportResult> {
-  const data = reportJson(report);
+  const data = resultsJson(report);
   let text: string;
   if (format === "json") text = `${JSON.stringify(data, null, 2)}\n`;
   else if (format === "csv") text = summariesToCsv(report.summaries);
-  else text = formatReport(report, title);
+  else text = formatResults(report, title);
   const files: ReportFile[] = [];
   if (chart) {
     if (report.summaries.length === 0) {
@@ -115,66 +116,4 @@ export async function reportResult(
     });
   }
   return { text, data, files };
-}
-
-export function reportJson(report: ResultsReport) {
-  return {
-    votes: report.votes,
-    generations: report.generations,
-    raters: report.raters,
-    arms: report.arms,
-    summaries: summariesToJson(report.summaries),
-    agreement: report.agreement,
-    comparisons: report.comparisons.map((c) => ({
-      dimension: c.dimension,
-      first: c.first,
-      second: c.second,
-      u: c.mannWhitney.u,
-      z: c.mannWhitney.z,
-      p: c.mannWhitney.p,
-      p_holm: c.pHolm,
-      rank_biserial: c.mannWhitney.rankBiserial,
-      mean_difference: c.mannWhitney.meanDifference,
-      ...(c.mannWhitney.reason === undefined ? {} : { reason: c.mannWhitney.reason }),
-    })),
-  };
-}
-
-/** Table 1, the CIs, agreement per dimension and the arm comparisons as plain text. */
-export function formatReport(report: ResultsReport, title: string): string {
-  const lines = [
-    title,
-    `${report.votes} votes on ${report.generations} images by ${report.raters} raters`,
-    "",
-  ];
-  if (report.summaries.length === 0) return `${lines.join("\n")}no votes yet\n`;
-  lines.push("Mean (SD)", report.table.trimEnd(), "");
-  lines.push("95% bootstrap CI of the mean");
-  for (const s of report.summaries) {
-    lines.push(
-      `  ${s.arm} ${s.dimension}: n=${s.n}  ${s.ci === null ? "–" : `[${s.ci.low.toFixed(2)}, ${s.ci.high.toFixed(2)}]`}`,
-    );
-  }
-  lines.push("", "Agreement (Cohen's κ: mean over rater pairs)");
-  for (const [dimension, d] of Object.entries(report.agreement.dimensions)) {
-    const f = (value: number | null) => (value === null ? "n/a" : value.toFixed(3));
-    lines.push(
-      `  ${dimension}: κ linear ${f(d.cohen.linear)}  κ quadratic ${f(d.cohen.quadratic)}  ` +
-        `α ordinal ${f(d.krippendorff_alpha.ordinal)}  agreement ${f(d.percent_agreement)}`,
-    );
-  }
-  if (report.comparisons.length > 0) {
-    lines.push("", "Mann–Whitney U (two-sided; Holm-adjusted p per dimension)");
-    for (const c of report.comparisons) {
-      const m = c.mannWhitney;
-      lines.push(
-        `  ${c.dimension}: ${c.first} vs ${c.second}  U=${m.u}  ` +
-          (m.p === null
-            ? `p n/a (${m.reason ?? "undefined"})`
-            : `z=${(m.z as number).toFixed(2)}  p=${m.p.toPrecision(3)}  p(Holm)=${(c.pHolm as number).toPrecision(3)}`) +
-          `  Δmean=${m.meanDifference.toFixed(2)}`,
-      );
-    }
-  }
-  return `${lines.join("\n")}\n`;
 }

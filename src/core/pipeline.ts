@@ -54,6 +54,8 @@ export interface ImagineRequest {
   /** Seeds the prompts; image i is rendered with seed + i. Random (and reported) when absent. */
   seed?: number;
   studyId?: string;
+  /** A batch study's plan item id ("s1-007"), stored on the generation for its survey. */
+  studyItem?: string;
 }
 
 /**
@@ -436,6 +438,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         totalMs: round(clock.monotonic() - timing.started),
       },
       ...(request.studyId !== undefined ? { studyId: request.studyId } : {}),
+      ...(request.studyItem !== undefined ? { studyItem: request.studyItem } : {}),
     };
     // Past the deadline the person has been told it failed: leave no record of it.
     if (signal.aborted) throw signal.reason;

@@ -155,6 +155,8 @@ export interface Generation {
   };
   timings: { queuedMs: number; promptMs: number; renderMs: number; totalMs: number };
   studyId?: string;
+  /** A batch study's plan item ("s1-007": survey 1, position 7); says nothing about the arm. */
+  studyItem?: string;
 }
 
 /** Where generation records go. The vote store implements it; tests use a memory one. */

@@ -297,14 +297,32 @@ describe("pairwise Cohen's kappa with missing ratings", () => {
 });
 
 describe("percent agreement", () => {
-  it("is the share of agreeing rating pairs on shared items", () => {
+  it("is the mean over items of the share of agreeing rating pairs (Fleiss' P̄), not pooled pairs", () => {
     // Item 1: (1,1,2) → 1 of 3 pairs agree; item 2: (3,3) → 1 of 1; item 3: one rating, no pair.
+    // Mean over items: (1/3 + 1) / 2 = 2/3. Pairs pooled across items would give 2/4 instead.
     const ratings = fromMatrix([
       [1, 3, 4],
       [1, 3, N],
       [2, N, N],
     ]);
-    expect(percentAgreement(codeRatings(ratings)).value).toBeCloseTo(2 / 4, 12);
+    expect(percentAgreement(codeRatings(ratings)).value).toBeCloseTo(2 / 3, 12);
+  });
+
+  it("matches the hand computation on a larger design with missing ratings", () => {
+    // Five raters, four items, computed by hand per item (ordered pairs):
+    //   u1 scores 1,1,1,2   → agreeing ordered pairs 3·2 + 0 = 6 of 4·3 = 12 → 1/2
+    //   u2 scores 4,4       → 2 of 2 → 1
+    //   u3 scores 2,3,4     → 0 of 6 → 0
+    //   u4 scores 3,3,3,3,2 → 12 of 20 → 3/5
+    // P̄ = (1/2 + 1 + 0 + 3/5) / 4 = 0.525 (pooled unordered pairs: (3 + 1 + 0 + 6) / (6 + 1 + 3 + 10) = 0.5).
+    const ratings = fromMatrix([
+      [1, 4, 2, 3],
+      [1, 4, 3, 3],
+      [1, N, 4, 3],
+      [2, N, N, 3],
+      [N, N, N, 2],
+    ]);
+    expect(percentAgreement(codeRatings(ratings)).value).toBeCloseTo(0.525, 12);
   });
 
   it("is null when no item has two ratings", () => {
@@ -341,9 +359,12 @@ describe("agreementReport", () => {
       "n_items",
       "n_raters",
       "n_ratings",
+      "ratings_per_item",
+      "n_pairable_items",
       "percent_agreement",
       "cohen",
       "fleiss_kappa",
+      "fleiss_complete_block",
       "krippendorff_alpha",
       "likert",
     ]);
@@ -361,7 +382,14 @@ describe("agreementReport", () => {
     expect(quality?.fleiss_kappa).not.toBeNull();
     expect(quality?.likert.mean).toBeCloseTo(32 / 12, 12);
 
+    expect(quality?.ratings_per_item).toEqual({ min: 3, mean: 3, max: 3 });
+    expect(quality?.fleiss_complete_block).toEqual({ n_items: 4, n_raters: 3 });
+
     const faithfulness = report.dimensions.faithfulness;
+    // Items u1 (3, 3), u2 (3), u3 (3): one complete item, one pairable item.
+    expect(faithfulness?.ratings_per_item).toEqual({ min: 1, mean: 4 / 3, max: 2 });
+    expect(faithfulness?.n_pairable_items).toBe(1);
+    expect(faithfulness?.fleiss_complete_block).toEqual({ n_items: 1, n_raters: 2 });
     // Only one shared item between the two raters (< 2): no pair, every κ null.
     expect(faithfulness?.cohen).toEqual({
       unweighted: null,

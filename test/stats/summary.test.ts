@@ -219,14 +219,17 @@ describe("summarize and Table 1", () => {
         ci_high: null,
         ci_level: null,
         resamples: null,
+        ci_unit: null,
         notes: { sd: "one rating: the sample SD needs two", ci: "one rating: no interval" },
       },
     ]);
     expect(summariesToCsv(summarize(single))).toBe(
-      'arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples\n"a,b",quality,1,2,,,,,\n',
+      'arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples,ci_unit\n"a,b",quality,1,2,,,,,,\n',
     );
     const csv = summariesToCsv(summarize(ratings)).trimEnd().split("\n");
     expect(csv).toHaveLength(5);
-    expect(csv[1]).toMatch(/^No FT,quality,75,2\.8,0\.986393923832\d+,2\.\d+,3\.\d+,0\.95,2000$/);
+    expect(csv[1]).toMatch(
+      /^No FT,quality,75,2\.8,0\.986393923832\d+,2\.\d+,3\.\d+,0\.95,2000,images$/,
+    );
   });
 });

@@ -112,7 +112,7 @@ describe("stats command", () => {
 
     const csv = await statsCommand.execute(context, { format: "csv" });
     expect(csv.text.split("\n")[0]).toBe(
-      "arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples",
+      "arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples,ci_unit",
     );
     expect(csv.text).toContain("\nbase,quality,4,3.25,");
   });
@@ -165,21 +165,21 @@ describe("export command", () => {
     const file = must(result.files[0]);
     expect(file.name).toBe("votes.csv");
     const lines = file.content.toString().trimEnd().split("\n");
-    expect(lines[0]).toBe("generation_id,study_id,arm,rater,dimension,score,at");
+    expect(lines[0]).toBe("generation_id,study_id,survey,arm,rater,dimension,score,at");
     expect(lines).toHaveLength(1 + 12);
-    expect(lines).toContain("gA2,,base,r2,quality,4,2025-01-01T00:00:07.000Z");
-    expect(lines.some((l) => l.startsWith("gA2,,base,r3,"))).toBe(false); // retracted
+    expect(lines).toContain("gA2,,,base,r2,quality,4,2025-01-01T00:00:07.000Z");
+    expect(lines.some((l) => l.startsWith("gA2,,,base,r3,"))).toBe(false); // retracted
     expect(lines.find((l) => l.startsWith("gS1,"))).toBe(
-      `gS1,${studyId},,r1,quality,4,2025-01-01T00:00:14.000Z`,
+      `gS1,${studyId},,,r1,quality,4,2025-01-01T00:00:14.000Z`,
     );
   });
 
   it("writes the event log and JSON lines; a study's export names only the study", async () => {
     const events = await exportCommand.execute(context, { what: "events", format: "csv" });
     const lines = must(events.files[0]).content.toString().trimEnd().split("\n");
-    expect(lines[0]).toBe("at,kind,generation_id,rater,dimension,score,previous");
+    expect(lines[0]).toBe("at,kind,generation_id,study_id,survey,rater,dimension,score,previous");
     expect(lines).toHaveLength(1 + 15);
-    expect(lines).toContain("2025-01-01T00:00:07.000Z,replace,gA2,r2,quality,4,3");
+    expect(lines).toContain("2025-01-01T00:00:07.000Z,replace,gA2,,,r2,quality,4,3");
     const jsonl = await exportCommand.execute(context, { format: "jsonl", study: studyId });
     expect(jsonl.files[0]?.name).toBe(`votes-${studyId}.jsonl`);
     const rows = jsonl.files[0]?.content
@@ -275,7 +275,7 @@ describe("command line", () => {
     const out = join(dataDir, "votes.csv");
     await program(output).parseAsync(["export", "--out", out], { from: "user" });
     expect(readFileSync(out, "utf8").split("\n")[0]).toBe(
-      "generation_id,study_id,arm,rater,dimension,score,at",
+      "generation_id,study_id,survey,arm,rater,dimension,score,at",
     );
   });
 });

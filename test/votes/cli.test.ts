@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeStudyPlan } from "../../src/core/study/plan.js";
+import { StudyFiles } from "../../src/core/study/record.js";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { sampleGeneration } from "./contract.js";
 
@@ -31,11 +33,42 @@ async function cli(args: string[], extraEnv: Record<string, string> = env) {
 
 const study = sampleGeneration({ id: "gen-study", studyId: "s1", arm: "base" });
 const other = sampleGeneration({ id: "gen-other" });
+// A closed batch study: its image's survey comes from the plan item, and its arm is shown.
+const plan = makeStudyPlan({
+  concepts: ["a fox"],
+  promptsPerConcept: 1,
+  arms: ["base", "ft-tags"],
+  surveys: 2,
+  seed: 3,
+});
+const batchItem = plan.items.find((item) => item.arm === "ft-tags");
+if (batchItem === undefined) throw new Error("the plan has no ft-tags item");
+const batchSurvey = String(batchItem.survey);
+const closed = sampleGeneration({
+  id: "gen-closed",
+  studyId: "closed-1",
+  studyItem: batchItem.id,
+  arm: "ft-tags",
+});
 
 beforeAll(async () => {
+  await new StudyFiles(dataDir).write({
+    version: 1,
+    id: "closed-1",
+    name: "closed",
+    mode: "batch",
+    arms: ["base", "ft-tags"],
+    channels: [],
+    status: "closed",
+    createdAt: "2025-01-01T00:00:00.000Z",
+    closedAt: "2025-01-02T00:00:00.000Z",
+    plan,
+    posted: plan.items.map((item) => item.id),
+  });
   const store = await openVoteStore("sqlite://votes.sqlite", { dataDir });
   await store.saveGeneration(study);
   await store.saveGeneration(other);
+  await store.saveGeneration(closed);
   await store.castVote({
     generationId: study.id,
     rater: "discord:1",
@@ -72,17 +105,23 @@ beforeAll(async () => {
     dimension: "quality",
     score: 4,
   });
+  await store.castVote({
+    generationId: closed.id,
+    rater: "discord:4",
+    dimension: "quality",
+    score: 2,
+  });
   await store.close();
 });
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe("imagine-bot votes export", () => {
-  it("prints the current votes as CSV with a header, fields quoted where needed", async () => {
+  it("prints the current votes as CSV with study, survey, and the arm only once closed", async () => {
     const { code, stdout, stderr } = await cli(["votes", "export"]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     const lines = stdout.trimEnd().split("\n");
-    expect(lines[0]).toBe("generation,rater,dimension,score,at");
+    expect(lines[0]).toBe("generation_id,study_id,survey,arm,rater,dimension,score,at");
     expect(
       lines
         .slice(1)
@@ -90,9 +129,11 @@ describe("imagine-bot votes export", () => {
         .sort(),
     ).toEqual(
       [
-        "gen-other,discord:2,quality,1",
-        "gen-study,discord:1,quality,3",
-        'gen-study,"slack:U1,""x""",faithfulness,4',
+        "gen-other,,,ft-tags,discord:2,quality,1",
+        // s1 has no closed record: its arm stays hidden.
+        "gen-study,s1,,,discord:1,quality,3",
+        'gen-study,s1,,,"slack:U1,""x""",faithfulness,4',
+        `gen-closed,closed-1,${batchSurvey},ft-tags,discord:4,quality,2`,
       ].sort(),
     );
     for (const line of lines.slice(1)) expect(line).toMatch(/,\d{4}-\d\d-\d\dT[\d:.]+Z$/);
@@ -106,22 +147,26 @@ describe("imagine-bot votes export", () => {
       .split("\n")
       .map((line) => JSON.parse(line));
     expect(rows).toHaveLength(2);
-    expect(rows.every((row) => row.generation === "gen-study")).toBe(true);
-    expect(Object.keys(rows[0]).sort()).toEqual([
-      "at",
-      "dimension",
-      "generation",
+    expect(rows.every((row) => row.generation_id === "gen-study")).toBe(true);
+    expect(Object.keys(rows[0])).toEqual([
+      "generation_id",
+      "study_id",
+      "survey",
+      "arm",
       "rater",
+      "dimension",
       "score",
+      "at",
     ]);
-    expect(stdout).not.toMatch(/"arm"|base/);
+    expect(rows.every((row) => row.arm === null && row.study_id === "s1")).toBe(true);
+    expect(stdout).not.toMatch(/base/);
   });
 
   it("prints the event log oldest first with --events", async () => {
     const { code, stdout } = await cli(["votes", "export", "--events"]);
     expect(code).toBe(0);
     const lines = stdout.trimEnd().split("\n");
-    expect(lines[0]).toBe("at,kind,generation,rater,dimension,score,previous");
+    expect(lines[0]).toBe("at,kind,generation_id,study_id,survey,rater,dimension,score,previous");
     expect(lines.slice(1).map((line) => line.split(",").slice(1, 3).join(","))).toEqual([
       "add,gen-study",
       "replace,gen-study",
@@ -129,8 +174,12 @@ describe("imagine-bot votes export", () => {
       "add,gen-other",
       "add,gen-other",
       "retract,gen-other",
+      "add,gen-closed",
     ]);
-    expect(lines[2]).toMatch(/,replace,gen-study,discord:1,quality,3,2$/);
+    expect(lines[2]).toMatch(/,replace,gen-study,s1,,discord:1,quality,3,2$/);
+    expect(lines[7]).toMatch(
+      new RegExp(`,add,gen-closed,closed-1,${batchSurvey},discord:4,quality,2,$`),
+    );
     const study = await cli(["votes", "export", "--events", "--study", "s1", "--format", "jsonl"]);
     expect(
       study.stdout
@@ -145,7 +194,7 @@ describe("imagine-bot votes export", () => {
     const { code, stdout } = await cli(["votes", "export"], { ...env, IMAGINE_DATA_DIR: empty });
     rmSync(empty, { recursive: true, force: true });
     expect(code).toBe(0);
-    expect(stdout).toBe("generation,rater,dimension,score,at\n");
+    expect(stdout).toBe("generation_id,study_id,survey,arm,rater,dimension,score,at\n");
   });
 
   it.each([

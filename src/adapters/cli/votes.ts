@@ -1,32 +1,29 @@
 /**
  * `imagine-bot votes export`: the vote store's current votes (or its event log) as CSV or JSON
- * lines on stdout, streamed from the store as they are read.
+ * lines on stdout, streamed from the store as they are read, through core's one exporter
+ * (src/core/study/export.ts documents the columns; the arm only for closed studies).
  */
 import { type Command, Option } from "commander";
 import { loadConfig } from "../../core/config.js";
-import { csvField } from "../../core/csv.js";
-import { studyEvents } from "../../core/study/index.js";
-import type { Vote, VoteEvent } from "../../core/types.js";
+import {
+  EVENT_COLUMNS,
+  eventRecords,
+  exportHeader,
+  exportLine,
+  VOTE_COLUMNS,
+  voteRecords,
+} from "../../core/study/export.js";
+import { StudyFiles } from "../../core/study/record.js";
 import { openVoteStore } from "../../core/votes/index.js";
-
-const VOTE_COLUMNS = ["generation", "rater", "dimension", "score", "at"] as const;
-const EVENT_COLUMNS = [
-  "at",
-  "kind",
-  "generation",
-  "rater",
-  "dimension",
-  "score",
-  "previous",
-] as const;
 
 export function registerVotesCommands(program: Command): Command {
   const votes = program.command("votes").description("The vote store: export votes and events");
   votes
     .command("export")
     .description(
-      "Print the current votes, one row per (generation, rater, dimension), or with --events the " +
-        "full add/replace/retract log oldest first. Reads the store named by votes.storeUrl (IMAGINE_VOTE_STORE).",
+      "Print the current votes, one row per (generation, rater, dimension) with study, survey and " +
+        "(once the study is closed) arm, or with --events the full add/replace/retract log oldest " +
+        "first. Reads the store named by votes.storeUrl (IMAGINE_VOTE_STORE).",
     )
     .option("--study <id>", "only the generations of this study")
     .addOption(
@@ -37,20 +34,18 @@ export function registerVotesCommands(program: Command): Command {
     .option("--events", "the event log instead of the current votes")
     .action(async (flags: { study?: string; format: "csv" | "jsonl"; events?: boolean }) => {
       const { config } = loadConfig();
+      const studies = await new StudyFiles(config.dataDir).list();
       const store = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir });
-      const out = new Output(flags.format, flags.events ? EVENT_COLUMNS : VOTE_COLUMNS);
+      const columns = flags.events ? EVENT_COLUMNS : VOTE_COLUMNS;
+      const selection = { ...(flags.study === undefined ? {} : { study: flags.study }), studies };
+      const out = new Output();
       try {
-        await out.header();
-        if (flags.events) {
-          for await (const event of studyEvents(store, flags.study)) {
-            if (!(await out.row(eventRow(event)))) break;
-          }
-        } else {
-          const votes =
-            flags.study === undefined ? store.allVotes() : store.studyVotes(flags.study);
-          for await (const vote of votes) {
-            if (!(await out.row(voteRow(vote)))) break;
-          }
+        await out.write(exportHeader(columns, flags.format));
+        const records = flags.events
+          ? eventRecords(store, selection)
+          : voteRecords(store, selection);
+        for await (const record of records) {
+          if (!(await out.write(exportLine(columns, record, flags.format)))) break;
         }
       } finally {
         await store.close();
@@ -59,59 +54,20 @@ export function registerVotesCommands(program: Command): Command {
   return votes;
 }
 
-type Row = Record<string, string | number | undefined>;
-
-function voteRow(vote: Vote): Row {
-  return {
-    generation: vote.generationId,
-    rater: vote.rater,
-    dimension: vote.dimension,
-    score: vote.score,
-    at: vote.at,
-  };
-}
-
-function eventRow(event: VoteEvent): Row {
-  return {
-    at: event.at,
-    kind: event.kind,
-    generation: event.generationId,
-    rater: event.rater,
-    dimension: event.dimension,
-    score: event.score,
-    previous: event.previous,
-  };
-}
-
 /** Writes rows to stdout, waiting when the pipe is full; false once the reader has gone. */
 class Output {
   private gone = false;
 
-  constructor(
-    private readonly format: "csv" | "jsonl",
-    private readonly columns: readonly string[],
-  ) {
+  constructor() {
     process.stdout.on("error", (error: NodeJS.ErrnoException) => {
       if (error.code === "EPIPE") this.gone = true;
       else throw error;
     });
   }
 
-  /** CSV starts with its header, even when no row follows. */
-  async header(): Promise<void> {
-    if (this.format === "csv") await this.write(`${this.columns.join(",")}\n`);
-  }
-
-  row(row: Row): Promise<boolean> {
-    return this.write(
-      this.format === "jsonl"
-        ? `${JSON.stringify(row)}\n`
-        : `${this.columns.map((column) => csvField(row[column])).join(",")}\n`,
-    );
-  }
-
-  private async write(text: string): Promise<boolean> {
+  async write(text: string): Promise<boolean> {
     if (this.gone) return false;
+    if (text === "") return true;
     if (!process.stdout.write(text)) {
       await new Promise<void>((resolve) => {
         const done = () => {

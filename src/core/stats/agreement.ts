@@ -1,7 +1,8 @@
 /**
  * Inter-rater agreement on one dimension: Cohen's κ per rater pair (unweighted, linear and
  * quadratic weights on the declared scale), Fleiss' κ, Krippendorff's α (nominal, ordinal,
- * interval; missing ratings allowed) and pairwise percent agreement.
+ * interval; missing ratings allowed) and percent agreement (mean over items of the share of
+ * agreeing rating pairs).
  *
  * Weights and distances use the declared category values, so a pair of raters who only used 1
  * and 2 is still weighed on the 1–4 scale. A statistic that the data leave undefined is an
@@ -455,23 +456,29 @@ function distance(
 }
 
 /**
- * Percent agreement over rater pairs: of all pairs of ratings of the same item, the share that
- * gave the same score (Σᵢ Σ_c C(n_ic, 2) / Σᵢ C(mᵢ, 2)).
+ * Percent agreement, the usual definition for several raters with missing ratings (Fleiss'
+ * P̄; irrCAC's pa.coeff.raw): for each item with mᵢ ≥ 2 ratings, the share of its rating pairs
+ * that agree, Pᵢ = Σ_c n_ic(n_ic − 1) / (mᵢ(mᵢ − 1)); then the mean of Pᵢ over those items.
+ * Every item weighs the same, however many raters it had (pooling the pairs of all items would
+ * let items with more raters count more). A share in [0, 1], not a percentage.
  */
 export function percentAgreement(coded: CodedRatings): Estimate {
   const k = coded.categories.length;
   const counts = itemCategoryCounts(coded);
-  let agreeing = 0;
-  let comparisons = 0;
+  let sum = 0;
+  let pairable = 0;
   for (let i = 0; i < coded.items.length; i++) {
     let m = 0;
+    let agreeing = 0;
     for (let c = 0; c < k; c++) {
       const count = counts[i * k + c] as number;
-      agreeing += (count * (count - 1)) / 2;
+      agreeing += count * (count - 1);
       m += count;
     }
-    comparisons += (m * (m - 1)) / 2;
+    if (m < 2) continue;
+    sum += agreeing / (m * (m - 1));
+    pairable++;
   }
-  if (comparisons === 0) return undefinedEstimate("no item has two or more ratings");
-  return estimate(agreeing / comparisons);
+  if (pairable === 0) return undefinedEstimate("no item has two or more ratings");
+  return estimate(sum / pairable);
 }

@@ -1,7 +1,7 @@
 /**
  * The few distribution functions the statistics need, written out so that they are exact to
  * double precision: the standard normal CDF and tail, log-factorials, and an exact binomial
- * sampler (used to resample category counts in the bootstrap).
+ * sampler (used to resample category counts in the bootstrap), and the type 7 quantile.
  */
 import type { RandomSource } from "../random.js";
 
@@ -113,4 +113,13 @@ export function sampleBinomial(n: number, p: number, random: RandomSource): numb
     }
     // Rounding left a sliver of probability unassigned: draw again (exact rejection).
   }
+}
+
+/** Hyndman–Fan type 7 quantile of ascending values (R's and NumPy's default). */
+export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+  const h = (sorted.length - 1) * q;
+  const low = Math.floor(h);
+  const high = Math.min(low + 1, sorted.length - 1);
+  const a = sorted[low] as number;
+  return a + (h - low) * ((sorted[high] as number) - a);
 }

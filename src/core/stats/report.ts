@@ -12,6 +12,7 @@ import {
   pairwiseCohen,
   percentAgreement,
 } from "./agreement.js";
+import { increment } from "./arrays.js";
 import {
   byDimension,
   type CodedRatings,
@@ -40,6 +41,11 @@ export interface DimensionReport {
   n_items: number;
   n_raters: number;
   n_ratings: number;
+  /** Ratings per item: fewest, mean and most. */
+  ratings_per_item: { min: number; mean: number; max: number };
+  /** Items with two or more ratings: what percent agreement and Krippendorff's α use. */
+  n_pairable_items: number;
+  /** Fleiss' P̄: mean over pairable items of the share of agreeing rating pairs (0 to 1). */
   percent_agreement: number | null;
   cohen: {
     unweighted: number | null;
@@ -48,6 +54,8 @@ export interface DimensionReport {
     pairs: PairReport[];
   };
   fleiss_kappa: number | null;
+  /** The complete block Fleiss' κ is computed on: the items rated by every one of the raters. */
+  fleiss_complete_block: { n_items: number; n_raters: number };
   krippendorff_alpha: { nominal: number | null; ordinal: number | null; interval: number | null };
   likert: { mean: number | null; sd: number | null };
   /** Why a field is null (or, for Cohen's means, which pairs were left out); absent when empty. */
@@ -111,13 +119,30 @@ export function dimensionReport(coded: CodedRatings, minSharedItems = 2): Dimens
     alpha[metric] = value(`krippendorff_alpha.${metric}`, krippendorffAlpha(coded, metric));
   }
 
+  const perItem = new Int32Array(coded.items.length);
+  for (let r = 0; r < coded.item.length; r++) increment(perItem, coded.item[r] as number);
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  let pairable = 0;
+  for (const m of perItem) {
+    min = Math.min(min, m);
+    max = Math.max(max, m);
+    if (m >= 2) pairable++;
+  }
+  const fleiss = fleissKappa(coded);
   const report: DimensionReport = {
     n_items: coded.items.length,
     n_raters: coded.raters.length,
     n_ratings: coded.item.length,
+    ratings_per_item:
+      perItem.length === 0
+        ? { min: 0, mean: 0, max: 0 }
+        : { min, mean: coded.item.length / perItem.length, max },
+    n_pairable_items: pairable,
     percent_agreement: value("percent_agreement", percentAgreement(coded)),
     cohen,
-    fleiss_kappa: value("fleiss_kappa", fleissKappa(coded)),
+    fleiss_kappa: value("fleiss_kappa", fleiss),
+    fleiss_complete_block: { n_items: fleiss.nItems, n_raters: coded.raters.length },
     krippendorff_alpha: alpha,
     likert: likert(coded, (field, reason) => {
       notes[`likert.${field}`] = reason;

@@ -2,7 +2,11 @@
  * Per-arm, per-dimension summaries of ratings: n, mean, sample SD (n − 1) and a percentile
  * bootstrap confidence interval of the mean, plus the paper's Table 1 as text, JSON and CSV.
  *
- * The bootstrap resamples n ratings with replacement B times. Ratings take few distinct values,
+ * The interval resamples images by default (cluster bootstrap, see cluster.ts): an image's
+ * ratings share the image, so treating them as independent makes intervals too narrow. The
+ * "ratings" unit keeps the independent-ratings bootstrap below, for comparison.
+ *
+ * The ratings bootstrap resamples n ratings with replacement B times. Ratings take few distinct values,
  * so a resample is drawn as its counts per value — one multinomial draw, made of exact binomial
  * draws — which has exactly the distribution of n single draws at a fraction of the cost.
  */
@@ -10,7 +14,8 @@
 import { csvField } from "../csv.js";
 import { type RandomSource, seededRandom } from "../random.js";
 import { unique } from "./arrays.js";
-import { sampleBinomial } from "./distributions.js";
+import { clusterBootstrapMeanCi, clusterScores, type ResampleUnit } from "./cluster.js";
+import { quantileSorted, sampleBinomial } from "./distributions.js";
 import { ALL_DIMENSIONS, type Rating } from "./ratings.js";
 
 /** A rating with the arm (prompt generator) that produced the rated image. */
@@ -30,6 +35,8 @@ export interface ConfidenceInterval {
   high: number;
   level: number;
   resamples: number;
+  /** What was resampled (absent from bootstrapMeanCi, which resamples ratings). */
+  unit?: ResampleUnit;
 }
 
 export interface GroupSummary {
@@ -48,6 +55,8 @@ export interface GroupSummary {
 export interface SummaryOptions extends BootstrapOptions {
   /** Seed of the bootstrap (default 1). Each group draws from its own stream derived from it. */
   seed?: number;
+  /** What the bootstrap resamples: images (default), images and raters, or ratings. */
+  unit?: ResampleUnit;
 }
 
 /**
@@ -61,41 +70,42 @@ export function summarize(
   const seed = options.seed ?? 1;
   const arms: string[] = [];
   const dimensions: string[] = [];
-  const groups = new Map<string, number[]>();
+  const groups = new Map<string, ArmRating[]>();
   for (const rating of ratings) {
     if (!Number.isFinite(rating.score)) throw new RangeError(`score ${rating.score} is not finite`);
     const dimension = rating.dimension ?? ALL_DIMENSIONS;
     if (!arms.includes(rating.arm)) arms.push(rating.arm);
     if (!dimensions.includes(dimension)) dimensions.push(dimension);
     const key = groupKey(rating.arm, dimension);
-    let scores = groups.get(key);
-    if (scores === undefined) {
-      scores = [];
-      groups.set(key, scores);
+    let group = groups.get(key);
+    if (group === undefined) {
+      group = [];
+      groups.set(key, group);
     }
-    scores.push(rating.score);
+    group.push(rating);
   }
   const summaries: GroupSummary[] = [];
   for (const arm of arms) {
     for (const dimension of dimensions) {
       const key = groupKey(arm, dimension);
-      const scores = groups.get(key);
-      if (scores === undefined) continue;
+      const group = groups.get(key);
+      if (group === undefined) continue;
       summaries.push(
-        summarizeScores(arm, dimension, scores, seededRandom(hashSeed(seed, key)), options),
+        summarizeGroup(arm, dimension, group, seededRandom(hashSeed(seed, key)), options),
       );
     }
   }
   return summaries;
 }
 
-function summarizeScores(
+function summarizeGroup(
   arm: string,
   dimension: string,
-  scores: readonly number[],
+  group: readonly ArmRating[],
   random: RandomSource,
-  options: BootstrapOptions,
+  options: SummaryOptions,
 ): GroupSummary {
+  const scores = group.map((rating) => rating.score);
   const { n, mean, sd } = meanAndSd(scores);
   if (sd === null) {
     return {
@@ -108,7 +118,12 @@ function summarizeScores(
       notes: { sd: "one rating: the sample SD needs two", ci: "one rating: no interval" },
     };
   }
-  return { arm, dimension, n, mean, sd, ci: bootstrapMeanCi(scores, random, options) };
+  const unit = options.unit ?? "images";
+  const ci: ConfidenceInterval =
+    unit === "ratings"
+      ? { ...bootstrapMeanCi(scores, random, options), unit }
+      : clusterBootstrapMeanCi(clusterScores(group), random, { ...options, unit });
+  return { arm, dimension, n, mean, sd, ci };
 }
 
 /** n, mean and sample SD (null when n = 1). Throws for an empty list. */
@@ -179,15 +194,6 @@ export function bootstrapMeanCi(
     level,
     resamples,
   };
-}
-
-/** Hyndman–Fan type 7 quantile of ascending values (R's and NumPy's default). */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  const h = (sorted.length - 1) * q;
-  const low = Math.floor(h);
-  const high = Math.min(low + 1, sorted.length - 1);
-  const a = sorted[low] as number;
-  return a + (h - low) * ((sorted[high] as number) - a);
 }
 
 function groupKey(arm: string, dimension: string): string {
@@ -264,6 +270,8 @@ export function summariesToJson(summaries: readonly GroupSummary[]): Array<{
   ci_high: number | null;
   ci_level: number | null;
   resamples: number | null;
+  /** What the bootstrap resampled: "images", "images-raters" or "ratings". */
+  ci_unit: ResampleUnit | null;
   notes?: Record<string, string>;
 }> {
   return summaries.map((s) => ({
@@ -276,15 +284,16 @@ export function summariesToJson(summaries: readonly GroupSummary[]): Array<{
     ci_high: s.ci?.high ?? null,
     ci_level: s.ci?.level ?? null,
     resamples: s.ci?.resamples ?? null,
+    ci_unit: s.ci?.unit ?? null,
     ...(s.notes === undefined ? {} : { notes: s.notes }),
   }));
 }
 
 /** Summaries as CSV (RFC 4180 quoting), one row per group; empty fields for nulls. */
 export function summariesToCsv(summaries: readonly GroupSummary[]): string {
-  const header = "arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples";
+  const header = "arm,dimension,n,mean,sd,ci_low,ci_high,ci_level,resamples,ci_unit";
   const lines = summariesToJson(summaries).map((s) =>
-    [s.arm, s.dimension, s.n, s.mean, s.sd, s.ci_low, s.ci_high, s.ci_level, s.resamples]
+    [s.arm, s.dimension, s.n, s.mean, s.sd, s.ci_low, s.ci_high, s.ci_level, s.resamples, s.ci_unit]
       .map(csvField)
       .join(","),
   );

@@ -3,6 +3,8 @@ export * from "./assign.js";
 export * from "./export.js";
 export * from "./manager.js";
 export * from "./plan.js";
+export * from "./post.js";
 export * from "./record.js";
+export * from "./report.js";
 export * from "./results.js";
 export * from "./runner.js";

@@ -430,10 +430,10 @@ export class StudyManager {
         `study ${id} is still running: its results stay hidden until it is closed (study stop ${id})`,
       );
     }
-    const ratings = await collectStudyRatings(votes, id);
+    const ratings = await collectStudyRatings(votes, id, record);
     return {
-      study: publicStudy(record),
       ...resultsReport(ratings, { arms: record.arms, ...options }),
+      study: publicStudy(record),
     };
   }
 

@@ -109,6 +109,15 @@ export function makeStudyPlan(options: StudyPlanOptions): StudyPlan {
   return { seed, concepts, arms, promptsPerConcept, surveys, items };
 }
 
+/** Survey and position from a plan item id ("s2-007" → 2, 7), or undefined for another text. */
+export function parsePlanItemId(id: string): { survey: number; position: number } | undefined {
+  const match = /^s(\d+)-(\d+)$/.exec(id);
+  if (match === null) return undefined;
+  const survey = Number(match[1]);
+  const position = Number(match[2]);
+  return survey >= 1 && position >= 1 ? { survey, position } : undefined;
+}
+
 /** The plan's items grouped by survey (index 0 = survey 1), each in posting order. */
 export function planSurveys(plan: StudyPlan): PlanItem[][] {
   const surveys: PlanItem[][] = Array.from({ length: plan.surveys }, () => []);
