@@ -101,6 +101,12 @@ describe("imagine-bot agreement", () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^quality: 3 items, 2 raters, 6 ratings\n/);
     expect(table.stdout).toMatch(/Krippendorff's α\s+n\/a \(no expected disagreement/);
+    // The inputs behind each statistic are in the table too, not only in the JSON.
+    expect(table.stdout).toMatch(
+      /ratings per item\s+min 2, mean 2\.00, max 2; 3 items with two or more/,
+    );
+    expect(table.stdout).toMatch(/percent agreement \(share\)\s+0\.667/);
+    expect(table.stdout).toMatch(/Fleiss' κ\s+\S+\s+\(complete block: 3 items × 2 raters\)/);
   });
 
   it.each([

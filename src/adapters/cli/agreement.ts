@@ -167,7 +167,11 @@ function formatDimension(name: string, d: DimensionReport): string {
   };
   const definedPairs = d.cohen.pairs.filter((p) => p.unweighted !== null).length;
   const rows: [string, string][] = [
-    ["percent agreement", show(d.percent_agreement, "percent_agreement")],
+    [
+      "ratings per item",
+      `min ${d.ratings_per_item.min}, mean ${d.ratings_per_item.mean.toFixed(2)}, max ${d.ratings_per_item.max}; ${count(d.n_pairable_items, "item")} with two or more`,
+    ],
+    ["percent agreement (share)", show(d.percent_agreement, "percent_agreement")],
     [
       `Cohen's κ, mean of ${d.cohen.pairs.length} pairs`,
       group([
@@ -176,7 +180,10 @@ function formatDimension(name: string, d: DimensionReport): string {
         ["quadratic", d.cohen.quadratic, "cohen.quadratic"],
       ]) + (definedPairs < d.cohen.pairs.length ? `  (defined for ${definedPairs})` : ""),
     ],
-    ["Fleiss' κ", show(d.fleiss_kappa, "fleiss_kappa")],
+    [
+      "Fleiss' κ",
+      `${show(d.fleiss_kappa, "fleiss_kappa")}  (complete block: ${count(d.fleiss_complete_block.n_items, "item")} × ${count(d.fleiss_complete_block.n_raters, "rater")})`,
+    ],
     [
       "Krippendorff's α",
       group([
