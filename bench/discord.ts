@@ -26,7 +26,7 @@ import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { RESTEvents } from "discord.js";
 import { type CommandReport, startDiscordAdapter } from "../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../src/adapters/shared/commands.js";
+import { CHAT_COMMANDS } from "../src/adapters/chat/commands.js";
 import { saveImage } from "../src/core/image/store.js";
 import { createLogger } from "../src/core/logger.js";
 import { createPipeline } from "../src/core/pipeline.js";

@@ -43,6 +43,7 @@ export const exportCommand = {
       rows = events.length;
     }
     return {
+      kind: "report",
       text: `${rows} ${what === "votes" ? "votes" : "events"} exported as ${name}\n`,
       data: { what, format, rows, name },
       files: [

@@ -15,23 +15,9 @@ import {
   resultsReport,
 } from "../core/study/results.js";
 import type { VoteStore } from "../core/types.js";
-import type { Command, CommandContext } from "./command.js";
+import type { Command, CommandContext, ReportFile, ReportResult } from "./command.js";
 
-/** A command result every adapter can render: preformatted text, data, and attachments. */
-export interface ReportResult {
-  /** Monospace text (a table, a summary); shown in a code block in chat. */
-  text: string;
-  /** The same as JSON-able data. */
-  data: unknown;
-  /** Attachments: the chart PNG, an export file. Names never contain an arm. */
-  files: ReportFile[];
-}
-
-export interface ReportFile {
-  name: string;
-  contentType: string;
-  content: Buffer;
-}
+export type { ReportFile, ReportResult } from "./command.js";
 
 export const FORMATS = ["table", "json", "csv"] as const;
 export type StatsFormat = (typeof FORMATS)[number];
@@ -114,7 +100,7 @@ export async function reportResult(
       content: await renderMeansChart(report.summaries, { arms: report.arms, title }),
     });
   }
-  return { text, data, files };
+  return { kind: "report", text, data, files };
 }
 
 export function reportJson(report: ResultsReport) {

@@ -17,8 +17,8 @@ import {
   type ReactionReport,
   startDiscordAdapter,
 } from "../../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import type { Command } from "../../src/commands/command.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";

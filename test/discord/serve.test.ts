@@ -11,7 +11,7 @@ import { main } from "../../src/adapters/cli/main.js";
 import { startServe } from "../../src/adapters/cli/serve.js";
 import type { CommandReport, DiscordAdapter } from "../../src/adapters/discord/index.js";
 import { registerDiscordCommands } from "../../src/adapters/discord/register.js";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
 import { UserError } from "../../src/core/errors.js";
 import { createLogger } from "../../src/core/logger.js";
 import { FakeDiscord, type RecordedCall } from "../fakes/discord.js";

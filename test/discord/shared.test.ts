@@ -6,14 +6,14 @@ import {
   chatOptions,
   parseChatOptions,
   snakeCase,
-} from "../../src/adapters/shared/commands.js";
+} from "../../src/adapters/chat/commands.js";
 import {
   imageFileName,
   imageReplies,
   progressText,
   votingLegend,
-} from "../../src/adapters/shared/replies.js";
-import { reactionFor, reactionVote, votingReactions } from "../../src/adapters/shared/votes.js";
+} from "../../src/adapters/chat/replies.js";
+import { reactionFor, reactionVote, votingReactions } from "../../src/adapters/chat/votes.js";
 import { UserError } from "../../src/core/errors.js";
 import type { ImagineResult } from "../../src/core/pipeline.js";
 import type { Generation } from "../../src/core/types.js";

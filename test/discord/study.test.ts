@@ -15,9 +15,9 @@ import {
   type ReactionReport,
   startDiscordAdapter,
 } from "../../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
-import { studyPoster } from "../../src/adapters/shared/studyPoster.js";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import { studyPoster } from "../../src/adapters/chat/studyPoster.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import type { VoteEvent } from "../../src/core/types.js";
 import {
   FAKE_BOT_USER,

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
-import type { ChatServices } from "../../src/adapters/shared/services.js";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import type { ChatServices } from "../../src/adapters/chat/services.js";
 import {
   type SlackAdapter,
   type SlackCommandReport,

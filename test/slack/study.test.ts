@@ -5,8 +5,8 @@
  * Nothing sleeps: waits are on the fake's recorded calls.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { studyPoster } from "../../src/adapters/shared/studyPoster.js";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
+import { studyPoster } from "../../src/adapters/chat/studyPoster.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import { createLogger } from "../../src/core/logger.js";
 import { StudyManager } from "../../src/core/study/manager.js";
 import { makeStudyPlan } from "../../src/core/study/plan.js";
