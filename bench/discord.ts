@@ -159,7 +159,7 @@ try {
       void nextEvent<CommandReport>(
         adapter.events,
         "command",
-        (r) => r.interactionId === request.id,
+        (r) => r.id === request.id,
       ).then(resolve);
       // The first three are warm-up (JIT, connection pool, model session), not measured.
       if (i >= 0) void request.arrived.then((ms) => endToEnd.push(ms));

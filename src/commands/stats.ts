@@ -5,7 +5,6 @@
  */
 import { z } from "zod";
 import { BotError, UserError } from "../core/errors.js";
-import { renderMeansChart } from "../core/stats/chart.js";
 import { summariesToCsv, summariesToJson } from "../core/stats/index.js";
 import type { StudyManager } from "../core/study/manager.js";
 import {
@@ -91,6 +90,9 @@ export async function reportResult(
   else text = formatReport(report, title);
   const files: ReportFile[] = [];
   if (chart) {
+    // Loaded when a chart is asked for: vega-lite, loaded before discord.js, breaks the latter's
+    // util.inspect polyfill at import ("Set()" is not iterable), and most runs draw no chart.
+    const { renderMeansChart } = await import("../core/stats/chart.js");
     if (report.summaries.length === 0) {
       throw new UserError("USAGE", "there are no votes to chart yet");
     }

@@ -46,7 +46,7 @@ function env(): NodeJS.ProcessEnv {
 }
 
 function commandDone(adapter: DiscordAdapter, id: string): Promise<CommandReport> {
-  return nextEvent<CommandReport>(adapter.events, "command", (r) => r.interactionId === id);
+  return nextEvent<CommandReport>(adapter.events, "command", (r) => r.id === id);
 }
 
 function disconnected(): Promise<void> {
@@ -111,7 +111,7 @@ describe("serve", () => {
     expect(fake.connections).toBe(0);
     // Generations went to the vote store, with the message recorded.
     const [generation] = await allGenerations(votes);
-    expect(generation?.messageRef).toBe(`${fake.channelId}/${report.messages[0]}`);
+    expect(generation?.messageRef).toBe(report.messages[0]?.ref);
   });
 
   it("fails a job still running after the grace period, telling the person why", async () => {

@@ -1,6 +1,6 @@
 /** The platform-neutral pieces chat adapters share: options, replies, reactions. */
 import { describe, expect, it } from "vitest";
-import { caption } from "../../src/adapters/discord/adapter.js";
+import { caption } from "../../src/adapters/discord/messages.js";
 import {
   CHAT_COMMANDS,
   chatOptions,
@@ -62,7 +62,7 @@ describe("replies", () => {
     if (!image) throw new Error("no image");
     expect(image.fileName).toBe("imagine-0f1e2d3c.png");
     expect(image.altText).toBe("a lighthouse");
-    const text = caption(image, votingLegend(scale), []);
+    const text = caption({ image, votable: true, notes: [] }, scale);
     expect(text).toBe(
       "**a lighthouse**\nPrompt: a lighthouse on a cliff at dusk, oil painting\nSeed: 42\nRate: 1️⃣–4️⃣ quality · 🔴🟠🟡🟢 faithfulness",
     );
@@ -73,7 +73,7 @@ describe("replies", () => {
     const [image] = imageReplies(result(generation({ studyId: "s1" })));
     if (!image) throw new Error("no image");
     expect(image.prompt).toBeUndefined();
-    expect(caption(image, votingLegend(scale), [])).not.toContain("Prompt");
+    expect(caption({ image, votable: true, notes: [] }, scale)).not.toContain("Prompt");
   });
 
   it("names files by id only and describes progress", () => {

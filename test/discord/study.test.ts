@@ -131,7 +131,7 @@ describe("batch study in a Discord channel", () => {
     const command = await nextEvent<CommandReport>(
       adapter.events,
       "command",
-      (r) => r.interactionId === id,
+      (r) => r.id === id,
     );
     expect(command).toMatchObject({ command: "study", outcome: "done" });
     const [study] = await studies.list();
@@ -204,7 +204,7 @@ describe("batch study in a Discord channel", () => {
     const handled = nextEvent<ReactionReport>(
       adapter.events,
       "reaction",
-      (r) => r.userId === rater && r.added,
+      (r) => r.user === rater && r.added,
     );
     fake.reactionAdd({ messageId, userId: rater, emoji: "🟢" });
     expect((await handled).outcome).toMatchObject({ kind: "cast" });

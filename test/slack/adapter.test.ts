@@ -48,7 +48,7 @@ async function imagineOnce(harness: Harness, text = "a lighthouse seed:7") {
   expect(response.status).toBe(200);
   const report = await done;
   expect(report.outcome).toBe("done");
-  const ref = report.messages[0] as string;
+  const ref = report.messages[0]?.ref as string;
   const ts = ref.slice(ref.indexOf(":") + 1);
   const generation = await harness.votes.findGenerationByMessage("slack", ref);
   expect(generation).toBeDefined();
@@ -377,7 +377,7 @@ describe("Slack over Socket Mode", () => {
     const report = await done;
     expect(report.outcome).toBe("done");
     expect(fake.callsOf("reactions.add").map((c) => c.params.name)).toEqual(EIGHT);
-    const ref = report.messages[0] as string;
+    const ref = report.messages[0]?.ref as string;
     const ts = ref.slice(ref.indexOf(":") + 1);
     const generation = await h.votes.findGenerationByMessage("slack", ref);
     expect(generation?.seed).toBe(5);

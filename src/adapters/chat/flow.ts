@@ -387,7 +387,7 @@ export class ChatFlow {
       const message = event.message;
       if (message === undefined) return ignored("not-a-message");
       if (!this.votes) return ignored("no-vote-store");
-      if (event.emoji === null) return ignored("custom-emoji");
+      if (event.custom || event.emoji === null) return ignored("custom-emoji");
       // A bot's reaction is never a vote.
       if (event.added && (await event.isBot?.())) return ignored("bot");
       const outcome = await this.votes.apply({

@@ -141,8 +141,10 @@ export interface ReactionEvent {
   added: boolean;
   /** The platform user id, bare. */
   user: string;
-  /** The emoji as the platform's scale writes it; null for a custom (server) emoji. */
+  /** The emoji as the platform's scale writes it (a custom emoji: its name). */
   emoji: string | null;
+  /** A custom (server) emoji, which is never a vote. */
+  custom?: boolean;
   /** The message reacted on; undefined when it is not a message (a Slack file). */
   message: PostedMessage | undefined;
   /** Whether the person is a bot (checked only for added reactions; may fetch the user). */

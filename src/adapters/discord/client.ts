@@ -121,8 +121,13 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
     return addDiscordReaction(this.client.rest, message, emoji);
   }
 
-  removeReaction(message: PostedMessage, emoji: string, user: string): Promise<boolean> {
-    return removeDiscordReaction(this.client.rest, message, emoji, user);
+  async removeReaction(message: PostedMessage, emoji: string, user: string): Promise<boolean> {
+    const removed = await removeDiscordReaction(this.client.rest, message, emoji, user);
+    // Needs Manage Messages; without it the old reaction stays but no longer counts.
+    if (!removed) {
+      this.logger.warn({ message: message.ref }, "could not remove a replaced vote's reaction");
+    }
+    return removed;
   }
 
   // ------------------------------------------------------------------ batch studies
@@ -174,8 +179,9 @@ function reactionEvent(
   return {
     added,
     user: user.id,
+    emoji: reaction.emoji.name,
     // A custom (server) emoji has an id and is never a vote.
-    emoji: reaction.emoji.id === null ? reaction.emoji.name : null,
+    custom: reaction.emoji.id !== null,
     message: discordMessage(message.channelId, message.id),
     // Reactions on old messages come with partial users.
     isBot: async () => (user.partial ? await user.fetch() : user).bot,
