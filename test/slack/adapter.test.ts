@@ -331,8 +331,8 @@ describe("Slack over HTTP", () => {
     await sendSlash(h, "prompt a lighthouse seed:3 count:2");
     const report = await done;
     expect(report).toMatchObject({ command: "prompt", outcome: "done" });
-    const reply = h.fake.responses.at(-1)?.body as { response_type: string; text: string };
-    expect(reply.response_type).toBe("ephemeral");
+    // Posted in the channel, like Discord's reply.
+    const reply = h.fake.callsOf("chat.postMessage").at(-1)?.params as { text: string };
     expect(reply.text).toMatch(/Prompts for "a lighthouse" \(seed 3\)/);
     expect(reply.text).toMatch(/\n1\. .*\n2\. /s);
     expect(h.backend.calls).toEqual([]);
