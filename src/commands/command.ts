@@ -6,11 +6,10 @@
  */
 import type { z } from "zod";
 import type { Config } from "../core/config.js";
-import type { GeneratedPrompt } from "../core/types.js";
 import type { ImagineProgress, ImagineResult, Pipeline } from "../core/pipeline.js";
 import type { PromptArms } from "../core/prompt/arms.js";
 import type { StudyManager } from "../core/study/manager.js";
-import type { Logger, VoteStore } from "../core/types.js";
+import type { GeneratedPrompt, Logger, VoteStore } from "../core/types.js";
 
 /** Who invoked a command, and where. */
 export interface Invocation {
@@ -72,7 +71,9 @@ export type CommandResult = ImagesResult | PromptsResult | ReportResult;
 
 /** Fails to compile when a switch over CommandResult["kind"] misses a case. */
 export function unhandledResult(result: never): never {
-  throw new Error(`unhandled command result ${JSON.stringify((result as { kind?: unknown }).kind)}`);
+  throw new Error(
+    `unhandled command result ${JSON.stringify((result as { kind?: unknown }).kind)}`,
+  );
 }
 
 export interface Command<Options extends z.ZodType, Result extends CommandResult = CommandResult> {

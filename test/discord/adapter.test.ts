@@ -11,14 +11,14 @@ import { Writable } from "node:stream";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import {
   type CommandReport,
   type DiscordAdapter,
   type ReactionReport,
   startDiscordAdapter,
 } from "../../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
-import { votingReactions } from "../../src/adapters/chat/votes.js";
 import type { Command, ReportResult } from "../../src/commands/command.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";

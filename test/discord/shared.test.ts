@@ -1,6 +1,5 @@
 /** The platform-neutral pieces chat adapters share: options, replies, reactions. */
 import { describe, expect, it } from "vitest";
-import { caption } from "../../src/adapters/discord/messages.js";
 import {
   CHAT_COMMANDS,
   chatOptions,
@@ -11,9 +10,9 @@ import {
   imageFileName,
   imageReplies,
   progressText,
-  votingLegend,
 } from "../../src/adapters/chat/replies.js";
 import { reactionFor, reactionVote, votingReactions } from "../../src/adapters/chat/votes.js";
+import { caption } from "../../src/adapters/discord/messages.js";
 import { UserError } from "../../src/core/errors.js";
 import type { ImagineResult } from "../../src/core/pipeline.js";
 import type { Generation } from "../../src/core/types.js";

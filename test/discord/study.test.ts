@@ -9,15 +9,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import { studyPoster } from "../../src/adapters/chat/studyPoster.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import {
   type CommandReport,
   type DiscordAdapter,
   type ReactionReport,
   startDiscordAdapter,
 } from "../../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
-import { studyPoster } from "../../src/adapters/chat/studyPoster.js";
-import { votingReactions } from "../../src/adapters/chat/votes.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";
@@ -128,11 +128,7 @@ describe("batch study in a Discord channel", () => {
         { name: "seed", type: 4, value: 7 },
       ],
     });
-    const command = await nextEvent<CommandReport>(
-      adapter.events,
-      "command",
-      (r) => r.id === id,
-    );
+    const command = await nextEvent<CommandReport>(adapter.events, "command", (r) => r.id === id);
     expect(command).toMatchObject({ command: "study", outcome: "done" });
     const [study] = await studies.list();
     if (!study?.plan) throw new Error("no batch study recorded");

@@ -373,9 +373,7 @@ describe("failures", () => {
       });
     });
     const jobs = ["u1", "u2", "u3"].map((requester) =>
-      pipeline
-        ?.imagine({ subject: "a fox", requester, platform: "cli" })
-        .catch((e: unknown) => e),
+      pipeline?.imagine({ subject: "a fox", requester, platform: "cli" }).catch((e: unknown) => e),
     );
     await started;
     await pipeline?.close();

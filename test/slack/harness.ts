@@ -10,9 +10,9 @@ import { Writable } from "node:stream";
 import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
 import type { ChatServices } from "../../src/adapters/chat/services.js";
 import {
-  type SlackAdapter,
   type CommandReport,
   type ReactionReport,
+  type SlackAdapter,
   startSlackAdapter,
 } from "../../src/adapters/slack/index.js";
 import type { SlackSettings } from "../../src/adapters/slack/settings.js";
@@ -157,10 +157,7 @@ export function nextCommand(adapter: SlackAdapter): Promise<CommandReport> {
 }
 
 /** Resolves with the report of the reaction event with this id. */
-export function reactionReport(
-  adapter: SlackAdapter,
-  eventId: string,
-): Promise<ReactionReport> {
+export function reactionReport(adapter: SlackAdapter, eventId: string): Promise<ReactionReport> {
   return nextEvent<ReactionReport>(adapter.events, "reaction", (r) => r.eventId === eventId);
 }
 

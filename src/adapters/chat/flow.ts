@@ -22,9 +22,9 @@ import type { Logger } from "../../core/types.js";
 import { type AnyCommand, parseChatOptions } from "./commands.js";
 import { RecentIds, type SeenEvents } from "./dedupe.js";
 import {
+  type ChatPlatform,
   type CommandEvent,
   type Conversation,
-  type ChatPlatform,
   type ImageMessage,
   type PostedMessage,
   type ReactionEvent,
@@ -278,11 +278,7 @@ export class ChatFlow {
     for (const [index, message] of messages.entries()) {
       try {
         posted.push(
-          await this.publish(
-            (m) => event.conversation.postImage(m, index),
-            message,
-            log,
-          ),
+          await this.publish((m) => event.conversation.postImage(m, index), message, log),
         );
       } catch (error) {
         const failure = failureReply(error, log, event.command);

@@ -5,11 +5,11 @@
 import type { CommandContext, Invocation } from "../../commands/command.js";
 import type { Config } from "../../core/config.js";
 import type { ImagineProgress, ImagineResult, Pipeline } from "../../core/pipeline.js";
-import type { PostedMessage } from "./platform.js";
 import type { PromptArms } from "../../core/prompt/arms.js";
 import type { StudyManager } from "../../core/study/manager.js";
 import type { Logger, VoteStore } from "../../core/types.js";
 import type { AnyCommand } from "./commands.js";
+import type { PostedMessage } from "./platform.js";
 
 export interface ChatServices {
   config: Config;

@@ -8,9 +8,9 @@
 import { copyFile, mkdir } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
 import { imagineCommand } from "../../commands/imagine.js";
-import { openApp } from "../../app/index.js";
 import { BotError, isOperatorFixable } from "../../core/errors.js";
 import { failureReference, type ImagineProgress, type ImagineResult } from "../../core/pipeline.js";
 import { cliInvocation } from "./context.js";

@@ -7,9 +7,9 @@
 import { existsSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
+import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
 import { promptCommand } from "../../commands/prompt.js";
-import { openApp } from "../../app/index.js";
 import { isBotError, isOperatorFixable } from "../../core/errors.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";

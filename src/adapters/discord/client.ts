@@ -25,7 +25,7 @@ import { ChatFlow } from "../chat/flow.js";
 import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import type { EmojiScale } from "../chat/votes.js";
-import { imagePayload, InteractionConversation } from "./messages.js";
+import { InteractionConversation, imagePayload } from "./messages.js";
 import { addDiscordReaction, discordMessage, removeDiscordReaction } from "./reactions.js";
 import type { DiscordSettings } from "./settings.js";
 
@@ -109,7 +109,8 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
 
   async postImage(channelId: string, message: ImageMessage): Promise<PostedMessage> {
     const channel = await this.client.channels.fetch(channelId);
-    if (!channel?.isSendable()) throw new Error(`discord channel ${channelId} cannot take messages`);
+    if (!channel?.isSendable())
+      throw new Error(`discord channel ${channelId} cannot take messages`);
     const posted = await channel.send({
       allowedMentions: { parse: [] },
       ...imagePayload(message, this.emoji),

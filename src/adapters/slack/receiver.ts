@@ -32,7 +32,12 @@ import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import type { EmojiScale } from "../chat/votes.js";
 import { helpText, parseSlashText, SLASH_COMMAND } from "./commands.js";
-import { escapeMrkdwn, publishImage, SlackConversation, type SlackMessageOptions } from "./messages.js";
+import {
+  escapeMrkdwn,
+  publishImage,
+  SlackConversation,
+  type SlackMessageOptions,
+} from "./messages.js";
 import { addSlackReaction, slackErrorCode, slackMessage } from "./reactions.js";
 import { SLACK_CHANNEL_ID, type SlackSettings } from "./settings.js";
 
