@@ -6,11 +6,7 @@ import {
   parseChatOptions,
   snakeCase,
 } from "../../src/adapters/chat/commands.js";
-import {
-  imageFileName,
-  imageReplies,
-  progressText,
-} from "../../src/adapters/chat/replies.js";
+import { imageFileName, imageReplies, progressText } from "../../src/adapters/chat/replies.js";
 import { reactionFor, reactionVote, votingReactions } from "../../src/adapters/chat/votes.js";
 import { caption } from "../../src/adapters/discord/messages.js";
 import { UserError } from "../../src/core/errors.js";
