@@ -39,6 +39,8 @@ export interface AppOptions {
   secretVariables?: readonly string[];
   /** Replaces the configured logger (tests). */
   logger?: Logger;
+  /** Where the configured logger writes (default stderr; tests). */
+  logDestination?: NodeJS.WritableStream;
   /** Replaces the configured image backend (tests). */
   backend?: ImageBackend;
   /** Replaces the configured vote store (tests); the app closes it like its own. */
@@ -74,6 +76,7 @@ export function openApp(options: AppOptions = {}): App {
     options.logger ??
     createLogger({
       level: config.log.level,
+      ...(options.logDestination !== undefined ? { destination: options.logDestination } : {}),
       secrets: [
         ...Object.values(secrets).filter((v): v is string => typeof v === "string"),
         ...platformSecrets,
