@@ -29,8 +29,8 @@ import { createPipeline, type Pipeline } from "../core/pipeline.js";
 import { PromptArms } from "../core/prompt/arms.js";
 import { loadExplicitFilter } from "../core/safety/index.js";
 import { StudyManager } from "../core/study/manager.js";
-import type { ImageBackend, Logger, VoteStore } from "../core/types.js";
-import { openVoteStore } from "../core/votes/index.js";
+import type { ImageBackend, Logger } from "../core/types.js";
+import { type KeyvVoteStore, openVoteStore } from "../core/votes/index.js";
 
 export interface AppOptions {
   /** Where configuration comes from (default process.env). */
@@ -44,7 +44,7 @@ export interface AppOptions {
   /** Replaces the configured image backend (tests). */
   backend?: ImageBackend;
   /** Replaces the configured vote store (tests); the app closes it like its own. */
-  votes?: VoteStore;
+  votes?: KeyvVoteStore;
 }
 
 export interface App {
@@ -55,7 +55,7 @@ export interface App {
   /** The configured image backend; a ConfigError names what to set when there is none. */
   backend(): ImageBackend;
   /** The vote store (votes.storeUrl), also where generations are recorded. */
-  votes(): Promise<VoteStore>;
+  votes(): Promise<KeyvVoteStore>;
   /** The imagine pipeline over the backend and the vote store. */
   pipeline(): Promise<Pipeline>;
   /** Studies in the data directory. */
@@ -84,7 +84,7 @@ export function openApp(options: AppOptions = {}): App {
     });
   const arms = new PromptArms(config, secrets, logger);
   let backend: ImageBackend | undefined = options.backend;
-  let votes: Promise<VoteStore> | undefined =
+  let votes: Promise<KeyvVoteStore> | undefined =
     options.votes === undefined ? undefined : Promise.resolve(options.votes);
   let pipeline: Promise<Pipeline> | undefined;
   let studies: StudyManager | undefined;

@@ -14,6 +14,7 @@ import { isBotError, isOperatorFixable } from "../../core/errors.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
+import { registerDiscordCommand } from "./discord.js";
 import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
@@ -99,6 +100,7 @@ export function buildProgram(): Command {
   registerStudyCommands(program);
   registerVotesCommands(program);
   registerServeCommands(program);
+  registerDiscordCommand(program);
   registerSlackCommand(program);
 
   return program;

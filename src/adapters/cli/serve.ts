@@ -6,21 +6,16 @@
  * batch studies are posted in their channels (shared/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
  * default one minute) and running ones resume; shutdown stops posting first.
  *
- * `imagine-bot register discord [--guild ID]`: overwrites the Discord application's slash
- * commands with the ones built from the command declarations.
- *
  * A chat platform is one entry in CHAT_ADAPTERS.
  */
 import type { Command } from "commander";
 import { openApp } from "../../app/index.js";
-import { loadConfig } from "../../core/config.js";
 import { UserError } from "../../core/errors.js";
-import type { ImageBackend, Logger, VoteStore } from "../../core/types.js";
+import type { ImageBackend, Logger } from "../../core/types.js";
+import type { KeyvVoteStore } from "../../core/votes/index.js";
 import { type AnyCommand, CHAT_COMMANDS } from "../chat/commands.js";
 import type { AdapterStarter, ChatServices, RunningAdapter } from "../chat/services.js";
 import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../chat/studyPoster.js";
-import { registerDiscordCommands } from "../discord/register.js";
-import { discordSettings } from "../discord/settings.js";
 import { discordStarter } from "../discord/starter.js";
 import { slackStarter } from "../slack/starter.js";
 
@@ -37,7 +32,7 @@ export interface ServeOptions {
   /** Replaces the configured image backend (tests). */
   backend?: ImageBackend;
   /** Replaces the configured vote store (tests). */
-  votes?: VoteStore;
+  votes?: KeyvVoteStore;
   logger?: Logger;
   /** How long a shutdown waits for running jobs; default min(queue deadline, 30 s). */
   graceMs?: number;
@@ -188,7 +183,7 @@ export function registerServeCommands(program: Command): void {
     .command("serve")
     .description(
       "Run the chat bots whose credentials are set (DISCORD_TOKEN; Slack: SLACK_BOT_TOKEN) until\n" +
-        "SIGINT/SIGTERM. DISCORD_CHANNELS=id,id limits Discord commands to those channels.",
+        "SIGINT/SIGTERM. DISCORD_CHANNELS / SLACK_CHANNELS=id,id limit commands to those channels.",
     )
     .action(async () => {
       const handle = await startServe();
@@ -202,34 +197,6 @@ export function registerServeCommands(program: Command): void {
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
-      }
-    });
-
-  const register = program
-    .command("register")
-    .description("Register the chat commands with a platform");
-  register
-    .command("discord")
-    .description(
-      "Overwrite the Discord application's slash commands (DISCORD_TOKEN, DISCORD_APPLICATION_ID):\n" +
-        "in one server with --guild (or DISCORD_GUILD_ID), else globally.",
-    )
-    .option("--guild <id>", "register in this server only (changes show at once)")
-    .option("--json", 'print {"scope","guildId","names"}')
-    .action(async (flags: { guild?: string; json?: boolean }) => {
-      const settings = discordSettings(process.env);
-      const { config } = loadConfig();
-      const result = await registerDiscordCommands(settings, CHAT_COMMANDS, {
-        ...(flags.guild ? { guildId: flags.guild } : {}),
-        maxSubjectLength: config.prompt.maxSubjectLength,
-      });
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-      } else {
-        const where = result.scope === "guild" ? `in server ${result.guildId}` : "globally";
-        process.stdout.write(
-          `Registered ${result.names.length} commands ${where}: ${result.names.join(", ")}\n`,
-        );
       }
     });
 }

@@ -3,11 +3,10 @@
  * lines on stdout, streamed from the store as they are read.
  */
 import { type Command, Option } from "commander";
-import { loadConfig } from "../../core/config.js";
+import { openApp } from "../../app/index.js";
 import { csvField } from "../../core/csv.js";
 import { studyEvents } from "../../core/study/index.js";
 import type { Vote, VoteEvent } from "../../core/types.js";
-import { openVoteStore } from "../../core/votes/index.js";
 
 const VOTE_COLUMNS = ["generation", "rater", "dimension", "score", "at"] as const;
 const EVENT_COLUMNS = [
@@ -36,8 +35,8 @@ export function registerVotesCommands(program: Command): Command {
     )
     .option("--events", "the event log instead of the current votes")
     .action(async (flags: { study?: string; format: "csv" | "jsonl"; events?: boolean }) => {
-      const { config } = loadConfig();
-      const store = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir });
+      const app = openApp();
+      const store = await app.votes();
       const out = new Output(flags.format, flags.events ? EVENT_COLUMNS : VOTE_COLUMNS);
       try {
         await out.header();
@@ -53,7 +52,7 @@ export function registerVotesCommands(program: Command): Command {
           }
         }
       } finally {
-        await store.close();
+        await app.close();
       }
     });
   return votes;
