@@ -70,6 +70,8 @@ export function promptsContent(result: PromptsResult): string {
 export class InteractionConversation implements Conversation {
   private deferred = false;
   private answered = false;
+  /** An image already replaced the deferred reply: later messages are follow-ups. */
+  private imagePosted = false;
 
   constructor(
     private readonly interaction: ChatInputCommandInteraction,
@@ -106,6 +108,10 @@ export class InteractionConversation implements Conversation {
   }
 
   async fail(text: string): Promise<void> {
+    if (this.imagePosted) {
+      await this.interaction.followUp({ content: truncate(text), allowedMentions: { parse: [] } });
+      return;
+    }
     await this.finish({ content: truncate(text), files: [] });
   }
 
@@ -115,6 +121,7 @@ export class InteractionConversation implements Conversation {
       index === 0
         ? await this.finish(payload)
         : await this.interaction.followUp({ allowedMentions: { parse: [] }, ...payload });
+    this.imagePosted = true;
     return discordMessage(posted.channelId, posted.id);
   }
 
