@@ -38,7 +38,7 @@ class RecordingConversation implements Conversation {
   async fail(text: string) {
     this.record("fail", text);
   }
-  async postImage(message: ImageMessage, index: number): Promise<PostedMessage> {
+  async postImage(_message: ImageMessage, index: number): Promise<PostedMessage> {
     this.record("image", index);
     return { channel: "c", id: `m${index}`, ref: `c/m${index}` };
   }
