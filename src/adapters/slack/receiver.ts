@@ -14,15 +14,7 @@
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import {
-  App,
-  type Logger as BoltLogger,
-  LogLevel,
-  type RespondFn,
-  type SlashCommand,
-  SocketModeReceiver,
-  webApi,
-} from "@slack/bolt";
+import { App, type RespondFn, type SlashCommand, SocketModeReceiver, webApi } from "@slack/bolt";
 import type { ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { slackName } from "../../core/votes/index.js";
@@ -31,6 +23,7 @@ import { ChatFlow } from "../chat/flow.js";
 import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import type { EmojiScale } from "../chat/votes.js";
+import { boltLogger, errorInfo, type SlackClientOptions, slackClientOptions } from "./client.js";
 import { helpText, parseSlashText, SLASH_COMMAND } from "./commands.js";
 import {
   escapeMrkdwn,
@@ -38,56 +31,16 @@ import {
   SlackConversation,
   type SlackMessageOptions,
 } from "./messages.js";
-import { addSlackReaction, slackErrorCode, slackMessage } from "./reactions.js";
+import { addSlackReaction, slackMessage } from "./reactions.js";
 import { SLACK_CHANNEL_ID, type SlackSettings } from "./settings.js";
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 
-export interface SlackAdapterOptions extends SlackMessageOptions {
+export interface SlackAdapterOptions extends SlackMessageOptions, SlackClientOptions {
   /** HTTP mode: where to listen; default settings.port on every interface. */
   listen?: { port?: number; host?: string };
-  /** Web API request timeout (default 15 s) and retries (default 2). */
-  apiTimeoutMs?: number;
-  apiRetries?: number;
   /** Event ids already handled (default: the last 5000 in memory). */
   seen?: SeenEvents;
-}
-
-/** Bolt and the Web API client log through the core logger. */
-export function boltLogger(logger: Logger): BoltLogger {
-  let level = LogLevel.INFO;
-  const child = logger.child({ component: "bolt" });
-  const line = (msg: unknown[]) =>
-    msg
-      .map((m) => (m instanceof Error ? m.message : typeof m === "string" ? m : safeStringify(m)))
-      .join(" ");
-  return {
-    debug: (...msg: unknown[]) => child.debug({}, line(msg)),
-    info: (...msg: unknown[]) => child.info({}, line(msg)),
-    warn: (...msg: unknown[]) => child.warn({}, line(msg)),
-    error: (...msg: unknown[]) => child.error({}, line(msg)),
-    setLevel: (next: LogLevel) => {
-      level = next;
-    },
-    getLevel: () => level,
-    setName: () => {},
-  };
-}
-
-function safeStringify(value: unknown): string {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function errorInfo(error: unknown): object {
-  if (error instanceof Error) {
-    const code = slackErrorCode(error);
-    return { message: error.message, ...(code ? { slack: code } : {}) };
-  }
-  return { message: String(error) };
 }
 
 export class SlackAdapter implements RunningAdapter, ChatPlatform {
@@ -302,19 +255,6 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       return false;
     }
   }
-}
-
-function slackClientOptions(
-  settings: SlackSettings,
-  options: SlackAdapterOptions,
-  logger: BoltLogger,
-) {
-  return {
-    slackApiUrl: settings.apiUrl,
-    timeout: options.apiTimeoutMs ?? 15_000,
-    retryConfig: { retries: options.apiRetries ?? 2, factor: 2, minTimeout: 500, maxTimeout: 4000 },
-    logger,
-  };
 }
 
 /**
