@@ -105,10 +105,6 @@ export class ChatFlow {
     this.accepting = false;
   }
 
-  get isAccepting(): boolean {
-    return this.accepting;
-  }
-
   /** Resolves when every accepted command has replied and every reaction is recorded. */
   async drain(): Promise<void> {
     await Promise.all([this.commandWork.drain(), this.reactionWork.drain()]);
