@@ -1,5 +1,5 @@
 /**
- * Batch studies posted in a Discord channel (shared/studyPoster.ts): `/study action:start
+ * Batch studies posted in a Discord channel (chat/studyPoster.ts): `/study action:start
  * mode:batch` with a tiny plan and no pace starts posting at once; every item is an ordinary bot
  * message (POST /channels/{id}/messages) with the PNG, subject, seed and legend, never the arm
  * or the prompt, followed by the 8 voting reactions; a reaction on one is a vote on the study's

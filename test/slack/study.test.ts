@@ -1,5 +1,5 @@
 /**
- * Batch studies posted in a Slack channel (shared/studyPoster.ts): each plan item is a new bot
+ * Batch studies posted in a Slack channel (chat/studyPoster.ts): each plan item is a new bot
  * message (files upload, then chat.postMessage with the image block), blind (no prompt, no arm),
  * followed by the eight voting reactions; a reaction on it is a vote on the study's generation.
  * Nothing sleeps: waits are on the fake's recorded calls.

@@ -3,7 +3,7 @@
  * built once (configuration, logger, prompt arms, image backend, pipeline, vote store), until
  * SIGINT or SIGTERM; then stops taking commands, lets running jobs finish within a grace period
  * (the rest fail with "shutting down"), disconnects and closes the store. Once the adapters run,
- * batch studies are posted in their channels (shared/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
+ * batch studies are posted in their channels (chat/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
  * default one minute) and running ones resume; shutdown stops posting first.
  *
  * A chat platform is one entry in CHAT_ADAPTERS.
