@@ -276,6 +276,23 @@ describe("Slack over HTTP", () => {
     expect(h.fake.callsOf("reactions.add")).toHaveLength(8);
   });
 
+  it("says so publicly when the image was made but Slack would not take it, with a reference", async () => {
+    h = await startHarness();
+    h.fake.failNext("files.getUploadURLExternal", "internal_error");
+    const done = nextCommand(h.adapter);
+    await sendSlash(h, "a lighthouse");
+    const report = await done;
+    expect(report).toMatchObject({ outcome: "failed", messages: [] });
+    const reference = report.reference as string;
+    expect(reference).toMatch(/^[0-9a-f]{8}$/);
+    const shown = [...h.fake.messages.values()].map((m) => m.text ?? "").join("\n");
+    expect(shown).toContain(
+      `The image for "a lighthouse" was made but could not be posted here (reference ${reference}).`,
+    );
+    expect(h.logs.some((line) => line.reference === reference && line.level === 50)).toBe(true);
+    expect(h.fake.callsOf("reactions.add")).toEqual([]);
+  });
+
   it("refuses an explicit subject privately, with the reason, posting nothing", async () => {
     h = await startHarness();
     const done = nextCommand(h.adapter);
