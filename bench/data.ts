@@ -3,7 +3,7 @@
  * GPT-2 tokens → token files, with peak RSS sampled every 50 ms (worker threads live in this
  * process, so RSS covers them).
  *
- * Input: ../shared/data/laion400m-img2dataset-10k/test_10000.parquet passed 100 times
+ * Input: ../chat/data/laion400m-img2dataset-10k/test_10000.parquet passed 100 times
  * (1,000,000 real LAION rows). Without ../shared, a generated corpus of 1,000,000 unique
  * caption lines in /tmp is used instead, and the output says so. Repeating one 10k file lets
  * the tokenizer's word cache help more than fresh LAION text would; --generated measures unique

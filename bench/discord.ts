@@ -25,8 +25,8 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { RESTEvents } from "discord.js";
+import { CHAT_COMMANDS } from "../src/adapters/chat/commands.js";
 import { type CommandReport, startDiscordAdapter } from "../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../src/adapters/shared/commands.js";
 import { saveImage } from "../src/core/image/store.js";
 import { createLogger } from "../src/core/logger.js";
 import { createPipeline } from "../src/core/pipeline.js";
@@ -156,11 +156,9 @@ try {
   for (let i = -3; i < single; i++) {
     const done = new Promise<CommandReport>((resolve) => {
       const request = imagine(`a lighthouse at dusk ${i}`, nextUser(), isImagePatch);
-      void nextEvent<CommandReport>(
-        adapter.events,
-        "command",
-        (r) => r.interactionId === request.id,
-      ).then(resolve);
+      void nextEvent<CommandReport>(adapter.events, "command", (r) => r.id === request.id).then(
+        resolve,
+      );
       // The first three are warm-up (JIT, connection pool, model session), not measured.
       if (i >= 0) void request.arrived.then((ms) => endToEnd.push(ms));
     });

@@ -5,8 +5,8 @@
  *
  *   npx tsx bench/safety.ts [captions.txt | captions.parquet]
  *
- * Default corpus: ../shared/data/laion400m-img2dataset-10k (parquet, column TEXT), then any
- * captions .txt under ../shared/data, then a generated LAION-like corpus when ../shared is absent.
+ * Default corpus: ../chat/data/laion400m-img2dataset-10k (parquet, column TEXT), then any
+ * captions .txt under ../chat/data, then a generated LAION-like corpus when ../shared is absent.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";

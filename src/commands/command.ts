@@ -1,19 +1,21 @@
 /**
  * A command is platform-neutral: typed options in (a zod schema that adapters turn into slash
- * command options or CLI flags), a plain result out that each adapter renders its own way.
+ * command options or CLI flags), a typed result out (CommandResult) that each adapter renders
+ * its own way, with one case per kind so that a new kind fails to compile until every adapter
+ * renders it.
  */
 import type { z } from "zod";
 import type { Config } from "../core/config.js";
-import type { ImagineProgress, Pipeline } from "../core/pipeline.js";
+import type { ImagineProgress, ImagineResult, Pipeline } from "../core/pipeline.js";
 import type { PromptArms } from "../core/prompt/arms.js";
 import type { StudyManager } from "../core/study/manager.js";
-import type { Logger, VoteStore } from "../core/types.js";
+import type { GeneratedPrompt, Logger, VoteStore } from "../core/types.js";
 
 /** Who invoked a command, and where. */
 export interface Invocation {
   /** "discord" | "slack" | "cli". */
   platform: string;
-  /** The platform's user id. */
+  /** The person, qualified by platform: `<platform>:<id>` ("discord:123", "slack:U0…", "cli:ann"). */
   user: string;
   server?: string;
   channel?: string;
@@ -35,7 +37,46 @@ export interface CommandContext {
   studies?: StudyManager;
 }
 
-export interface Command<Options extends z.ZodType, Result> {
+/** Images made by the pipeline (imagine): published with their voting reactions. */
+export type ImagesResult = ImagineResult & { kind: "images" };
+
+/** Prompts written without rendering them (prompt). */
+export interface PromptsResult {
+  kind: "prompts";
+  subject: string;
+  arm: string;
+  seed: number;
+  prompts: GeneratedPrompt[];
+}
+
+/** A report (stats, study, export): preformatted text, the same as data, and attachments. */
+export interface ReportResult {
+  kind: "report";
+  /** Monospace text (a table, a summary); shown in a code block in chat. */
+  text: string;
+  /** The same as JSON-able data. */
+  data: unknown;
+  /** Attachments: the chart PNG, an export file. Names never contain an arm. */
+  files: ReportFile[];
+}
+
+export interface ReportFile {
+  name: string;
+  contentType: string;
+  content: Buffer;
+}
+
+/** Every result a command returns; adapters switch on `kind`. */
+export type CommandResult = ImagesResult | PromptsResult | ReportResult;
+
+/** Fails to compile when a switch over CommandResult["kind"] misses a case. */
+export function unhandledResult(result: never): never {
+  throw new Error(
+    `unhandled command result ${JSON.stringify((result as { kind?: unknown }).kind)}`,
+  );
+}
+
+export interface Command<Options extends z.ZodType, Result extends CommandResult = CommandResult> {
   name: string;
   description: string;
   options: Options;

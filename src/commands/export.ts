@@ -42,6 +42,7 @@ export const exportCommand = {
         ? await exportText(voteRecords(votes, selection), VOTE_COLUMNS, format)
         : await exportText(eventRecords(votes, selection), EVENT_COLUMNS, format);
     return {
+      kind: "report",
       text: `${rows} ${what === "votes" ? "votes" : "events"} exported as ${name}\n`,
       data: { what, format, rows, name },
       files: [

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { BotError, UserError } from "../core/errors.js";
-import type { ImagineResult } from "../core/pipeline.js";
-import type { Command } from "./command.js";
+import type { Command, ImagesResult } from "./command.js";
 import { armOption, modelDirOption, seedOption, subjectOption } from "./options.js";
 
 const options = z.object({
@@ -21,11 +20,11 @@ export const imagineCommand = {
   name: "imagine",
   description: "Write a prompt for a subject and render it",
   options,
-  async execute(context, input): Promise<ImagineResult> {
+  async execute(context, input): Promise<ImagesResult> {
     if (!context.pipeline) {
       throw new BotError("GENERATION_FAILED", "imagine needs a pipeline in the command context");
     }
-    const invocation = context.invocation ?? { platform: "cli", user: "cli" };
+    const invocation = context.invocation ?? { platform: "cli", user: "cli:cli" };
     const parsed = options.parse(input);
     // In a channel of a running live study the arm is chosen blind and balanced, never by the
     // person asking. (A refused subject still uses up its slot; balance holds over assignments.)
@@ -36,7 +35,7 @@ export const imagineCommand = {
         "A blind study is running in this channel, so the prompt model is chosen for you: leave out the arm.",
       );
     }
-    return context.pipeline.imagine(
+    const result = await context.pipeline.imagine(
       {
         subject: parsed.subject,
         requester: invocation.user,
@@ -51,5 +50,6 @@ export const imagineCommand = {
       },
       context.onProgress,
     );
+    return { kind: "images", ...result };
   },
-} satisfies Command<typeof options, ImagineResult>;
+} satisfies Command<typeof options, ImagesResult>;

@@ -1,8 +1,7 @@
 import { randomInt } from "node:crypto";
 import { z } from "zod";
 import { validateSubject } from "../core/prompt/subject.js";
-import type { GeneratedPrompt } from "../core/types.js";
-import type { Command } from "./command.js";
+import type { Command, PromptsResult } from "./command.js";
 import { armOption, modelDirOption, seedOption, subjectOption } from "./options.js";
 
 const options = z.object({
@@ -14,19 +13,14 @@ const options = z.object({
   maxNewTokens: z.number().int().min(1).max(1024).optional().describe("cap on new tokens"),
 });
 
-export interface PromptResult {
-  subject: string;
-  arm: string;
-  seed: number;
-  prompts: GeneratedPrompt[];
-}
+export type { PromptsResult as PromptResult } from "./command.js";
 
 /** Writes prompts for a subject without rendering them: the prompt engine on its own. */
 export const promptCommand = {
   name: "prompt",
   description: "Write text-to-image prompts for a subject",
   options,
-  async execute(context, input): Promise<PromptResult> {
+  async execute(context, input): Promise<PromptsResult> {
     const subject = validateSubject(input.subject, context.config.prompt.maxSubjectLength);
     const arm = input.modelDir ? `model:${input.modelDir}` : (input.arm ?? context.arms.defaultArm);
     const generator = input.modelDir
@@ -45,6 +39,6 @@ export const promptCommand = {
       { arm, count: prompts.length, ms: Math.round(performance.now() - started) },
       "prompts written",
     );
-    return { subject, arm, seed, prompts };
+    return { kind: "prompts", subject, arm, seed, prompts };
   },
-} satisfies Command<typeof options, PromptResult>;
+} satisfies Command<typeof options, PromptsResult>;

@@ -5,7 +5,6 @@
  */
 import { z } from "zod";
 import { BotError, UserError } from "../core/errors.js";
-import { renderMeansChart } from "../core/stats/chart.js";
 import { summariesToCsv } from "../core/stats/index.js";
 import type { StudyManager } from "../core/study/manager.js";
 import { formatResults, resultsJson } from "../core/study/report.js";
@@ -16,23 +15,9 @@ import {
   resultsReport,
 } from "../core/study/results.js";
 import type { VoteStore } from "../core/types.js";
-import type { Command, CommandContext } from "./command.js";
+import type { Command, CommandContext, ReportFile, ReportResult } from "./command.js";
 
-/** A command result every adapter can render: preformatted text, data, and attachments. */
-export interface ReportResult {
-  /** Monospace text (a table, a summary); shown in a code block in chat. */
-  text: string;
-  /** The same as JSON-able data. */
-  data: unknown;
-  /** Attachments: the chart PNG, an export file. Names never contain an arm. */
-  files: ReportFile[];
-}
-
-export interface ReportFile {
-  name: string;
-  contentType: string;
-  content: Buffer;
-}
+export type { ReportFile, ReportResult } from "./command.js";
 
 export const FORMATS = ["table", "json", "csv"] as const;
 export type StatsFormat = (typeof FORMATS)[number];
@@ -106,6 +91,9 @@ export async function reportResult(
   else text = formatResults(report, title);
   const files: ReportFile[] = [];
   if (chart) {
+    // Loaded when a chart is asked for: vega-lite, loaded before discord.js, breaks the latter's
+    // util.inspect polyfill at import ("Set()" is not iterable), and most runs draw no chart.
+    const { renderMeansChart } = await import("../core/stats/chart.js");
     if (report.summaries.length === 0) {
       throw new UserError("USAGE", "there are no votes to chart yet");
     }
@@ -115,5 +103,5 @@ export async function reportResult(
       content: await renderMeansChart(report.summaries, { arms: report.arms, title }),
     });
   }
-  return { text, data, files };
+  return { kind: "report", text, data, files };
 }

@@ -78,6 +78,7 @@ export const studyCommand = {
         const record = await studies.stop(requireId(parsed));
         const view = publicStudy(record);
         return {
+          kind: "report",
           text: `Closed study ${view.name} (${view.id}) after ${view.images} images. Results: study results ${view.id}\n`,
           data: view,
           files: [],
@@ -89,6 +90,7 @@ export const studyCommand = {
             ? (await studies.list()).map(publicStudy)
             : [publicStudy(await studies.require(parsed.study))];
         return {
+          kind: "report",
           text: views.length === 0 ? "No studies yet.\n" : views.map(formatStudy).join("\n"),
           data: views,
           files: [],
@@ -128,10 +130,7 @@ async function start(
         : [context.invocation.channel]
       : list(parsed.channels);
   const name = parsed.name ?? `study ${new Date().toISOString().slice(0, 10)}`;
-  const createdBy =
-    context.invocation === undefined
-      ? undefined
-      : `${context.invocation.platform}:${context.invocation.user}`;
+  const createdBy = context.invocation?.user;
   if ((parsed.mode ?? "live") === "live") {
     const record = await studies.start({
       mode: "live",
@@ -142,6 +141,7 @@ async function start(
     });
     const view = publicStudy(record);
     return {
+      kind: "report",
       text: `Started live study ${view.name} (${view.id}): /imagine in ${view.channels.join(", ")} now gets one of ${view.arms.length} arms, blind and balanced.\n`,
       data: view,
       files: [],
@@ -174,6 +174,7 @@ async function start(
   const posting = await studies.startPosting(record.id);
   const view = publicStudy(record);
   return {
+    kind: "report",
     text:
       `Started batch study ${view.name} (${view.id}): ${view.planned} images in ${plan.surveys} surveys.\n` +
       (posting

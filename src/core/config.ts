@@ -154,6 +154,12 @@ export const configSchema = z
         channels: z.array(z.string().regex(/^\d{17,20}$/, "a Discord channel id (17–20 digits)")),
       })
       .strict(),
+    /** Slack: conversation ids where commands are answered; empty = every channel (SLACK_CHANNELS). */
+    slack: z
+      .object({
+        channels: z.array(z.string().regex(/^[CG][A-Z0-9]{6,}$/, "a Slack channel id (C… or G…)")),
+      })
+      .strict(),
     /** The explicit-text filter (src/core/safety): the shipped blocklist plus these changes. */
     safety: z
       .object({

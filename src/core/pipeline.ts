@@ -14,7 +14,7 @@
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import type { Config } from "./config.js";
-import { isBotError, UserError } from "./errors.js";
+import { BotError, isBotError, UserError } from "./errors.js";
 import { type PngParameters, withoutMetadata } from "./image/png.js";
 import type { SavedPng } from "./image/store.js";
 import type { PromptArms } from "./prompt/arms.js";
@@ -158,6 +158,28 @@ export function failureReference(error: unknown): string | undefined {
   return typeof error === "object" && error !== null ? references.get(error) : undefined;
 }
 
+/**
+ * The error one failed job throws, as an object of its own so that it carries this job's
+ * reference: a thrown primitive is wrapped (the original kept as its cause), and an error that
+ * already carries another job's reference (the queue fails every unfinished job with one shared
+ * error when it closes) is copied, keeping its class, code and message.
+ */
+function ownFailure(error: unknown): object {
+  if (typeof error !== "object" || error === null) {
+    return new BotError("GENERATION_FAILED", `imagine failed: ${String(error)}`, { cause: error });
+  }
+  if (!references.has(error)) return error;
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(error)) as object, error);
+  if (error instanceof Error) {
+    Object.defineProperties(copy, {
+      message: { value: error.message, writable: true, configurable: true },
+      stack: { value: error.stack, writable: true, configurable: true },
+      cause: { value: error, writable: true, configurable: true },
+    });
+  }
+  return copy;
+}
+
 /** What a person may be told about a failure. */
 export function failureReason(error: unknown): string {
   if (error instanceof UserError) return error.message;
@@ -214,8 +236,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         "imagine done",
       );
       return result;
-    } catch (error) {
-      references.set(error as object, reference);
+    } catch (thrown) {
+      const error = ownFailure(thrown);
+      references.set(error, reference);
       const reason = failureReason(error);
       if (error instanceof UserError) {
         logger.info({ code: error.code, reason }, "imagine refused");

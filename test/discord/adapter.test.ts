@@ -11,15 +11,15 @@ import { Writable } from "node:stream";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import {
   type CommandReport,
   type DiscordAdapter,
   type ReactionReport,
   startDiscordAdapter,
 } from "../../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
-import type { Command } from "../../src/commands/command.js";
+import type { Command, ReportResult } from "../../src/commands/command.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";
@@ -59,9 +59,9 @@ const adminCommand = {
   options: z.object({}),
   adminOnly: true,
   async execute() {
-    return "the secret is 42";
+    return { kind: "report", text: "the secret is 42", data: null, files: [] };
   },
-} satisfies Command<z.ZodObject, string>;
+} satisfies Command<z.ZodObject, ReportResult>;
 
 let fake: FakeDiscord;
 let dataDir: string;
@@ -115,7 +115,7 @@ afterAll(async () => {
 });
 
 function commandDone(id: string): Promise<CommandReport> {
-  return nextEvent<CommandReport>(adapter.events, "command", (r) => r.interactionId === id);
+  return nextEvent<CommandReport>(adapter.events, "command", (r) => r.id === id);
 }
 
 function reactionHandled(match: (report: ReactionReport) => boolean): Promise<ReactionReport> {
@@ -153,7 +153,7 @@ describe("/imagine", () => {
     const report = await commandDone(id);
     expect(report).toMatchObject({ command: "imagine", outcome: "done" });
     expect(report.messages).toHaveLength(1);
-    messageId = report.messages[0] as string;
+    messageId = report.messages[0]?.id as string;
 
     const calls = fake.interactionCalls(token);
     expect(calls[0]).toMatchObject({
@@ -274,7 +274,7 @@ describe("/imagine", () => {
     expect(await commandDone(allowed.id)).toMatchObject({ outcome: "done" });
     const calls = fake.interactionCalls(allowed.token);
     expect(calls.map((c) => c.method)).toEqual(["POST", "PATCH"]);
-    expect(content(calls[1] as RecordedCall)).toBe("the secret is 42");
+    expect(content(calls[1] as RecordedCall)).toBe("```\nthe secret is 42\n```");
   });
 
   describe("votes by reaction", () => {
@@ -287,7 +287,7 @@ describe("/imagine", () => {
       );
       if (!generation) throw new Error("the /imagine test posts the message first");
 
-      let handled = reactionHandled((r) => r.userId === rater && r.emoji === "3️⃣" && r.added);
+      let handled = reactionHandled((r) => r.user === rater && r.emoji === "3️⃣" && r.added);
       fake.reactionAdd({ messageId, userId: rater, emoji: "3️⃣" });
       expect((await handled).outcome).toMatchObject({
         kind: "cast",
@@ -298,8 +298,8 @@ describe("/imagine", () => {
       ]);
 
       // 4 replaces 3; the bot removes the 3, whose removal event must not retract the 4.
-      handled = reactionHandled((r) => r.userId === rater && r.emoji === "4️⃣" && r.added);
-      const cleanup = reactionHandled((r) => r.userId === rater && r.emoji === "3️⃣" && !r.added);
+      handled = reactionHandled((r) => r.user === rater && r.emoji === "4️⃣" && r.added);
+      const cleanup = reactionHandled((r) => r.user === rater && r.emoji === "3️⃣" && !r.added);
       fake.reactionAdd({ messageId, userId: rater, emoji: "4️⃣" });
       const replaced = await handled;
       expect(replaced.outcome).toMatchObject({
@@ -322,14 +322,14 @@ describe("/imagine", () => {
       ]);
 
       // A faithfulness vote is separate.
-      handled = reactionHandled((r) => r.userId === rater && r.emoji === "🟢");
+      handled = reactionHandled((r) => r.user === rater && r.emoji === "🟢");
       fake.reactionAdd({ messageId, userId: rater, emoji: "🟢" });
       expect((await handled).outcome).toMatchObject({
         kind: "cast",
         event: { dimension: "faithfulness", score: 4 },
       });
 
-      handled = reactionHandled((r) => r.userId === rater && r.emoji === "4️⃣" && !r.added);
+      handled = reactionHandled((r) => r.user === rater && r.emoji === "4️⃣" && !r.added);
       fake.reactionRemove({ messageId, userId: rater, emoji: "4️⃣" });
       expect((await handled).outcome).toMatchObject({
         kind: "retracted",
@@ -349,10 +349,10 @@ describe("/imagine", () => {
       const other = "1100000000000000043";
       fake.forbidReactionRemoval = true;
       try {
-        let handled = reactionHandled((r) => r.userId === other && r.emoji === "🔴");
+        let handled = reactionHandled((r) => r.user === other && r.emoji === "🔴");
         fake.reactionAdd({ messageId, userId: other, emoji: "🔴" });
         await handled;
-        handled = reactionHandled((r) => r.userId === other && r.emoji === "🟡");
+        handled = reactionHandled((r) => r.user === other && r.emoji === "🟡");
         fake.reactionAdd({ messageId, userId: other, emoji: "🟡" });
         const report = await handled;
         expect(report.outcome).toMatchObject({
@@ -381,16 +381,16 @@ describe("/imagine", () => {
       if (!generation) throw new Error("no generation");
       const before = (await store.votesOf(generation.id)).length;
 
-      let handled = reactionHandled((r) => r.userId === fake.botUser.id && r.emoji === "2️⃣");
+      let handled = reactionHandled((r) => r.user === fake.botUser.id && r.emoji === "2️⃣");
       fake.reactionAdd({ messageId, userId: fake.botUser.id, emoji: "2️⃣" });
       expect((await handled).outcome).toEqual({ kind: "ignored", reason: "self" });
 
       const otherBot = fake.user("1100000000000000077", { bot: true });
-      handled = reactionHandled((r) => r.userId === otherBot.id);
+      handled = reactionHandled((r) => r.user === otherBot.id);
       fake.reactionAdd({ messageId, userId: otherBot.id, emoji: "2️⃣" });
       expect((await handled).outcome).toEqual({ kind: "ignored", reason: "bot" });
 
-      handled = reactionHandled((r) => r.messageRef.endsWith("/1299999999999999999"));
+      handled = reactionHandled((r) => r.messageRef?.endsWith("/1299999999999999999") === true);
       fake.reactionAdd({ messageId: "1299999999999999999", userId: rater, emoji: "2️⃣" });
       expect((await handled).outcome).toEqual({ kind: "ignored", reason: "not-a-generation" });
 
@@ -419,7 +419,7 @@ describe("/imagine", () => {
       const stranger = fake.user("1100000000000000099");
       expect(adapter.client.users.cache.has(stranger.id)).toBe(false);
 
-      const handled = reactionHandled((r) => r.messageRef.endsWith(`/${oldMessage}`));
+      const handled = reactionHandled((r) => r.messageRef?.endsWith(`/${oldMessage}`) === true);
       fake.reactionAdd({
         messageId: oldMessage,
         userId: stranger.id,

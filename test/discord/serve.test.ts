@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
 import { main } from "../../src/adapters/cli/main.js";
 import { startServe } from "../../src/adapters/cli/serve.js";
 import type { CommandReport, DiscordAdapter } from "../../src/adapters/discord/index.js";
 import { registerDiscordCommands } from "../../src/adapters/discord/register.js";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
 import { UserError } from "../../src/core/errors.js";
 import { createLogger } from "../../src/core/logger.js";
 import { FakeDiscord, type RecordedCall } from "../fakes/discord.js";
@@ -46,7 +46,7 @@ function env(): NodeJS.ProcessEnv {
 }
 
 function commandDone(adapter: DiscordAdapter, id: string): Promise<CommandReport> {
-  return nextEvent<CommandReport>(adapter.events, "command", (r) => r.interactionId === id);
+  return nextEvent<CommandReport>(adapter.events, "command", (r) => r.id === id);
 }
 
 function disconnected(): Promise<void> {
@@ -111,7 +111,7 @@ describe("serve", () => {
     expect(fake.connections).toBe(0);
     // Generations went to the vote store, with the message recorded.
     const [generation] = await allGenerations(votes);
-    expect(generation?.messageRef).toBe(`${fake.channelId}/${report.messages[0]}`);
+    expect(generation?.messageRef).toBe(report.messages[0]?.ref);
   });
 
   it("fails a job still running after the grace period, telling the person why", async () => {

@@ -1,19 +1,14 @@
 /** The platform-neutral pieces chat adapters share: options, replies, reactions. */
 import { describe, expect, it } from "vitest";
-import { caption } from "../../src/adapters/discord/adapter.js";
 import {
   CHAT_COMMANDS,
   chatOptions,
   parseChatOptions,
   snakeCase,
-} from "../../src/adapters/shared/commands.js";
-import {
-  imageFileName,
-  imageReplies,
-  progressText,
-  votingLegend,
-} from "../../src/adapters/shared/replies.js";
-import { reactionFor, reactionVote, votingReactions } from "../../src/adapters/shared/votes.js";
+} from "../../src/adapters/chat/commands.js";
+import { imageFileName, imageReplies, progressText } from "../../src/adapters/chat/replies.js";
+import { reactionFor, reactionVote, votingReactions } from "../../src/adapters/chat/votes.js";
+import { caption } from "../../src/adapters/discord/messages.js";
 import { UserError } from "../../src/core/errors.js";
 import type { ImagineResult } from "../../src/core/pipeline.js";
 import type { Generation } from "../../src/core/types.js";
@@ -62,7 +57,7 @@ describe("replies", () => {
     if (!image) throw new Error("no image");
     expect(image.fileName).toBe("imagine-0f1e2d3c.png");
     expect(image.altText).toBe("a lighthouse");
-    const text = caption(image, votingLegend(scale), []);
+    const text = caption({ image, votable: true, notes: [] }, scale);
     expect(text).toBe(
       "**a lighthouse**\nPrompt: a lighthouse on a cliff at dusk, oil painting\nSeed: 42\nRate: 1️⃣–4️⃣ quality · 🔴🟠🟡🟢 faithfulness",
     );
@@ -73,7 +68,7 @@ describe("replies", () => {
     const [image] = imageReplies(result(generation({ studyId: "s1" })));
     if (!image) throw new Error("no image");
     expect(image.prompt).toBeUndefined();
-    expect(caption(image, votingLegend(scale), [])).not.toContain("Prompt");
+    expect(caption({ image, votable: true, notes: [] }, scale)).not.toContain("Prompt");
   });
 
   it("names files by id only and describes progress", () => {

@@ -1,5 +1,5 @@
 /**
- * Batch studies posted in a Discord channel (shared/studyPoster.ts): `/study action:start
+ * Batch studies posted in a Discord channel (chat/studyPoster.ts): `/study action:start
  * mode:batch` with a tiny plan and no pace starts posting at once; every item is an ordinary bot
  * message (POST /channels/{id}/messages) with the PNG, subject, seed and legend, never the arm
  * or the prompt, followed by the 8 voting reactions; a reaction on one is a vote on the study's
@@ -9,15 +9,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import { studyPoster } from "../../src/adapters/chat/studyPoster.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import {
   type CommandReport,
   type DiscordAdapter,
   type ReactionReport,
   startDiscordAdapter,
 } from "../../src/adapters/discord/index.js";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
-import { studyPoster } from "../../src/adapters/shared/studyPoster.js";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";
@@ -128,11 +128,7 @@ describe("batch study in a Discord channel", () => {
         { name: "seed", type: 4, value: 7 },
       ],
     });
-    const command = await nextEvent<CommandReport>(
-      adapter.events,
-      "command",
-      (r) => r.interactionId === id,
-    );
+    const command = await nextEvent<CommandReport>(adapter.events, "command", (r) => r.id === id);
     expect(command).toMatchObject({ command: "study", outcome: "done" });
     const [study] = await studies.list();
     if (!study?.plan) throw new Error("no batch study recorded");
@@ -204,7 +200,7 @@ describe("batch study in a Discord channel", () => {
     const handled = nextEvent<ReactionReport>(
       adapter.events,
       "reaction",
-      (r) => r.userId === rater && r.added,
+      (r) => r.user === rater && r.added,
     );
     fake.reactionAdd({ messageId, userId: rater, emoji: "🟢" });
     expect((await handled).outcome).toMatchObject({ kind: "cast" });

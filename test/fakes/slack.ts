@@ -37,6 +37,8 @@ export interface ApiCall {
   /** The bearer token the call carried. */
   token?: string;
   at: number;
+  /** What the fake answered. */
+  response?: Record<string, unknown>;
 }
 
 export interface Upload {
@@ -219,8 +221,10 @@ export class FakeSlack extends EventEmitter {
       const method = url.pathname.slice("/api/".length);
       const params = parseParams(req.headers["content-type"], body);
       const token = bearer(req.headers.authorization) ?? stringOr(params.token);
-      this.record({ method, params, ...(token ? { token } : {}), at: Date.now() });
+      const call: ApiCall = { method, params, ...(token ? { token } : {}), at: Date.now() };
+      this.record(call);
       const reply = this.answer(method, params, token);
+      call.response = reply;
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(reply));
       this.emit("recorded");
       return;
@@ -433,6 +437,8 @@ export async function postSigned(
   return { status: response.status, body: text, ms: performance.now() - started };
 }
 
+let triggers = 0;
+
 /** A slash command's form body, as Slack sends it. */
 export function slashCommandBody(fields: {
   text: string;
@@ -454,7 +460,7 @@ export function slashCommandBody(fields: {
     api_app_id: "A0FAKE",
     is_enterprise_install: "false",
     response_url: fields.responseUrl,
-    trigger_id: `${Date.now()}.trigger`,
+    trigger_id: `${Date.now()}.${++triggers}.trigger`,
   }).toString();
 }
 

@@ -390,4 +390,55 @@ describe("failures", () => {
     expect(readdirSync(dataDir)).toEqual([]);
     expect(pipeline?.queue.snapshot().total).toBe(0);
   });
+
+  it("keeps a thrown non-error as the cause of a failure that has its own reference", async () => {
+    const backend = new FakeBackend("auto", async () => {
+      throw "plain string from a careless library";
+    });
+    makePipeline({ backend });
+    const { events, onProgress } = recorder();
+    const error = await pipeline
+      ?.imagine({ subject: "a fox", requester: "u1", platform: "cli" }, onProgress)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BotError);
+    expect((error as BotError).cause).toBe("plain string from a careless library");
+    const failed = events.at(-1) as Extract<ImagineProgress, { kind: "failed" }>;
+    expect(failureReference(error)).toBe(failed.reference);
+  });
+
+  it("gives every job failed by close its own reference, in the error and the log", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: "info",
+      destination: new Writable({
+        write(chunk, _encoding, callback) {
+          lines.push(String(chunk));
+          callback();
+        },
+      }),
+    });
+    const backend = new FakeBackend("hang");
+    makePipeline({ backend, logger });
+    const started = new Promise<void>((resolve) => {
+      let renders = 0;
+      backend.on("render", () => {
+        if (++renders === 2) resolve();
+      });
+    });
+    const jobs = ["u1", "u2", "u3"].map((requester) =>
+      pipeline?.imagine({ subject: "a fox", requester, platform: "cli" }).catch((e: unknown) => e),
+    );
+    await started;
+    await pipeline?.close();
+    const errors = await Promise.all(jobs);
+    const references = errors.map((error) => failureReference(error));
+    expect(errors.every((error) => (error as BotError).code === "QUEUE_CLOSED")).toBe(true);
+    expect(references.every((ref) => /^[0-9a-f]{8}$/.test(ref ?? ""))).toBe(true);
+    expect(new Set(references).size).toBe(3);
+    const logged = lines
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.reference !== undefined && /imagine/.test(line.msg))
+      .map((line) => line.reference);
+    for (const reference of references) expect(logged).toContain(reference);
+  });
 });

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import type { VoteEvent } from "../../src/core/types.js";
 import {
   FAKE_BOT_USER,
@@ -48,7 +48,7 @@ async function imagineOnce(harness: Harness, text = "a lighthouse seed:7") {
   expect(response.status).toBe(200);
   const report = await done;
   expect(report.outcome).toBe("done");
-  const ref = report.messages[0] as string;
+  const ref = report.messages[0]?.ref as string;
   const ts = ref.slice(ref.indexOf(":") + 1);
   const generation = await harness.votes.findGenerationByMessage("slack", ref);
   expect(generation).toBeDefined();
@@ -276,6 +276,23 @@ describe("Slack over HTTP", () => {
     expect(h.fake.callsOf("reactions.add")).toHaveLength(8);
   });
 
+  it("says so publicly when the image was made but Slack would not take it, with a reference", async () => {
+    h = await startHarness();
+    h.fake.failNext("files.getUploadURLExternal", "internal_error");
+    const done = nextCommand(h.adapter);
+    await sendSlash(h, "a lighthouse");
+    const report = await done;
+    expect(report).toMatchObject({ outcome: "failed", messages: [] });
+    const reference = report.reference as string;
+    expect(reference).toMatch(/^[0-9a-f]{8}$/);
+    const shown = [...h.fake.messages.values()].map((m) => m.text ?? "").join("\n");
+    expect(shown).toContain(
+      `The image for "a lighthouse" was made but could not be posted here (reference ${reference}).`,
+    );
+    expect(h.logs.some((line) => line.reference === reference && line.level === 50)).toBe(true);
+    expect(h.fake.callsOf("reactions.add")).toEqual([]);
+  });
+
   it("refuses an explicit subject privately, with the reason, posting nothing", async () => {
     h = await startHarness();
     const done = nextCommand(h.adapter);
@@ -331,8 +348,8 @@ describe("Slack over HTTP", () => {
     await sendSlash(h, "prompt a lighthouse seed:3 count:2");
     const report = await done;
     expect(report).toMatchObject({ command: "prompt", outcome: "done" });
-    const reply = h.fake.responses.at(-1)?.body as { response_type: string; text: string };
-    expect(reply.response_type).toBe("ephemeral");
+    // Posted in the channel, like Discord's reply.
+    const reply = h.fake.callsOf("chat.postMessage").at(-1)?.params as { text: string };
     expect(reply.text).toMatch(/Prompts for "a lighthouse" \(seed 3\)/);
     expect(reply.text).toMatch(/\n1\. .*\n2\. /s);
     expect(h.backend.calls).toEqual([]);
@@ -377,7 +394,7 @@ describe("Slack over Socket Mode", () => {
     const report = await done;
     expect(report.outcome).toBe("done");
     expect(fake.callsOf("reactions.add").map((c) => c.params.name)).toEqual(EIGHT);
-    const ref = report.messages[0] as string;
+    const ref = report.messages[0]?.ref as string;
     const ts = ref.slice(ref.indexOf(":") + 1);
     const generation = await h.votes.findGenerationByMessage("slack", ref);
     expect(generation?.seed).toBe(5);

@@ -2,7 +2,7 @@
  * `/imagine` text → subcommand and options, help, the app manifest and the Slack settings.
  */
 import { describe, expect, it } from "vitest";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
 import {
   helpText,
   parseSlashText,

@@ -7,14 +7,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { CHAT_COMMANDS } from "../../src/adapters/shared/commands.js";
-import type { ChatServices } from "../../src/adapters/shared/services.js";
+import { CHAT_COMMANDS } from "../../src/adapters/chat/commands.js";
+import type { ChatServices } from "../../src/adapters/chat/services.js";
 import {
+  type CommandReport,
+  type ReactionReport,
   type SlackAdapter,
-  type SlackCommandReport,
-  type SlackReactionReport,
   startSlackAdapter,
-} from "../../src/adapters/slack/app.js";
+} from "../../src/adapters/slack/index.js";
 import type { SlackSettings } from "../../src/adapters/slack/settings.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";
@@ -152,16 +152,13 @@ export async function startHarness(
 }
 
 /** Resolves with the next command report (register before sending the command). */
-export function nextCommand(adapter: SlackAdapter): Promise<SlackCommandReport> {
-  return nextEvent<SlackCommandReport>(adapter.events, "command");
+export function nextCommand(adapter: SlackAdapter): Promise<CommandReport> {
+  return nextEvent<CommandReport>(adapter.events, "command");
 }
 
 /** Resolves with the report of the reaction event with this id. */
-export function reactionReport(
-  adapter: SlackAdapter,
-  eventId: string,
-): Promise<SlackReactionReport> {
-  return nextEvent<SlackReactionReport>(adapter.events, "reaction", (r) => r.eventId === eventId);
+export function reactionReport(adapter: SlackAdapter, eventId: string): Promise<ReactionReport> {
+  return nextEvent<ReactionReport>(adapter.events, "reaction", (r) => r.eventId === eventId);
 }
 
 /** POSTs a signed slash command; resolves with the HTTP answer. */
@@ -196,7 +193,7 @@ export async function sendReaction(
     itemType?: string;
     retryNum?: number;
   },
-): Promise<{ status: number; report: SlackReactionReport }> {
+): Promise<{ status: number; report: ReactionReport }> {
   const handled = reactionReport(h.adapter, fields.eventId);
   const body = JSON.stringify(
     reactionEvent({

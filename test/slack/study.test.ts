@@ -1,12 +1,12 @@
 /**
- * Batch studies posted in a Slack channel (shared/studyPoster.ts): each plan item is a new bot
+ * Batch studies posted in a Slack channel (chat/studyPoster.ts): each plan item is a new bot
  * message (files upload, then chat.postMessage with the image block), blind (no prompt, no arm),
  * followed by the eight voting reactions; a reaction on it is a vote on the study's generation.
  * Nothing sleeps: waits are on the fake's recorded calls.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { studyPoster } from "../../src/adapters/shared/studyPoster.js";
-import { votingReactions } from "../../src/adapters/shared/votes.js";
+import { studyPoster } from "../../src/adapters/chat/studyPoster.js";
+import { votingReactions } from "../../src/adapters/chat/votes.js";
 import { createLogger } from "../../src/core/logger.js";
 import { StudyManager } from "../../src/core/study/manager.js";
 import { makeStudyPlan } from "../../src/core/study/plan.js";

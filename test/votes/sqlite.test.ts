@@ -66,3 +66,31 @@ describe("sqlite vote store files", () => {
     expect(rows.map((row) => row.key)).toEqual(["imagine:claim/event-251", "imagine:claim/long"]);
   });
 });
+
+describe("requester ids", () => {
+  it("reads records stored with a bare Discord requester id as discord:<id>, leaves qualified ones", async () => {
+    const file = join(dataDir, "requesters.sqlite");
+    const before = await openVoteStore(`sqlite://${file}`, { dataDir });
+    // How the Discord adapter stored requesters before ids were qualified everywhere.
+    const old = sampleGeneration({ requester: "123456789012345678" });
+    const slack = sampleGeneration({ platform: "slack", requester: "slack:U0ALICE" });
+    const study = sampleGeneration({ requester: "study:s1" });
+    for (const generation of [old, slack, study]) await before.saveGeneration(generation);
+    await before.close();
+
+    const after = await openVoteStore(`sqlite://${file}`, { dataDir });
+    expect((await after.getGeneration(old.id))?.requester).toBe("discord:123456789012345678");
+    expect((await after.getGeneration(slack.id))?.requester).toBe("slack:U0ALICE");
+    expect((await after.getGeneration(study.id))?.requester).toBe("study:s1");
+    const listed = new Map<string, string>();
+    for await (const generation of after.generations()) {
+      listed.set(generation.id, generation.requester);
+    }
+    expect(listed.get(old.id)).toBe("discord:123456789012345678");
+    await after.setMessageRef(old.id, "c/m");
+    expect((await after.findGenerationByMessage("discord", "c/m"))?.requester).toBe(
+      "discord:123456789012345678",
+    );
+    await after.close();
+  });
+});

@@ -6,24 +6,14 @@
  * image backend is configured, with the registry's message naming what to set.
  */
 import { copyFile, mkdir } from "node:fs/promises";
-import { userInfo } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
 import { imagineCommand } from "../../commands/imagine.js";
-import { BotError, UserError } from "../../core/errors.js";
-import { createImageBackend } from "../../core/image/registry.js";
-import { saveImage } from "../../core/image/store.js";
-import {
-  createPipeline,
-  failureReference,
-  type ImagineProgress,
-  type ImagineResult,
-} from "../../core/pipeline.js";
-import { PromptArms } from "../../core/prompt/arms.js";
-import { loadExplicitFilter } from "../../core/safety/index.js";
-import { openVoteStore } from "../../core/votes/index.js";
-import { openConfigured } from "./context.js";
+import { BotError, isOperatorFixable } from "../../core/errors.js";
+import { failureReference, type ImagineProgress, type ImagineResult } from "../../core/pipeline.js";
+import { cliInvocation } from "./context.js";
 import { integer } from "./parse.js";
 
 interface ImagineFlags {
@@ -59,31 +49,17 @@ export function registerImagineCommand(program: Command): Command {
 }
 
 async function runImagine(subject: string, flags: ImagineFlags): Promise<void> {
-  const { config, secrets, logger } = openConfigured();
-  // First, so that a missing backend is reported before any model loads.
-  const backend = createImageBackend(config, secrets, { logger });
-  const arms = new PromptArms(config, secrets, logger);
-  const filter = loadExplicitFilter(config.safety);
-  // Generation records go where votes will find them (votes.storeUrl, SQLite by default).
-  const store = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger });
-  const pipeline = createPipeline({
-    config,
-    arms,
-    backend,
-    filter,
-    store,
-    saveImage,
-    logger,
-  });
-  const context: CommandContext = {
-    config,
-    arms,
-    logger,
-    pipeline,
-    invocation: { platform: "cli", user: `cli:${currentUser()}` },
-    onProgress: process.stderr.isTTY ? printProgress : undefined,
-  };
+  const app = openApp();
   try {
+    // Generation records go where votes will find them (votes.storeUrl, SQLite by default).
+    const context: CommandContext = {
+      config: app.config,
+      arms: app.arms,
+      logger: app.logger,
+      pipeline: await app.pipeline(),
+      invocation: cliInvocation(),
+      onProgress: process.stderr.isTTY ? printProgress : undefined,
+    };
     let result: ImagineResult;
     try {
       result = await imagineCommand.execute(context, {
@@ -95,17 +71,16 @@ async function runImagine(subject: string, flags: ImagineFlags): Promise<void> {
       });
     } catch (error) {
       const reference = failureReference(error);
-      if (error instanceof UserError || !(error instanceof Error) || reference === undefined) {
+      if (isOperatorFixable(error) || !(error instanceof Error) || reference === undefined) {
         throw error;
       }
       // The pipeline logged the error under its reference; say which.
       const code = error instanceof BotError ? error.code : "GENERATION_FAILED";
       throw new BotError(code, `${error.message} (logged as ${reference})`, { cause: error });
     }
-    await report(result, config.dataDir, flags);
+    await report(result, app.config.dataDir, flags);
   } finally {
-    await pipeline.close();
-    await Promise.allSettled([arms.close(), backend.close(), store.close()]);
+    await app.close();
   }
 }
 
@@ -160,12 +135,4 @@ function printProgress(event: ImagineProgress): void {
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
-}
-
-function currentUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return "local";
-  }
 }

@@ -7,14 +7,14 @@
 import { existsSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
+import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
 import { promptCommand } from "../../commands/prompt.js";
-import { isBotError, UserError } from "../../core/errors.js";
-import { PromptArms } from "../../core/prompt/arms.js";
+import { isBotError, isOperatorFixable } from "../../core/errors.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
-import { openConfigured } from "./context.js";
 import { registerDataCommands } from "./data.js";
+import { registerDiscordCommand } from "./discord.js";
 import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
@@ -27,11 +27,10 @@ import { registerVotesCommands } from "./votes.js";
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
-/** Loads configuration and the core services a command needs; closed by the caller. */
+/** The prompt command needs configuration and the arms only; closed by the caller. */
 function openContext(): CommandContext & { close(): Promise<void> } {
-  const { config, secrets, logger } = openConfigured();
-  const arms = new PromptArms(config, secrets, logger);
-  return { config, arms, logger, close: () => arms.close() };
+  const app = openApp();
+  return { config: app.config, arms: app.arms, logger: app.logger, close: () => app.close() };
 }
 
 export function buildProgram(): Command {
@@ -78,7 +77,8 @@ export function buildProgram(): Command {
           maxNewTokens: flags.maxNewTokens,
         });
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify(result)}\n`);
+          const { kind: _kind, ...printed } = result;
+          process.stdout.write(`${JSON.stringify(printed)}\n`);
         } else {
           process.stdout.write(`# ${result.arm}, seed ${result.seed}\n`);
           for (const prompt of result.prompts) {
@@ -100,6 +100,7 @@ export function buildProgram(): Command {
   registerStudyCommands(program);
   registerVotesCommands(program);
   registerServeCommands(program);
+  registerDiscordCommand(program);
   registerSlackCommand(program);
 
   return program;
@@ -115,7 +116,7 @@ export async function main(argv: string[], logger?: Logger): Promise<number> {
       // --help and --version end here too, with exit code 0.
       return error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    if (error instanceof UserError) {
+    if (isOperatorFixable(error)) {
       process.stderr.write(`imagine-bot: ${error.message}\n`);
       return EXIT_USAGE;
     }

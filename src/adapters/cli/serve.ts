@@ -3,44 +3,24 @@
  * built once (configuration, logger, prompt arms, image backend, pipeline, vote store), until
  * SIGINT or SIGTERM; then stops taking commands, lets running jobs finish within a grace period
  * (the rest fail with "shutting down"), disconnects and closes the store. Once the adapters run,
- * batch studies are posted in their channels (shared/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
+ * batch studies are posted in their channels (chat/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
  * default one minute) and running ones resume; shutdown stops posting first.
- *
- * `imagine-bot register discord [--guild ID]`: overwrites the Discord application's slash
- * commands with the ones built from the command declarations.
  *
  * A chat platform is one entry in CHAT_ADAPTERS.
  */
 import type { Command } from "commander";
-import { loadConfig } from "../../core/config.js";
+import { openApp } from "../../app/index.js";
 import { UserError } from "../../core/errors.js";
-import { createImageBackend } from "../../core/image/registry.js";
-import { saveImage } from "../../core/image/store.js";
-import { createPipeline } from "../../core/pipeline.js";
-import { PromptArms } from "../../core/prompt/arms.js";
-import { loadExplicitFilter } from "../../core/safety/index.js";
-import { StudyManager } from "../../core/study/manager.js";
-import type { ImageBackend, Logger, VoteStore } from "../../core/types.js";
-import { openVoteStore } from "../../core/votes/index.js";
-import { registerDiscordCommands } from "../discord/register.js";
-import { discordSettings } from "../discord/settings.js";
+import type { ImageBackend, Logger } from "../../core/types.js";
+import type { KeyvVoteStore } from "../../core/votes/index.js";
+import { type AnyCommand, CHAT_COMMANDS } from "../chat/commands.js";
+import type { AdapterStarter, ChatServices, RunningAdapter } from "../chat/services.js";
+import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../chat/studyPoster.js";
 import { discordStarter } from "../discord/starter.js";
-import { type AnyCommand, CHAT_COMMANDS } from "../shared/commands.js";
-import type { AdapterStarter, ChatServices, RunningAdapter } from "../shared/services.js";
-import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../shared/studyPoster.js";
 import { slackStarter } from "../slack/starter.js";
-import { openConfigured } from "./context.js";
 
 /** Every chat platform serve can run; each starts when its credentials are set. */
 export const CHAT_ADAPTERS: AdapterStarter[] = [discordStarter, slackStarter];
-
-/** Secrets of the chat platforms, masked in every log line. */
-const PLATFORM_SECRETS = [
-  "DISCORD_TOKEN",
-  "SLACK_BOT_TOKEN",
-  "SLACK_SIGNING_SECRET",
-  "SLACK_APP_TOKEN",
-];
 
 /** The longest a shutdown waits for running jobs before failing them. */
 export const MAX_GRACE_MS = 30_000;
@@ -52,7 +32,7 @@ export interface ServeOptions {
   /** Replaces the configured image backend (tests). */
   backend?: ImageBackend;
   /** Replaces the configured vote store (tests). */
-  votes?: VoteStore;
+  votes?: KeyvVoteStore;
   logger?: Logger;
   /** How long a shutdown waits for running jobs; default min(queue deadline, 30 s). */
   graceMs?: number;
@@ -83,45 +63,33 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
   if (starters.length === 0)
     throw new UserError("CONFIG_INVALID", noAdapterMessage(options.adapters));
 
-  const platformSecrets = PLATFORM_SECRETS.map((name) => env[name]?.trim()).filter(
-    (value): value is string => typeof value === "string" && value.length > 0,
-  );
-  const configured = openConfigured(env, platformSecrets);
-  const { config, secrets } = configured;
-  const studyIntervalMs = options.studyIntervalMs ?? studyIntervalFromEnv(env);
-  const logger = options.logger ?? configured.logger;
-  const backend = options.backend ?? createImageBackend(config, secrets, { logger });
-  const arms = new PromptArms(config, secrets, logger);
-  const filter = loadExplicitFilter(config.safety);
-  const votes =
-    options.votes ??
-    (await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger }));
-  const studies = new StudyManager({ dataDir: config.dataDir, logger });
-  const pipeline = createPipeline({
-    config,
-    arms,
-    backend,
-    filter,
-    store: votes,
-    saveImage,
-    logger,
+  // Every platform's secrets are masked, whether or not it runs.
+  const app = openApp({
+    env,
+    secretVariables: (options.adapters ?? CHAT_ADAPTERS).flatMap((a) => a.secretVariables),
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    ...(options.backend !== undefined ? { backend: options.backend } : {}),
+    ...(options.votes !== undefined ? { votes: options.votes } : {}),
   });
-  const services: ChatServices = {
-    config,
-    logger,
-    arms,
-    pipeline,
-    votes,
-    studies,
-    commands: options.commands ?? CHAT_COMMANDS,
-  };
-  // What serve opened itself, closed last (after the pipeline stops using them).
-  const closeResources = () => Promise.allSettled([arms.close(), backend.close(), votes.close()]);
-  const closeServices = async () => {
-    await pipeline.close();
-    await studies.close();
-    await closeResources();
-  };
+  const { config, logger } = app;
+  let services: ChatServices;
+  let studyIntervalMs: number;
+  try {
+    studyIntervalMs = options.studyIntervalMs ?? studyIntervalFromEnv(env);
+    services = {
+      config,
+      logger,
+      arms: app.arms,
+      pipeline: await app.pipeline(),
+      votes: await app.votes(),
+      studies: app.studies(),
+      commands: options.commands ?? CHAT_COMMANDS,
+    };
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  const { pipeline, studies } = services as Required<ChatServices>;
 
   const adapters: RunningAdapter[] = [];
   try {
@@ -131,7 +99,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     }
   } catch (error) {
     await Promise.allSettled(adapters.map((adapter) => adapter.close()));
-    await closeServices();
+    await app.close();
     throw error;
   }
 
@@ -170,7 +138,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
       if (!(await within(drained, 5_000)))
         logger.warn({}, "some replies were not sent before exit");
       await Promise.allSettled(adapters.map((adapter) => adapter.close()));
-      await closeResources();
+      await app.close();
       logger.info({}, "stopped");
     })().finally(markClosed);
     return closing;
@@ -215,7 +183,7 @@ export function registerServeCommands(program: Command): void {
     .command("serve")
     .description(
       "Run the chat bots whose credentials are set (DISCORD_TOKEN; Slack: SLACK_BOT_TOKEN) until\n" +
-        "SIGINT/SIGTERM. DISCORD_CHANNELS=id,id limits Discord commands to those channels.",
+        "SIGINT/SIGTERM. DISCORD_CHANNELS / SLACK_CHANNELS=id,id limit commands to those channels.",
     )
     .action(async () => {
       const handle = await startServe();
@@ -229,34 +197,6 @@ export function registerServeCommands(program: Command): void {
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
-      }
-    });
-
-  const register = program
-    .command("register")
-    .description("Register the chat commands with a platform");
-  register
-    .command("discord")
-    .description(
-      "Overwrite the Discord application's slash commands (DISCORD_TOKEN, DISCORD_APPLICATION_ID):\n" +
-        "in one server with --guild (or DISCORD_GUILD_ID), else globally.",
-    )
-    .option("--guild <id>", "register in this server only (changes show at once)")
-    .option("--json", 'print {"scope","guildId","names"}')
-    .action(async (flags: { guild?: string; json?: boolean }) => {
-      const settings = discordSettings(process.env);
-      const { config } = loadConfig();
-      const result = await registerDiscordCommands(settings, CHAT_COMMANDS, {
-        ...(flags.guild ? { guildId: flags.guild } : {}),
-        maxSubjectLength: config.prompt.maxSubjectLength,
-      });
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-      } else {
-        const where = result.scope === "guild" ? `in server ${result.guildId}` : "globally";
-        process.stdout.write(
-          `Registered ${result.names.length} commands ${where}: ${result.names.join(", ")}\n`,
-        );
       }
     });
 }

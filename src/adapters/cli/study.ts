@@ -5,16 +5,14 @@
  */
 import { writeFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
 import { exportCommand } from "../../commands/export.js";
 import { type ReportResult, statsCommand } from "../../commands/stats.js";
 import { studyCommand } from "../../commands/study.js";
 import { UserError } from "../../core/errors.js";
-import { PromptArms } from "../../core/prompt/arms.js";
-import { StudyManager } from "../../core/study/manager.js";
 import { makeStudyPlan, planSurveys, type StudyPlan } from "../../core/study/plan.js";
-import { openVoteStore } from "../../core/votes/index.js";
-import { openConfigured } from "./context.js";
+import { cliInvocation } from "./context.js";
 import { integer } from "./parse.js";
 
 /** What the commands run with; tests pass their own. */
@@ -27,23 +25,21 @@ export interface StudyCliOptions {
 }
 
 async function openStudyContext(): Promise<StudyCliContext> {
-  const { config, secrets, logger } = openConfigured();
-  const arms = new PromptArms(config, secrets, logger);
-  const votes = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger });
-  const studies = new StudyManager({ dataDir: config.dataDir, logger });
-  return {
-    config,
-    arms,
-    logger,
-    votes,
-    studies,
-    invocation: { platform: "cli", user: "cli" },
-    close: async () => {
-      await studies.close();
-      await votes.close();
-      await arms.close();
-    },
-  };
+  const app = openApp();
+  try {
+    return {
+      config: app.config,
+      arms: app.arms,
+      logger: app.logger,
+      votes: await app.votes(),
+      studies: app.studies(),
+      invocation: cliInvocation(),
+      close: () => app.close(),
+    };
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
 }
 
 const formats = ["table", "json", "csv"] as const;

@@ -4,7 +4,7 @@
  * (src/core/study/export.ts documents the columns; the arm only for closed studies).
  */
 import { type Command, Option } from "commander";
-import { loadConfig } from "../../core/config.js";
+import { openApp } from "../../app/index.js";
 import {
   EVENT_COLUMNS,
   eventRecords,
@@ -14,7 +14,6 @@ import {
   voteRecords,
 } from "../../core/study/export.js";
 import { StudyFiles } from "../../core/study/record.js";
-import { openVoteStore } from "../../core/votes/index.js";
 
 export function registerVotesCommands(program: Command): Command {
   const votes = program.command("votes").description("The vote store: export votes and events");
@@ -33,9 +32,9 @@ export function registerVotesCommands(program: Command): Command {
     )
     .option("--events", "the event log instead of the current votes")
     .action(async (flags: { study?: string; format: "csv" | "jsonl"; events?: boolean }) => {
-      const { config } = loadConfig();
-      const studies = await new StudyFiles(config.dataDir).list();
-      const store = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir });
+      const app = openApp();
+      const studies = await new StudyFiles(app.config.dataDir).list();
+      const store = await app.votes();
       const columns = flags.events ? EVENT_COLUMNS : VOTE_COLUMNS;
       const selection = { ...(flags.study === undefined ? {} : { study: flags.study }), studies };
       const out = new Output();
@@ -48,7 +47,7 @@ export function registerVotesCommands(program: Command): Command {
           if (!(await out.write(exportLine(columns, record, flags.format)))) break;
         }
       } finally {
-        await store.close();
+        await app.close();
       }
     });
   return votes;

@@ -1,6 +1,6 @@
 /**
  * Slash command definitions built from the command declarations: names, descriptions and
- * options from each command's zod schema (src/adapters/shared/commands.ts). Admin commands are
+ * options from each command's zod schema (src/adapters/chat/commands.ts). Admin commands are
  * registered for Manage Server only, and checked again when they run.
  */
 import {
@@ -10,7 +10,7 @@ import {
   PermissionFlagsBits,
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from "discord.js";
-import { type AnyCommand, type ChatOptionSettings, chatOptions } from "../shared/commands.js";
+import { type AnyCommand, type ChatOptionSettings, chatOptions } from "../chat/commands.js";
 
 const OPTION_TYPES = {
   string: ApplicationCommandOptionType.String,

@@ -5,7 +5,7 @@
  */
 import { REST, Routes } from "discord.js";
 import { UserError } from "../../core/errors.js";
-import type { AnyCommand } from "../shared/commands.js";
+import type { AnyCommand } from "../chat/commands.js";
 import { discordCommandDefinitions } from "./commands.js";
 import type { DiscordSettings } from "./settings.js";
 

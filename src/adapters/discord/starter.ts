@@ -1,13 +1,14 @@
 /**
  * The Discord adapter as an entry in `imagine-bot serve`'s list of chat adapters.
  */
-import type { AdapterStarter } from "../shared/services.js";
-import { startDiscordAdapter } from "./adapter.js";
+import type { AdapterStarter } from "../chat/services.js";
+import { startDiscordAdapter } from "./client.js";
 import { discordConfigured, discordSettings } from "./settings.js";
 
 export const discordStarter: AdapterStarter = {
   name: "discord",
   credentials: "DISCORD_TOKEN",
+  secretVariables: ["DISCORD_TOKEN"],
   configured: discordConfigured,
   start: (services, env) => {
     const settings = discordSettings(env);

@@ -21,14 +21,15 @@ import {
   type ChatOption,
   chatOptions,
   parseChatOptions,
-} from "../shared/commands.js";
+} from "../chat/commands.js";
 
 export const SLASH_COMMAND = "/imagine";
 
 export type ParsedSlash =
   | { kind: "help" }
   | { kind: "usage"; message: string }
-  | { kind: "run"; command: AnyCommand; input: unknown };
+  /** `values`: the options by chat name, for the chat flow; `input`: them validated. */
+  | { kind: "run"; command: AnyCommand; input: unknown; values: Record<string, unknown> };
 
 /** The option filled by the free text: the first required string option (the subject). */
 function positionalOf(options: readonly ChatOption[]): ChatOption | undefined {
@@ -86,7 +87,7 @@ export function parseSlashText(
     };
   }
   try {
-    return { kind: "run", command, input: parseChatOptions(command, values) };
+    return { kind: "run", command, input: parseChatOptions(command, values), values };
   } catch (error) {
     if (error instanceof UserError) return { kind: "usage", message: error.message };
     throw error;

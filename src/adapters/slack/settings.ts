@@ -9,6 +9,7 @@
  * | SLACK_APP_TOKEN | app-level token (xapp-…); when set, the bot connects with Socket Mode |
  * | SLACK_PORT | HTTP mode's port (default 3000) |
  * | SLACK_API_URL | the Web API base (default https://slack.com/api/), for tests and proxies |
+ * | SLACK_CHANNELS | comma-separated channel ids where commands are answered (default: all; wins over slack.channels) |
  */
 import { ConfigError } from "../../core/errors.js";
 
@@ -24,7 +25,12 @@ export interface SlackSettings {
   port: number;
   /** Ends with "/" (the Web API client appends method names to it). */
   apiUrl: string;
+  /** Channel allow-list; undefined allows every channel. */
+  channels?: readonly string[];
 }
+
+/** A Slack conversation id that can hold the bot's messages: public (C…) or private (G…). */
+export const SLACK_CHANNEL_ID = /^[CG][A-Z0-9]{6,}$/;
 
 /** True when the environment asks for the Slack adapter (serve starts it then). */
 export function slackConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -66,7 +72,18 @@ export function readSlackSettings(env: NodeJS.ProcessEnv = process.env): SlackSe
     );
   }
   if (!apiUrl.endsWith("/")) apiUrl += "/";
+  const channels = env.SLACK_CHANNELS?.split(",")
+    .map((id) => id.trim())
+    .filter((id) => id.length > 0);
+  for (const id of channels ?? []) {
+    if (!SLACK_CHANNEL_ID.test(id)) {
+      throw new ConfigError(
+        `SLACK_CHANNELS must be comma-separated Slack channel ids (C… or G…), got "${id}"`,
+      );
+    }
+  }
   return {
+    ...(channels !== undefined && channels.length > 0 ? { channels } : {}),
     botToken,
     ...(signingSecret !== undefined ? { signingSecret } : {}),
     ...(appToken !== undefined ? { appToken } : {}),
@@ -75,9 +92,9 @@ export function readSlackSettings(env: NodeJS.ProcessEnv = process.env): SlackSe
   };
 }
 
-/** The secret values, for the logger's value masking. */
-export function slackSecrets(settings: SlackSettings): string[] {
-  return [settings.botToken, settings.signingSecret, settings.appToken].filter(
-    (value): value is string => value !== undefined,
-  );
-}
+/** The variables holding Slack's secrets, masked in every log line. */
+export const SLACK_SECRET_VARIABLES = [
+  "SLACK_BOT_TOKEN",
+  "SLACK_SIGNING_SECRET",
+  "SLACK_APP_TOKEN",
+] as const;

@@ -237,8 +237,9 @@ class KvVoteStore implements KeyvVoteStore {
     await Promise.all(writes);
   }
 
-  getGeneration(id: string): Promise<Generation | undefined> {
-    return this.kv.get<Generation>(keys.generation(id));
+  async getGeneration(id: string): Promise<Generation | undefined> {
+    const generation = await this.kv.get<Generation>(keys.generation(id));
+    return generation === undefined ? undefined : qualifiedRequester(generation);
   }
 
   async findGenerationByMessage(
@@ -390,7 +391,7 @@ class KvVoteStore implements KeyvVoteStore {
 
   async *generations(): AsyncIterable<Generation> {
     for await (const [, generation] of this.kv.list<Generation>(keys.generations, 200)) {
-      yield generation;
+      yield qualifiedRequester(generation);
     }
   }
 
@@ -457,6 +458,20 @@ class KvVoteStore implements KeyvVoteStore {
     });
     return result;
   }
+}
+
+/** Platforms whose requester ids are qualified as `<platform>:<id>`. */
+const QUALIFIED_PLATFORMS = new Set(["discord", "slack", "cli"]);
+
+/**
+ * Requesters are `<platform>:<id>` everywhere; records written before that (Discord stored the
+ * bare user id) are read in the new form, so exports and per-person counts see one id per person.
+ * An id that is already qualified ("slack:U0…", a batch study's "study:<id>") is left alone.
+ */
+export function qualifiedRequester(generation: Generation): Generation {
+  const { platform, requester } = generation;
+  if (!QUALIFIED_PLATFORMS.has(platform) || requester.includes(":")) return generation;
+  return { ...generation, requester: `${platform}:${requester}` };
 }
 
 const SOURCE = /^[a-z][a-z0-9_-]{0,31}$/;

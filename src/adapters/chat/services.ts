@@ -9,6 +9,7 @@ import type { PromptArms } from "../../core/prompt/arms.js";
 import type { StudyManager } from "../../core/study/manager.js";
 import type { Logger, VoteStore } from "../../core/types.js";
 import type { AnyCommand } from "./commands.js";
+import type { PostedMessage } from "./platform.js";
 
 export interface ChatServices {
   config: Config;
@@ -58,9 +59,9 @@ export interface RunningAdapter {
   ownsChannel?(channel: string): boolean;
   /**
    * Posts an imagine result into `channel` as ordinary bot messages, recorded for votes and
-   * given the voting reactions, exactly like /imagine's images. Returns the messages' ids/refs.
+   * given the voting reactions, exactly like /imagine's images.
    */
-  postResult?(channel: string, result: ImagineResult): Promise<string[]>;
+  postResult?(channel: string, result: ImagineResult): Promise<PostedMessage[]>;
 }
 
 /** One entry per chat platform in serve's list of adapters. */
@@ -68,6 +69,8 @@ export interface AdapterStarter {
   readonly name: string;
   /** The environment variables that enable it, for the "nothing to serve" message. */
   readonly credentials: string;
+  /** The environment variables holding its secrets: their values are masked in every log line. */
+  readonly secretVariables: readonly string[];
   /** Whether its credentials are set. */
   configured(env: NodeJS.ProcessEnv): boolean;
   start(services: ChatServices, env: NodeJS.ProcessEnv): Promise<RunningAdapter>;

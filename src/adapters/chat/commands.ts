@@ -4,7 +4,7 @@
  * from the declarations instead of being written per command.
  */
 import { z } from "zod";
-import type { Command } from "../../commands/command.js";
+import type { Command, CommandResult } from "../../commands/command.js";
 import { exportCommand } from "../../commands/export.js";
 import { imagineCommand } from "../../commands/imagine.js";
 import { promptCommand } from "../../commands/prompt.js";
@@ -13,7 +13,7 @@ import { studyCommand } from "../../commands/study.js";
 import { UserError } from "../../core/errors.js";
 
 /** Any command, whatever its options and result. */
-export type AnyCommand = Command<z.ZodType, unknown>;
+export type AnyCommand = Command<z.ZodType, CommandResult>;
 
 /** Every command a chat adapter registers; stats, study and export are admin-only. */
 export const CHAT_COMMANDS: readonly AnyCommand[] = [

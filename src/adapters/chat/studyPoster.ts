@@ -61,7 +61,10 @@ export function studyPoster(
         return;
       }
       const messages = await adapter.postResult(channel, result);
-      logger.info({ studyId: study.id, item: item.id, messages }, "study item posted");
+      logger.info(
+        { studyId: study.id, item: item.id, messages: messages.map((m) => m.ref) },
+        "study item posted",
+      );
     },
     onProgress(studyId, progress) {
       logger.info({ studyId, ...progress }, "study progress");

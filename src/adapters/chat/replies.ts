@@ -4,14 +4,9 @@
  * (Discord markdown, Slack mrkdwn); nothing here names the arm.
  */
 import { randomBytes } from "node:crypto";
-import type { PromptResult } from "../../commands/prompt.js";
-import { UserError } from "../../core/errors.js";
-import {
-  failureReason,
-  failureReference,
-  type ImagineProgress,
-  type ImagineResult,
-} from "../../core/pipeline.js";
+import type { PromptsResult } from "../../commands/command.js";
+import { isBotError, isRequesterError, UserError } from "../../core/errors.js";
+import { failureReference, type ImagineProgress, type ImagineResult } from "../../core/pipeline.js";
 import type { Generation, Logger } from "../../core/types.js";
 import type { EmojiScale } from "./votes.js";
 
@@ -84,7 +79,7 @@ export function refusalNotes(result: ImagineResult): string[] {
 
 /** How a failed command is reported. */
 export interface FailureReply {
-  /** A refusal (safe to show, shown only to the person who asked) or a failure. */
+  /** A refusal (the requester's own mistake, shown only to them) or a failure (public). */
   kind: "refusal" | "failure";
   text: string;
   /** The reference the failure was logged under (failures only). */
@@ -92,62 +87,42 @@ export interface FailureReply {
 }
 
 /**
- * A refusal's own message, or a short failure naming the reference it was logged under (the
- * pipeline's own reference; anything else is logged here under a new one).
+ * A requester's mistake as its own message; anything else as a short failure naming the
+ * reference it was logged under: the pipeline's own for a failed job, otherwise a new one logged
+ * here. Operator problems (configuration, model files) never show their message: it may hold
+ * server paths and settings. The pipeline logs those as refusals, so they are logged again here,
+ * as errors, under the same reference.
  */
 export function failureReply(error: unknown, logger: Logger, command: string): FailureReply {
-  if (error instanceof UserError) return { kind: "refusal", text: error.message };
-  let reference = failureReference(error);
-  if (reference === undefined) {
-    reference = randomBytes(4).toString("hex");
+  if (isRequesterError(error)) return { kind: "refusal", text: error.message };
+  const known = failureReference(error);
+  const reference = known ?? randomBytes(4).toString("hex");
+  if (known === undefined || error instanceof UserError) {
     logger.error({ err: error, reference, command }, "command failed");
   }
   return {
     kind: "failure",
-    text: `Sorry, that failed: ${failureReason(error)} (reference ${reference})`,
+    text: `Sorry, that failed: ${shownReason(error, command)} (reference ${reference})`,
     reference,
   };
 }
 
-/** A result as text, for commands without images (the prompt command lists its prompts). */
-export function resultText(command: string, result: unknown): string {
-  if (command === "prompt" && isPromptResult(result)) {
-    const lines = result.prompts.map(
-      (prompt, i) => `${i + 1}. ${prompt.text}${prompt.complete ? "" : " [cut at the token cap]"}`,
-    );
-    return [`Prompts for "${result.subject}" (seed ${result.seed}):`, ...lines].join("\n");
+/** What a requester may be told about a failure that is not their mistake. */
+function shownReason(error: unknown, command: string): string {
+  if (isBotError(error) && (error.code === "DEADLINE" || error.code === "QUEUE_CLOSED")) {
+    return error.message;
   }
-  if (typeof result === "string") return result;
-  return JSON.stringify(result, null, 2);
+  return command === "imagine"
+    ? "Something went wrong while making the image."
+    : "Something went wrong.";
 }
 
-function isPromptResult(value: unknown): value is PromptResult {
-  return (
-    typeof value === "object" && value !== null && Array.isArray((value as PromptResult).prompts)
-  );
-}
-
-/** An imagine result (commands that render return one: imagine, later study rounds). */
-export function isImagineResult(value: unknown): value is ImagineResult {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    Array.isArray((value as ImagineResult).generations) &&
-    Array.isArray((value as ImagineResult).refused)
-  );
-}
-
-/** A report (stats, study, export): preformatted text and attachments (names never hold an arm). */
-export interface ReportReply {
-  text: string;
-  files: { name: string; contentType: string; content: Buffer }[];
-}
-
-export function isReportResult(value: unknown): value is ReportReply {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as ReportReply).text === "string" &&
-    Array.isArray((value as ReportReply).files)
-  );
+/** The prompts of a prompt command as lines of text (each platform escapes and frames them). */
+export function promptLines(result: PromptsResult): string[] {
+  return [
+    `Prompts for "${result.subject}" (seed ${result.seed}):`,
+    ...result.prompts.map(
+      (prompt, i) => `${i + 1}. ${prompt.text}${prompt.complete ? "" : " [cut at the token cap]"}`,
+    ),
+  ];
 }

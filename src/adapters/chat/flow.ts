@@ -1,0 +1,435 @@
+/**
+ * The one chat flow, shared by every platform (the pattern of vercel/chat's processSlashCommand
+ * and processReaction): platforms normalise events (platform.ts) and the flow does the rest.
+ *
+ *   command  → known? accepting? allowed channel? admin if admin-only? options valid?
+ *              (any "no": a private refusal) → execute under the deadline watchdog, progress
+ *              lines as the job moves → the result rendered by kind: images published (posted,
+ *              remembered with setMessageRef, given the voting reactions), prompts, a report
+ *              with its files; a requester's mistake refused privately, anything else a public
+ *              failure with the job's own reference (logged in full under it)
+ *   reaction → seen event? the bot's own? a message? a vote? a bot's? → vote cast, replaced
+ *              (the old reaction removed where the platform allows) or retracted
+ *
+ * A report of each ("command", "reaction") is emitted on `events` once it is fully handled.
+ */
+import { EventEmitter } from "node:events";
+import type { CommandResult, ImagesResult } from "../../commands/command.js";
+import { unhandledResult } from "../../commands/command.js";
+import { BotError, isRequesterError } from "../../core/errors.js";
+import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
+import type { Logger } from "../../core/types.js";
+import { type AnyCommand, parseChatOptions } from "./commands.js";
+import { RecentIds, type SeenEvents } from "./dedupe.js";
+import {
+  type ChatPlatform,
+  type CommandEvent,
+  type Conversation,
+  type ImageMessage,
+  type PostedMessage,
+  type ReactionEvent,
+  ReactionsForbidden,
+} from "./platform.js";
+import { ProgressLine } from "./progress.js";
+import { failureReply, imageReplies, refusalNotes } from "./replies.js";
+import { type ChatServices, commandContext, InFlight } from "./services.js";
+import { type ReactionOutcome, ReactionVotes, votingReactions } from "./votes.js";
+
+/** A command that has shown no progress and not settled by then begins its public reply. */
+export const BEGIN_WITHIN_MS = 1_500;
+
+/** How one command ended (emitted as "command" on ChatFlow.events). */
+export interface CommandReport {
+  /** The platform's id of the invocation. */
+  id: string;
+  command: string;
+  /** The requester, bare platform id. */
+  user: string;
+  outcome: "done" | "refused" | "failed";
+  /** The image messages posted, in order. */
+  messages: PostedMessage[];
+  /** The failure's reference (outcome "failed"). */
+  reference?: string;
+}
+
+/** What happened to one reaction event (emitted as "reaction" on ChatFlow.events). */
+export interface ReactionReport {
+  eventId?: string;
+  added: boolean;
+  emoji: string | null;
+  user: string;
+  messageRef?: string;
+  outcome:
+    | ReactionOutcome
+    | {
+        kind: "ignored";
+        reason: "duplicate" | "self" | "bot" | "custom-emoji" | "not-a-message" | "no-vote-store";
+      }
+    | { kind: "error"; error: unknown };
+  /** For a replaced vote: whether the old reaction was removed (false: not allowed, logged). */
+  oldReactionRemoved?: boolean;
+}
+
+export interface ChatFlowOptions {
+  /** Event ids already handled (default: the last 5000 in memory). */
+  seen?: SeenEvents;
+}
+
+export class ChatFlow {
+  /** "command" (CommandReport) and "reaction" (ReactionReport), once each is fully handled. */
+  readonly events = new EventEmitter();
+  private accepting = true;
+  private readonly commandWork = new InFlight();
+  private readonly reactionWork = new InFlight();
+  /** The commands offered, in the order of the declarations. */
+  readonly commands: readonly AnyCommand[];
+  private readonly byName: Map<string, AnyCommand>;
+  private readonly votes: ReactionVotes | undefined;
+  private readonly seen: SeenEvents;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly platform: ChatPlatform,
+    private readonly services: ChatServices,
+    options: ChatFlowOptions = {},
+  ) {
+    this.logger = services.logger.child({ adapter: platform.name });
+    this.commands = services.commands;
+    this.byName = new Map(services.commands.map((command) => [command.name, command]));
+    this.votes = services.votes ? new ReactionVotes(services.votes, platform.emoji) : undefined;
+    this.seen = options.seen ?? new RecentIds(5000);
+  }
+
+  /** Refuse new commands from now on ("shutting down"); accepted work continues. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Resolves when every accepted command has replied and every reaction is recorded. */
+  async drain(): Promise<void> {
+    await Promise.all([this.commandWork.drain(), this.reactionWork.drain()]);
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  /** Handles one command to its end; never rejects (a crash is logged and reported "failed"). */
+  processCommand(event: CommandEvent): Promise<CommandReport> {
+    const work = this.runCommand(event).catch((error: unknown) => {
+      this.logger.error({ err: error, invocation: event.id }, "command handler failed");
+      return report(event, "failed");
+    });
+    return this.commandWork.track(
+      work.then((done) => {
+        this.events.emit("command", done);
+        return done;
+      }),
+    );
+  }
+
+  private async runCommand(event: CommandEvent): Promise<CommandReport> {
+    const log = this.logger.child({
+      invocation: event.id,
+      command: event.command,
+      user: event.user,
+    });
+    const { conversation } = event;
+    const command = this.byName.get(event.command);
+    const refusal = await this.refusal(event, command);
+    if (refusal !== undefined || command === undefined) {
+      await conversation.refuse(refusal ?? "That command is not available.");
+      return report(event, "refused");
+    }
+    let input: unknown;
+    try {
+      input = parseChatOptions(command, event.options);
+    } catch (error) {
+      return this.failed(event, conversation, error, log);
+    }
+
+    const progress = new ProgressLine(conversation, log);
+    let progressed!: () => void;
+    const firstProgress = new Promise<void>((resolve) => {
+      progressed = resolve;
+    });
+    const context = commandContext(
+      this.services,
+      log,
+      {
+        platform: this.platform.name,
+        user: `${this.platform.name}:${event.user}`,
+        ...(event.server !== undefined ? { server: event.server } : {}),
+        channel: event.channel,
+      },
+      (update: ImagineProgress) => {
+        // "failed" comes just before the rejection: let the outcome decide how to answer.
+        if (update.kind !== "failed" && update.kind !== "done") progressed();
+        progress.show(update);
+      },
+    );
+
+    // The deadline backstop: the queue fails jobs at config.queue.deadlineMs; this covers work
+    // outside it (a report, a slow store) so that nobody is left waiting for ever.
+    let watchdog: NodeJS.Timeout | undefined;
+    const execution = Promise.race([
+      command.execute(context, input) as Promise<CommandResult>,
+      new Promise<never>((_resolve, reject) => {
+        watchdog = setTimeout(
+          () =>
+            reject(
+              new BotError("DEADLINE", "The command did not finish in time, so it was cancelled."),
+            ),
+          this.services.config.queue.deadlineMs + 1_000,
+        );
+      }),
+    ]);
+    let outcome: { value: CommandResult } | { error: unknown } | undefined;
+    const settled = execution.then(
+      (value) => {
+        outcome = { value };
+      },
+      (error: unknown) => {
+        outcome = { error };
+      },
+    );
+    let beginTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      firstProgress,
+      settled,
+      new Promise<void>((resolve) => {
+        beginTimer = setTimeout(resolve, BEGIN_WITHIN_MS);
+      }),
+    ]);
+    clearTimeout(beginTimer);
+
+    try {
+      // A refusal before any work showed (explicit subject, queue full) stays private throughout.
+      if (outcome && "error" in outcome && isRequesterError(outcome.error)) {
+        await conversation.refuse(outcome.error.message);
+        return report(event, "refused");
+      }
+      await conversation.begin();
+      progress.start();
+      await settled;
+      await progress.finish();
+      if (outcome === undefined) throw new Error("unreachable: execution settled without outcome");
+      if ("error" in outcome) return await this.failed(event, conversation, outcome.error, log);
+      const result = outcome.value;
+      switch (result.kind) {
+        case "images":
+          return await this.publishCommandImages(event, result, log);
+        case "prompts":
+          await conversation.prompts(result);
+          return report(event, "done");
+        case "report":
+          await conversation.report(result);
+          return report(event, "done");
+        default:
+          return unhandledResult(result);
+      }
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  /** Why a command is refused before it runs, or undefined when it may run. */
+  private async refusal(
+    event: CommandEvent,
+    command: AnyCommand | undefined,
+  ): Promise<string | undefined> {
+    if (command === undefined) return "That command is not available.";
+    if (!this.accepting) return "The bot is shutting down; try again in a moment.";
+    const channels = this.platform.channels;
+    if (channels !== undefined && !channels.includes(event.channel)) {
+      return "The bot doesn't work in this channel; ask an admin which channels it works in.";
+    }
+    if (command.adminOnly && !(await event.isAdmin())) {
+      return `Only ${this.platform.admins} can use ${this.platform.commandLabel(command.name)}.`;
+    }
+    return undefined;
+  }
+
+  /** A requester's mistake privately; anything else publicly, with its logged reference. */
+  private async failed(
+    event: CommandEvent,
+    conversation: Conversation,
+    error: unknown,
+    log: Logger,
+  ): Promise<CommandReport> {
+    const failure = failureReply(error, log, event.command);
+    if (failure.kind === "refusal") {
+      await conversation.refuse(failure.text);
+      return report(event, "refused");
+    }
+    await conversation.fail(failure.text);
+    return report(event, "failed", [], failure.reference);
+  }
+
+  private async publishCommandImages(
+    event: CommandEvent,
+    result: ImagesResult,
+    log: Logger,
+  ): Promise<CommandReport> {
+    const posted: PostedMessage[] = [];
+    const messages = this.imageMessages(result, event.user);
+    for (const [index, message] of messages.entries()) {
+      try {
+        posted.push(
+          await this.publish((m) => event.conversation.postImage(m, index), message, log),
+        );
+      } catch (error) {
+        const failure = failureReply(error, log, event.command);
+        await event.conversation.fail(
+          `The image for "${message.image.subject}" was made but could not be posted here (reference ${failure.reference}).`,
+        );
+        return report(event, "failed", posted, failure.reference);
+      }
+    }
+    return report(event, "done", posted);
+  }
+
+  /**
+   * Posts an imagine result into a channel as new bot messages (batch-study items), each
+   * remembered and given the voting reactions like /imagine's.
+   */
+  async publishResult(channel: string, result: ImagineResult): Promise<PostedMessage[]> {
+    const log = this.logger.child({ channel });
+    const posted: PostedMessage[] = [];
+    for (const message of this.imageMessages(result, undefined)) {
+      posted.push(await this.publish((m) => this.platform.postImage(channel, m), message, log));
+    }
+    return posted;
+  }
+
+  private imageMessages(result: ImagineResult, requester: string | undefined): ImageMessage[] {
+    const images = imageReplies(result);
+    const notes = refusalNotes(result);
+    return images.map((image, i) => ({
+      image,
+      votable: this.votes !== undefined,
+      notes: i === images.length - 1 ? notes : [],
+      ...(requester !== undefined ? { requester } : {}),
+    }));
+  }
+
+  /**
+   * Post → remember the message (setMessageRef) → add the voting reactions. Bounded by the job
+   * deadline: a platform that keeps retrying never holds a reply for longer than a job may run.
+   */
+  private async publish(
+    post: (message: ImageMessage) => Promise<PostedMessage>,
+    message: ImageMessage,
+    log: Logger,
+  ): Promise<PostedMessage> {
+    return withDeadline(
+      (async () => {
+        const posted = await post(message);
+        if (this.services.votes) {
+          await this.services.votes.setMessageRef(message.image.generationId, posted.ref);
+          await this.addVotingReactions(posted, log);
+        }
+        log.info({ generation: message.image.generationId, ref: posted.ref }, "image posted");
+        return posted;
+      })(),
+      this.services.config.queue.deadlineMs,
+      "posting the image",
+    );
+  }
+
+  private async addVotingReactions(message: PostedMessage, log: Logger): Promise<void> {
+    for (const emoji of votingReactions(this.platform.emoji)) {
+      try {
+        await this.platform.addReaction(message, emoji);
+      } catch (error) {
+        // Votes still count when people add the reactions themselves.
+        log.warn({ err: error, emoji, message: message.ref }, "could not add a voting reaction");
+        if (error instanceof ReactionsForbidden) break;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ reactions
+
+  /** Handles one reaction to its end; never rejects (errors are logged and reported). */
+  processReaction(event: ReactionEvent): Promise<ReactionReport> {
+    return this.reactionWork.track(
+      this.runReaction(event).then((done) => {
+        this.events.emit("reaction", done);
+        return done;
+      }),
+    );
+  }
+
+  private async runReaction(event: ReactionEvent): Promise<ReactionReport> {
+    const base = {
+      ...(event.eventId !== undefined ? { eventId: event.eventId } : {}),
+      added: event.added,
+      emoji: event.emoji,
+      user: event.user,
+      ...(event.message !== undefined ? { messageRef: event.message.ref } : {}),
+    };
+    const ignored = (
+      reason: "duplicate" | "self" | "bot" | "custom-emoji" | "not-a-message" | "no-vote-store",
+    ): ReactionReport => ({ ...base, outcome: { kind: "ignored", reason } });
+    try {
+      // Slack redelivers an event it did not see acknowledged in time: count it once.
+      if (event.eventId !== undefined && !(await this.seen.firstTime(event.eventId))) {
+        return ignored("duplicate");
+      }
+      if (event.user === this.platform.botUserId()) return ignored("self");
+      const message = event.message;
+      if (message === undefined) return ignored("not-a-message");
+      if (!this.votes) return ignored("no-vote-store");
+      if (event.custom || event.emoji === null) return ignored("custom-emoji");
+      // A bot's reaction is never a vote.
+      if (event.added && (await event.isBot?.())) return ignored("bot");
+      const outcome = await this.votes.apply({
+        platform: this.platform.name,
+        messageRef: message.ref,
+        rater: `${this.platform.name}:${event.user}`,
+        emoji: event.emoji,
+        added: event.added,
+      });
+      if (outcome.kind === "cast" && outcome.replacedReaction !== undefined) {
+        const removed = await this.platform
+          .removeReaction(message, outcome.replacedReaction, event.user)
+          .catch((error: unknown) => {
+            this.logger.warn({ err: error, message: message.ref }, "old reaction not removed");
+            return false;
+          });
+        return { ...base, outcome, oldReactionRemoved: removed };
+      }
+      return { ...base, outcome };
+    } catch (error) {
+      this.logger.error({ err: error, ...base }, "reaction not recorded");
+      return { ...base, outcome: { kind: "error", error } };
+    }
+  }
+}
+
+function report(
+  event: CommandEvent,
+  outcome: CommandReport["outcome"],
+  messages: PostedMessage[] = [],
+  reference?: string,
+): CommandReport {
+  return {
+    id: event.id,
+    command: event.command,
+    user: event.user,
+    outcome,
+    messages,
+    ...(reference !== undefined ? { reference } : {}),
+  };
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new BotError("DEADLINE", `${what} did not finish within ${ms} ms`)),
+      ms,
+    );
+  });
+  work.catch(() => {});
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,181 @@
+/**
+ * The chat flow on its own, with an in-memory platform: what no fake platform can stage in
+ * reasonable time (the deadline watchdog), and the flow's own bookkeeping (dedupe of redelivered
+ * events, a renderer per result kind, a crashing platform).
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
+import { ChatFlow, type ChatServices } from "../../src/adapters/chat/index.js";
+import type {
+  ChatPlatform,
+  CommandEvent,
+  Conversation,
+  ImageMessage,
+  PostedMessage,
+} from "../../src/adapters/chat/platform.js";
+import type { Command, PromptsResult, ReportResult } from "../../src/commands/command.js";
+import { createLogger } from "../../src/core/logger.js";
+import { PromptArms } from "../../src/core/prompt/arms.js";
+import { testConfig } from "../helpers/config.js";
+
+/** Records every call of one command's conversation. */
+class RecordingConversation implements Conversation {
+  readonly calls: [string, unknown][] = [];
+  failOn: string | undefined;
+  private record(name: string, value: unknown): void {
+    this.calls.push([name, value]);
+    if (this.failOn === name) throw new Error(`${name} failed on the platform`);
+  }
+  async begin() {
+    this.record("begin", undefined);
+  }
+  async status(text: string) {
+    this.record("status", text);
+  }
+  async refuse(text: string) {
+    this.record("refuse", text);
+  }
+  async fail(text: string) {
+    this.record("fail", text);
+  }
+  async postImage(_message: ImageMessage, index: number): Promise<PostedMessage> {
+    this.record("image", index);
+    return { channel: "c", id: `m${index}`, ref: `c/m${index}` };
+  }
+  async prompts(result: PromptsResult) {
+    this.record("prompts", result.subject);
+  }
+  async report(result: ReportResult) {
+    this.record("report", result.text);
+  }
+}
+
+const platform: ChatPlatform = {
+  name: "discord",
+  emoji: testConfig().votes.discordEmoji,
+  channels: undefined,
+  admins: "admins",
+  botUserId: () => "bot",
+  commandLabel: (name) => `/${name}`,
+  postImage: async () => ({ channel: "c", id: "m", ref: "c/m" }),
+  addReaction: async () => {},
+  removeReaction: async () => false,
+};
+
+function command<Result extends ReportResult | PromptsResult>(
+  name: string,
+  execute: () => Promise<Result>,
+): Command<z.ZodObject, Result> {
+  return { name, description: name, options: z.object({}), execute };
+}
+
+function flowWith(commands: ChatServices["commands"], deadlineMs = 30_000): ChatFlow {
+  const config = testConfig({ queue: { deadlineMs } });
+  const logger = createLogger({ level: "silent" });
+  const services = {
+    config,
+    logger,
+    arms: new PromptArms(config, {}, logger),
+    commands,
+  } as unknown as ChatServices;
+  return new ChatFlow(platform, services);
+}
+
+function event(name: string, conversation: Conversation): CommandEvent {
+  return {
+    id: `i-${name}`,
+    command: name,
+    options: {},
+    user: "u1",
+    channel: "c",
+    isAdmin: async () => false,
+    conversation,
+  };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("chat flow", () => {
+  it("fails a command that outlives the deadline, publicly, with a reference", async () => {
+    vi.useFakeTimers();
+    const stuck = command("stuck", () => new Promise<ReportResult>(() => {}));
+    const flow = flowWith([stuck], 2_000);
+    const conversation = new RecordingConversation();
+    const done = flow.processCommand(event("stuck", conversation));
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(conversation.calls).toEqual([["begin", undefined]]);
+    await vi.advanceTimersByTimeAsync(1_500);
+    const report = await done;
+    expect(report).toMatchObject({
+      outcome: "failed",
+      reference: expect.stringMatching(/^[0-9a-f]{8}$/),
+    });
+    expect(conversation.calls.at(-1)).toEqual([
+      "fail",
+      `Sorry, that failed: The command did not finish in time, so it was cancelled. (reference ${report.reference})`,
+    ]);
+  });
+
+  it("renders each result kind with its own renderer, and refuses unknown commands", async () => {
+    const flow = flowWith([
+      command("words", async () => ({
+        kind: "prompts",
+        subject: "a cat",
+        arm: "x",
+        seed: 1,
+        prompts: [],
+      })),
+      command("numbers", async () => ({ kind: "report", text: "42", data: 42, files: [] })),
+    ]);
+    const words = new RecordingConversation();
+    const numbers = new RecordingConversation();
+    const unknown = new RecordingConversation();
+    await flow.processCommand(event("words", words));
+    await flow.processCommand(event("numbers", numbers));
+    await flow.processCommand(event("nothing", unknown));
+    expect(words.calls).toEqual([
+      ["begin", undefined],
+      ["prompts", "a cat"],
+    ]);
+    expect(numbers.calls).toEqual([
+      ["begin", undefined],
+      ["report", "42"],
+    ]);
+    expect(unknown.calls).toEqual([["refuse", "That command is not available."]]);
+  });
+
+  it("reports a command whose platform fails while answering as failed, and keeps going", async () => {
+    const flow = flowWith([
+      command("numbers", async () => ({ kind: "report", text: "42", data: 42, files: [] })),
+    ]);
+    const broken = new RecordingConversation();
+    broken.failOn = "report";
+    expect(await flow.processCommand(event("numbers", broken))).toMatchObject({
+      outcome: "failed",
+    });
+    await flow.drain();
+  });
+
+  it("drops a redelivered event id and ignores the bot's own reactions", async () => {
+    const flow = flowWith([]);
+    const message = { channel: "c", id: "m", ref: "c/m" };
+    const first = await flow.processReaction({
+      eventId: "Ev1",
+      added: true,
+      user: "bot",
+      emoji: "1️⃣",
+      message,
+    });
+    const again = await flow.processReaction({
+      eventId: "Ev1",
+      added: true,
+      user: "bot",
+      emoji: "1️⃣",
+      message,
+    });
+    expect(first.outcome).toEqual({ kind: "ignored", reason: "self" });
+    expect(again.outcome).toEqual({ kind: "ignored", reason: "duplicate" });
+  });
+});
