@@ -145,7 +145,7 @@ describe.each([
     const seen = await chat.command("stats", { chart: true }, { admin: true });
     expect(seen.report.outcome).toBe("done");
     const shown = seen.public.join("\n");
-    expect(shown).toContain("Mean (SD)");
+    expect(shown).toContain("Table 1: mean (SD)");
     expect(shown).toContain("votes on 1 images by 1 raters");
     expect(shown).not.toMatch(/"summaries"|\[\d+,\d+,\d+/);
     const chart = seen.files.find((file) => file.name === "means.png");
