@@ -1,11 +1,13 @@
 /**
  * Text normalisation and tokenisation for the explicit-text filter. One pass over the text,
  * no regular expression per caption: ASCII text (most captions) is only lowercased; other text
- * is normalised code point by code point (NFKD, lowercase, combining marks removed — the letters
- * NFKC would give, without diacritics), keeping a map back to the original offsets.
+ * is normalised code point by code point — invisible characters removed, NFKC, then the
+ * Unicode TR39 confusables prototype where it is ASCII (Cyrillic "о" → "o", Greek "ν" → "v"),
+ * else NFKD without combining marks, lowercased — keeping a map back to the original offsets.
  */
+import { createRequire } from "node:module";
 
-/** The text as matched, and where each of its UTF-16 units came from in the original. */
+/** Where each of its UTF-16 units came from in the original. */
 export interface NormalisedText {
   text: string;
   /** Original offset of the code point that produced each unit; null when it is the identity. */
@@ -14,15 +16,48 @@ export interface NormalisedText {
   end: Int32Array | null;
 }
 
+/**
+ * Unicode confusables.txt (TR39), one code point → its prototype, as shipped by the
+ * `unhomoglyph` package (nodeca, MIT; Unicode 13.0 data). Only prototypes that are ASCII are
+ * used: the skeleton of ASCII itself ("m" → "rn", "l" → "I") would break matching.
+ */
+const CONFUSABLES = createRequire(import.meta.url)("unhomoglyph/data.json") as Record<
+  string,
+  string
+>;
+
+/**
+ * Characters that draw nothing and can split or disguise a word: zero-width spaces and
+ * joiners, bidi marks, embeddings, overrides and isolates, the word joiner, the BOM, the Arabic
+ * letter mark, soft hyphen, Hangul fillers, tags (Unicode's Default_Ignorable_Code_Point, minus
+ * the variation selectors, which only pick an emoji's presentation).
+ */
+export const INVISIBLE = /(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])\p{Default_Ignorable_Code_Point}/u;
+
 const charCache = new Map<string, string>();
 const MARKS = /\p{M}/gu;
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
-function normaliseChar(ch: string): string {
+/** One non-ASCII code point as the filter matches it ("" for an invisible one). */
+export function normaliseChar(ch: string): string {
   let out = charCache.get(ch);
-  if (out === undefined) {
-    out = ch.normalize("NFKD").toLowerCase().normalize("NFKD").replace(MARKS, "");
-    if (charCache.size < 65_536) charCache.set(ch, out);
+  if (out !== undefined) return out;
+  out = "";
+  if (!INVISIBLE.test(ch)) {
+    for (const c of ch.normalize("NFKC")) {
+      if (c.charCodeAt(0) < 128) {
+        out += c.toLowerCase();
+        continue;
+      }
+      const prototype = CONFUSABLES[c] ?? CONFUSABLES[c.toLowerCase()];
+      if (prototype !== undefined && PRINTABLE_ASCII.test(prototype)) {
+        out += prototype.toLowerCase();
+      } else {
+        out += c.normalize("NFKD").toLowerCase().normalize("NFKD").replace(MARKS, "");
+      }
+    }
   }
+  if (charCache.size < 65_536) charCache.set(ch, out);
   return out;
 }
 
