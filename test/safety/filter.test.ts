@@ -13,10 +13,18 @@ const filter = loadExplicitFilter();
 const entriesOf = (text: string) => filter.check(text).matches.map((m) => m.entry);
 
 describe("blocklist", () => {
-  it("has at least 800 unique entries from the three npm lists", () => {
-    expect(filter.size).toBeGreaterThanOrEqual(800);
+  it("has at least 1,200 unique entries from the three npm lists and the vetted additions", () => {
+    expect(filter.size).toBeGreaterThanOrEqual(1200);
     const sources = new Set(compileBlocklist().map((e) => e.source));
-    expect([...sources].sort()).toEqual(["badwords-list", "naughty-words", "profanities"]);
+    expect([...sources].sort()).toEqual([
+      "badwords-list",
+      "cc2dataset",
+      "google-profanity-words",
+      "imagine-bot",
+      "laion-nsfw-keywords",
+      "naughty-words",
+      "profanities",
+    ]);
   });
 
   it("drops ordinary words and keeps slurs", () => {

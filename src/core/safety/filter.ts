@@ -226,6 +226,9 @@ class ExplicitFilter implements TextFilter {
         const list = this.phrases.get(first) ?? [];
         list.push({ words, entry: compiled.entry });
         this.phrases.set(first, list);
+        // Written as one word, or spelled out letter by letter ("c a l l g i r l").
+        const joined = words.join("");
+        if (!this.words.has(joined)) this.words.set(joined, compiled.entry);
       }
     }
     for (const phrase of EXCEPTION_PHRASES) {
@@ -250,25 +253,20 @@ class ExplicitFilter implements TextFilter {
       const token = tokens[k] as Token;
       if (token.core.length === 0) continue;
       // One word, as written.
-      const entry = this.lookup(token.core);
+      const entry = token.tripleRun ? this.lookup(token.core) : this.words.get(token.core);
       if (entry !== undefined) {
         if (!this.isException(entry, tokens, k))
           this.report(run, entry, token.coreStart, token.coreEnd);
       } else if (token.digits > 0 || token.symbols > 0) {
         this.checkObfuscated(run, token);
       }
-      // Phrases starting here.
+      // Phrases starting here, each word as written or de-obfuscated ("h4ving s3x").
       const candidates = this.phrases.get(token.core);
-      if (candidates !== undefined) {
-        for (const phrase of candidates) {
-          const n = phrase.words.length;
-          if (k + n > tokens.length) continue;
-          let ok = true;
-          for (let j = 1; j < n && ok; j++) {
-            ok = (tokens[k + j] as Token).core === phrase.words[j];
-          }
-          if (ok)
-            this.report(run, phrase.entry, token.coreStart, (tokens[k + n - 1] as Token).coreEnd);
+      if (candidates !== undefined) this.checkPhrases(run, candidates, k);
+      if (!isPlain(token)) {
+        for (const form of wordForms(token)) {
+          const more = form === token.core ? undefined : this.phrases.get(form);
+          if (more !== undefined) this.checkPhrases(run, more, k);
         }
       }
     }
@@ -276,6 +274,24 @@ class ExplicitFilter implements TextFilter {
     if (this.literals.length > 0) this.checkLiterals(run);
     if (matches.length > 1) matches.sort((a, b) => a.index - b.index);
     return { blocked: matches.length > 0, matches };
+  }
+
+  private checkPhrases(run: Run, candidates: Phrase[], k: number): void {
+    const { tokens } = run;
+    for (const phrase of candidates) {
+      const n = phrase.words.length;
+      if (k + n > tokens.length) continue;
+      let ok = true;
+      for (let j = 1; j < n && ok; j++) {
+        const next = tokens[k + j] as Token;
+        const word = phrase.words[j] as string;
+        ok = next.core === word || (!isPlain(next) && wordForms(next).includes(word));
+      }
+      if (ok) {
+        const first = tokens[k] as Token;
+        this.report(run, phrase.entry, first.coreStart, (tokens[k + n - 1] as Token).coreEnd);
+      }
+    }
   }
 
   private report(run: Run, entry: string, start: number, end: number): void {
@@ -296,8 +312,7 @@ class ExplicitFilter implements TextFilter {
 
   /** Leetspeak ("sh1t", "a$$"), and the parts around inner symbols ("fuck!you"). */
   private checkObfuscated(run: Run, token: Token): void {
-    // Digits count as letters only where letters dominate: "a55" (a phone model) stays itself.
-    if (token.letters > 0 && token.digits <= token.letters) {
+    if (readsAsLeet(token.letters, token.digits)) {
       for (const decoded of decodeLeet(token.text)) {
         const entry = this.lookup(decoded);
         if (entry !== undefined) {
@@ -358,7 +373,8 @@ class ExplicitFilter implements TextFilter {
         e + 1 < tokens.length &&
         e - s < 40 &&
         (tokens[e + 1] as Token).text.length === 1 &&
-        (tokens[e + 1] as Token).start - (tokens[e] as Token).end <= 3
+        (tokens[e + 1] as Token).start - (tokens[e] as Token).end <= 3 &&
+        !hasComma(text, (tokens[e] as Token).end, (tokens[e + 1] as Token).start)
       ) {
         e++;
       }
@@ -380,7 +396,7 @@ class ExplicitFilter implements TextFilter {
       letters += t.letters;
       digits += t.digits;
     }
-    const decode = letters > 0 && digits <= letters;
+    const decode = readsAsLeet(letters, digits);
     if (this.tryRun(run, joined, from, to, decode) || !trimOneLetterWords) return;
     const headTrim = ONE_LETTER_WORDS.has((tokens[from] as Token).text) ? 1 : 0;
     const tailTrim = ONE_LETTER_WORDS.has((tokens[to] as Token).text) ? 1 : 0;
@@ -437,6 +453,38 @@ class ExplicitFilter implements TextFilter {
     }
     return false;
   }
+}
+
+/**
+ * Digits are read as letters when the word has two letters or more ("b00b5", "70pl3$$"), or
+ * one letter and no more digits than letters: "a55" and "4k" (a phone model, a resolution) stay
+ * themselves.
+ */
+function readsAsLeet(letters: number, digits: number): boolean {
+  return letters >= 2 || (letters === 1 && digits <= 1);
+}
+
+/** A token with nothing to decode: no digits, no symbols, no run of three equal letters. */
+function isPlain(token: Token): boolean {
+  return token.digits === 0 && token.symbols === 0 && !token.tripleRun;
+}
+
+/** The readings of an obfuscated token: as written, leet decoded, repeated letters shortened. */
+function wordForms(token: Token): string[] {
+  const forms = [token.core];
+  if ((token.digits > 0 || token.symbols > 0) && readsAsLeet(token.letters, token.digits)) {
+    forms.push(...decodeLeet(token.text));
+  }
+  for (const form of [...forms]) {
+    if (hasTripleRun(form)) forms.push(collapseRuns(form, 1), collapseRuns(form, 2));
+  }
+  return forms;
+}
+
+/** A comma ends a run of spaced letters: "an o r g a s m, 8 0 mm" is "orgasm", then "80". */
+function hasComma(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 44) return true;
+  return false;
 }
 
 function hasSpace(text: string, from: number, to: number): boolean {

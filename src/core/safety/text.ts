@@ -38,22 +38,34 @@ const charCache = new Map<string, string>();
 const MARKS = /\p{M}/gu;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
+/**
+ * Latin look-alikes whose TR39 prototype is not ASCII: Greek kappa and Cyrillic ka have the
+ * prototype "ĸ" (kra), Greek chi none, the lunate sigma "ϲ" turns into "ς" under NFKC.
+ */
+const LATIN_LOOKALIKES: Record<string, string> = { ĸ: "k", χ: "x", ς: "c", ϲ: "c" };
+
+/** The ASCII prototype of one code point, if it has one. */
+function asciiPrototype(c: string): string | undefined {
+  const prototype = CONFUSABLES[c] ?? CONFUSABLES[c.toLowerCase()];
+  if (prototype !== undefined && PRINTABLE_ASCII.test(prototype)) return prototype.toLowerCase();
+  return LATIN_LOOKALIKES[prototype ?? c] ?? LATIN_LOOKALIKES[c.toLowerCase()];
+}
+
 /** One non-ASCII code point as the filter matches it ("" for an invisible one). */
 export function normaliseChar(ch: string): string {
   let out = charCache.get(ch);
   if (out !== undefined) return out;
   out = "";
   if (!INVISIBLE.test(ch)) {
-    for (const c of ch.normalize("NFKC")) {
-      if (c.charCodeAt(0) < 128) {
-        out += c.toLowerCase();
-        continue;
-      }
-      const prototype = CONFUSABLES[c] ?? CONFUSABLES[c.toLowerCase()];
-      if (prototype !== undefined && PRINTABLE_ASCII.test(prototype)) {
-        out += prototype.toLowerCase();
-      } else {
-        out += c.normalize("NFKD").toLowerCase().normalize("NFKD").replace(MARKS, "");
+    // The character's own prototype first: NFKC can turn a look-alike into a letter that has none.
+    out = asciiPrototype(ch) ?? "";
+    if (out === "") {
+      for (const c of ch.normalize("NFKC")) {
+        if (c.charCodeAt(0) < 128) out += c.toLowerCase();
+        else {
+          const bare = c.normalize("NFKD").toLowerCase().normalize("NFKD").replace(MARKS, "");
+          out += asciiPrototype(c) ?? asciiPrototype(bare) ?? bare;
+        }
       }
     }
   }
@@ -138,6 +150,8 @@ export interface Token {
   letters: number;
   digits: number;
   symbols: number;
+  /** Some character repeats three or more times in a row ("fuuuck"). */
+  tripleRun: boolean;
 }
 
 /** Splits normalised text into word tokens with their positions in it. */
@@ -156,6 +170,9 @@ export function tokenise(text: string): Token[] {
     let letters = 0;
     let digits = 0;
     let symbols = 0;
+    let tripleRun = false;
+    let previous = -1;
+    let runLength = 0;
     let coreStart = -1;
     let coreEnd = -1;
     while (i < n) {
@@ -163,6 +180,9 @@ export function tokenise(text: string): Token[] {
       cls = code < 128 ? (ASCII_CLASS[code] as number) : classOf(text.codePointAt(i) as number);
       if (cls === OTHER || cls === SPACE) break;
       const width = code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+      runLength = code === previous ? runLength + 1 : 1;
+      if (runLength === 3) tripleRun = true;
+      previous = code;
       if (cls === SYMBOL) {
         symbols++;
       } else {
@@ -185,6 +205,7 @@ export function tokenise(text: string): Token[] {
         letters,
         digits,
         symbols,
+        tripleRun,
       });
     } else {
       tokens.push({
@@ -197,6 +218,7 @@ export function tokenise(text: string): Token[] {
         letters,
         digits,
         symbols,
+        tripleRun,
       });
     }
   }
