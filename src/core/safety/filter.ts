@@ -507,3 +507,18 @@ function isAsciiWordChar(c: number): boolean {
 export function loadExplicitFilter(options: FilterOptions = {}): TextFilter {
   return new ExplicitFilter(compileBlocklist(options));
 }
+
+const loaded = new WeakMap<FilterOptions, TextFilter>();
+
+/**
+ * The filter for one configuration object (config.safety), loaded on first use and shared:
+ * commands that have no pipeline (`prompt`) use it without reloading the list per call.
+ */
+export function explicitFilterFor(options: FilterOptions): TextFilter {
+  let filter = loaded.get(options);
+  if (filter === undefined) {
+    filter = loadExplicitFilter(options);
+    loaded.set(options, filter);
+  }
+  return filter;
+}
