@@ -16,7 +16,7 @@
  *     captions in it, so its blocked captions are listed with --show for a person to judge, and
  *     it is reported apart from the three clean sets.
  *
- *   npx tsx bench/safety-eval.ts [--show] [--seed N]
+ *   npm run bench:safety-eval -- [--show] [--seed N]     (npx tsx bench/safety-eval.ts …)
  *
  * Goals: recall ≥ 95% on plainly explicit, ≥ 85% on disguised, ≤ 0.5% ordinary captions blocked.
  */
@@ -32,8 +32,9 @@ const seedArg = args.indexOf("--seed");
 const SEED = seedArg >= 0 ? Number(args[seedArg + 1]) : 12;
 if (!Number.isInteger(SEED)) throw new Error("--seed takes a whole number");
 if (!existsSync(SHARED)) {
-  console.error(`${SHARED} is absent: this evaluation needs the shared caption data.`);
-  process.exit(2);
+  // `npm run bench` runs every bench; without the shared data there is nothing to measure.
+  console.log(`skipped: ${SHARED} is absent (this evaluation needs the shared caption data)`);
+  process.exit(0);
 }
 
 /** Explicit prompt stems; {who} is a person, [words] are what the disguises rewrite. */

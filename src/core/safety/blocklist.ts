@@ -1,5 +1,6 @@
 /**
- * The shipped blocklist, assembled at load time from three npm word lists:
+ * The shipped blocklist, assembled at load time from three npm word lists and the vetted
+ * additions of vocabulary.ts (nudity, sex work, adult sites):
  *
  *   naughty-words  (LDNOOBW "List of Dirty, Naughty, Obscene and Otherwise Bad Words", en;
  *                   CC-BY-4.0, Shutterstock)                                       403 entries
@@ -387,8 +388,8 @@ export const INNOCENT_FORMS: ReadonlySet<string> = new Set([
   ...["pubed", "puber", "pubers", "pubing", "pussed", "pusser", "pussers", "pusses", "pussing"],
   ...["retarded", "spaced", "spacer", "spacers", "spacing", "cunning", "cunner", "cunners"],
   ...["fondler", "fondlers", "fondling", "lesbos", "spiked", "spiker", "spikers", "spiking"],
-  // not WordNet lemmas, but ordinary: "head cocked", "a cocked hat"
-  ...["cocked", "cocking"],
+  // not WordNet lemmas, but ordinary: "head cocked", "a cocked hat", MINGER (an LED brand)
+  ...["cocked", "cocking", "minger", "mingers"],
 ]);
 
 /** Innocent phrases that contain an entry; a match inside one of them is not reported. */

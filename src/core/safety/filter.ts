@@ -191,6 +191,17 @@ interface Run {
   norm: NormalisedText;
   tokens: Token[];
   matches: SafetyMatch[];
+  /** Runs of tokens read as one word ("c a l l", "g-i-r-l"), for phrases across them. */
+  segments: Segment[];
+}
+
+/** Tokens from..to read as one word, with its readings. */
+interface Segment {
+  from: number;
+  to: number;
+  forms: string[];
+  /** True for a run of several tokens; false for a single token. */
+  joined: boolean;
 }
 
 /** Leading and trailing one-letter words trimmed from a run of spaced letters ("a f u c k"). */
@@ -248,7 +259,7 @@ class ExplicitFilter implements TextFilter {
     if (text.length === 0) return { blocked: false, matches };
     const norm = normaliseText(text);
     const tokens = tokenise(norm.text);
-    const run: Run = { text, norm, tokens, matches };
+    const run: Run = { text, norm, tokens, matches, segments: [] };
     for (let k = 0; k < tokens.length; k++) {
       const token = tokens[k] as Token;
       if (token.core.length === 0) continue;
@@ -383,6 +394,53 @@ class ExplicitFilter implements TextFilter {
       }
       s = e + 1;
     }
+    if (run.segments.length > 0) this.checkPhrasesAcrossRuns(run);
+  }
+
+  /**
+   * Phrases whose words are written as runs ("c a l l girl", "w-i-t-h-o-u-t c.l.o.t.h.e.s"):
+   * the tokens read again with each run as one word. Phrases without a run were checked
+   * token by token already.
+   */
+  private checkPhrasesAcrossRuns(run: Run): void {
+    const { tokens } = run;
+    const startsAt = new Map<number, Segment>();
+    for (const segment of run.segments) {
+      const current = startsAt.get(segment.from);
+      if (current === undefined || segment.to > current.to) startsAt.set(segment.from, segment);
+    }
+    const sequence: Segment[] = [];
+    for (let k = 0; k < tokens.length; ) {
+      const segment = startsAt.get(k);
+      if (segment !== undefined) {
+        sequence.push(segment);
+        k = segment.to + 1;
+      } else {
+        const token = tokens[k] as Token;
+        const forms = isPlain(token) ? [token.core] : wordForms(token);
+        sequence.push({ from: k, to: k, forms, joined: false });
+        k++;
+      }
+    }
+    for (let i = 0; i < sequence.length; i++) {
+      for (const form of (sequence[i] as Segment).forms) {
+        for (const phrase of this.phrases.get(form) ?? []) {
+          const n = phrase.words.length;
+          if (i + n > sequence.length) continue;
+          let ok = true;
+          let joined = false;
+          for (let j = 0; j < n && ok; j++) {
+            const segment = sequence[i + j] as Segment;
+            joined ||= segment.joined;
+            ok = j === 0 || segment.forms.includes(phrase.words[j] as string);
+          }
+          if (!ok || !joined) continue;
+          const first = tokens[(sequence[i] as Segment).from] as Token;
+          const last = tokens[(sequence[i + n - 1] as Segment).to] as Token;
+          this.report(run, phrase.entry, first.start, last.end);
+        }
+      }
+    }
   }
 
   private checkRun(run: Run, from: number, to: number, trimOneLetterWords: boolean): void {
@@ -397,9 +455,14 @@ class ExplicitFilter implements TextFilter {
       digits += t.digits;
     }
     const decode = readsAsLeet(letters, digits);
+    const headTrim =
+      trimOneLetterWords && ONE_LETTER_WORDS.has((tokens[from] as Token).text) ? 1 : 0;
+    const tailTrim = trimOneLetterWords && ONE_LETTER_WORDS.has((tokens[to] as Token).text) ? 1 : 0;
+    const forms = runForms(joined, decode);
+    if (headTrim) forms.push(...runForms(joined.slice(1), decode));
+    if (tailTrim) forms.push(...runForms(joined.slice(0, -1), decode));
+    run.segments.push({ from, to, forms, joined: true });
     if (this.tryRun(run, joined, from, to, decode) || !trimOneLetterWords) return;
-    const headTrim = ONE_LETTER_WORDS.has((tokens[from] as Token).text) ? 1 : 0;
-    const tailTrim = ONE_LETTER_WORDS.has((tokens[to] as Token).text) ? 1 : 0;
     if (to - from + 1 - headTrim < 3) return;
     if (headTrim && this.tryRun(run, joined.slice(1), from + 1, to, decode)) return;
     if (tailTrim && to - from >= 3) {
@@ -482,6 +545,16 @@ function wordForms(token: Token): string[] {
 }
 
 /** A comma ends a run of spaced letters: "an o r g a s m, 8 0 mm" is "orgasm", then "80". */
+/** The readings of a run joined into one word: as written, leet decoded, repeats shortened. */
+function runForms(joined: string, decode: boolean): string[] {
+  const forms = [joined];
+  if (decode) forms.push(...decodeLeet(joined));
+  for (const form of [...forms]) {
+    if (hasTripleRun(form)) forms.push(collapseRuns(form, 1), collapseRuns(form, 2));
+  }
+  return forms;
+}
+
 function hasComma(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (text.charCodeAt(i) === 44) return true;
   return false;

@@ -75,7 +75,8 @@ export const ADDED_VOCABULARY: readonly VocabularyGroup[] = [
       ...["copulating", "copulation", "fornicating", "fornication", "ahegao", "erotica", "lewd"],
       ...["rule34", "r34", "pornographic", "porn star", "adult film", "adult video"],
       ...["adult movie", "sex tape", "sextape", "sex video", "sexting", "dick pic", "cock ring"],
-      ...["butt plug", "cowgirl position", "lolicon", "shotacon", "nhentai"],
+      ...["butt plug", "cowgirl position", "lolicon", "shotacon", "nhentai", "jerking off"],
+      ...["jacking off"],
       // sex work
       ...["prostitute", "prostitution", "call girl", "escort girl", "escort service"],
       ...["escort agency", "brothel", "whorehouse", "stripper", "striptease", "strip tease"],
