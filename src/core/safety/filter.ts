@@ -213,6 +213,8 @@ class ExplicitFilter implements TextFilter {
   private readonly phrases = new Map<string, Phrase[]>();
   private readonly literals: { text: string; entry: string }[] = [];
   private readonly exceptions = new Map<string, Exception[]>();
+  /** Every word of every phrase: a run that is none of them cannot be part of a phrase. */
+  private readonly phraseWords = new Set<string>();
 
   constructor(entries: CompiledEntry[]) {
     this.size = new Set(entries.map((e) => e.entry)).size;
@@ -237,6 +239,7 @@ class ExplicitFilter implements TextFilter {
         const list = this.phrases.get(first) ?? [];
         list.push({ words, entry: compiled.entry });
         this.phrases.set(first, list);
+        for (const word of words) this.phraseWords.add(word);
         // Written as one word, or spelled out letter by letter ("c a l l g i r l").
         const joined = words.join("");
         if (!this.words.has(joined)) this.words.set(joined, compiled.entry);
@@ -274,7 +277,7 @@ class ExplicitFilter implements TextFilter {
       // Phrases starting here, each word as written or de-obfuscated ("h4ving s3x").
       const candidates = this.phrases.get(token.core);
       if (candidates !== undefined) this.checkPhrases(run, candidates, k);
-      if (!isPlain(token)) {
+      if (token.letters > 0 && !isPlain(token)) {
         for (const form of wordForms(token)) {
           const more = form === token.core ? undefined : this.phrases.get(form);
           if (more !== undefined) this.checkPhrases(run, more, k);
@@ -394,7 +397,9 @@ class ExplicitFilter implements TextFilter {
       }
       s = e + 1;
     }
-    if (run.segments.length > 0) this.checkPhrasesAcrossRuns(run);
+    if (run.segments.some((segment) => segment.forms.some((f) => this.phraseWords.has(f)))) {
+      this.checkPhrasesAcrossRuns(run);
+    }
   }
 
   /**
