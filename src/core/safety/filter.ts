@@ -326,13 +326,13 @@ class ExplicitFilter implements TextFilter {
 
   /** Leetspeak ("sh1t", "a$$"), and the parts around inner symbols ("fuck!you"). */
   private checkObfuscated(run: Run, token: Token): void {
-    if (readsAsLeet(token.letters, token.digits)) {
-      for (const decoded of decodeLeet(token.text)) {
-        const entry = this.lookup(decoded);
-        if (entry !== undefined) {
-          this.report(run, entry, token.start, token.end);
-          return;
-        }
+    const forms = wordForms(token);
+    // forms[0] is the token as written, looked up already.
+    for (let i = 1; i < forms.length; i++) {
+      const entry = this.lookup(forms[i] as string);
+      if (entry !== undefined) {
+        this.report(run, entry, token.start, token.end);
+        return;
       }
     }
     if (token.symbols > 0) {
@@ -397,9 +397,7 @@ class ExplicitFilter implements TextFilter {
       }
       s = e + 1;
     }
-    if (run.segments.some((segment) => segment.forms.some((f) => this.phraseWords.has(f)))) {
-      this.checkPhrasesAcrossRuns(run);
-    }
+    if (run.segments.length > 0) this.checkPhrasesAcrossRuns(run);
   }
 
   /**
@@ -466,7 +464,10 @@ class ExplicitFilter implements TextFilter {
     const forms = runForms(joined, decode);
     if (headTrim) forms.push(...runForms(joined.slice(1), decode));
     if (tailTrim) forms.push(...runForms(joined.slice(0, -1), decode));
-    run.segments.push({ from, to, forms, joined: true });
+    // Only a run that reads as a phrase word can be part of a phrase ("c a l l" girl).
+    if (forms.some((form) => this.phraseWords.has(form))) {
+      run.segments.push({ from, to, forms, joined: true });
+    }
     if (this.tryRun(run, joined, from, to, decode) || !trimOneLetterWords) return;
     if (to - from + 1 - headTrim < 3) return;
     if (headTrim && this.tryRun(run, joined.slice(1), from + 1, to, decode)) return;
@@ -537,9 +538,14 @@ function isPlain(token: Token): boolean {
   return token.digits === 0 && token.symbols === 0 && !token.tripleRun;
 }
 
-/** The readings of an obfuscated token: as written, leet decoded, repeated letters shortened. */
+/**
+ * The readings of an obfuscated token: as written, leet decoded, repeated letters shortened.
+ * Computed once per token (the word check and the phrase check both need them).
+ */
 function wordForms(token: Token): string[] {
+  if (token.forms !== undefined) return token.forms;
   const forms = [token.core];
+  token.forms = forms;
   if ((token.digits > 0 || token.symbols > 0) && readsAsLeet(token.letters, token.digits)) {
     forms.push(...decodeLeet(token.text));
   }
@@ -553,6 +559,7 @@ function wordForms(token: Token): string[] {
 /** The readings of a run joined into one word: as written, leet decoded, repeats shortened. */
 function runForms(joined: string, decode: boolean): string[] {
   const forms = [joined];
+  if (!decode && !hasTripleRun(joined)) return forms;
   if (decode) forms.push(...decodeLeet(joined));
   for (const form of [...forms]) {
     if (hasTripleRun(form)) forms.push(collapseRuns(form, 1), collapseRuns(form, 2));

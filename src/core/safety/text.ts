@@ -152,6 +152,8 @@ export interface Token {
   symbols: number;
   /** Some character repeats three or more times in a row ("fuuuck"). */
   tripleRun: boolean;
+  /** The filter's readings of the token (leet decoded…), filled in when first needed. */
+  forms?: string[];
 }
 
 /** Splits normalised text into word tokens with their positions in it. */
@@ -206,6 +208,7 @@ export function tokenise(text: string): Token[] {
         digits,
         symbols,
         tripleRun,
+        forms: undefined,
       });
     } else {
       tokens.push({
@@ -219,6 +222,7 @@ export function tokenise(text: string): Token[] {
         digits,
         symbols,
         tripleRun,
+        forms: undefined,
       });
     }
   }
