@@ -84,6 +84,12 @@ export const HOSTILE_SUBJECTS: [label: string, subject: string, outcome: Outcome
   ["Discord mention", "<@123456789012345678> a red fox <:fox:42>", { accept: "a red fox" }],
   ["Slack mention", "<@U024BE7LH|bob> a red fox <!here>", { accept: "a red fox" }],
   [
+    "Discord animated emoji, timestamp and command",
+    "</imagine:123> <a:wave:42> a red fox <t:1700000000:R>",
+    { accept: "a red fox" },
+  ],
+  ["Slack mailto link", "a red fox <mailto:bob@evil.example|bob>", { link: true }],
+  [
     "emoji ZWJ sequence kept",
     "\u{1f469}\u200d\u{1f4bb} at a desk",
     { accept: "\u{1f469}\u200d\u{1f4bb} at a desk" },

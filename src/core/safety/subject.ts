@@ -58,7 +58,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
  */
 const LINK_PATTERNS: readonly RegExp[] = [
   /\[[^\]]*\]\(\s*<?[^)\s]+>?\s*\)/u,
-  /<\s*[a-z][a-z0-9+.-]*:[^>]*>/iu,
+  // A scheme a client links; Discord's <a:name:1> emoji and <t:1:R> timestamps are not links.
+  /<\s*(?:https?|ftps?|mailto|tel|sms|file|data|javascript)\s*:[^>]*>/iu,
   /\b[a-z][a-z0-9+.-]*:\/\/\S/iu,
   /\bwww\d{0,3}\.[\p{L}\p{N}-]/iu,
   /\b(?:[\p{L}\p{N}-]+\.)+\p{L}{2,}\/\S*/u,
