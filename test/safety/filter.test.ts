@@ -337,6 +337,8 @@ describe("disguises the issue found", () => {
     "an e-mail about a t-shirt",
     "a s s e t s",
     "\u041c\u043e\u0441\u043a\u0432\u0430 at night",
+    // Russian "fresh orange juice": in Cyrillic text, "сок" is not read as "cok".
+    "\u0441\u0432\u0435\u0436\u0438\u0439 \u0441\u043e\u043a \u0430\u043f\u0435\u043b\u044c\u0441\u0438\u043d\u0430",
     "\u0395\u03bb\u03bb\u03ac\u03b4\u03b1 by the sea",
     "the moon seen with the naked eye",
     "a naked mole rat",

@@ -326,8 +326,8 @@ class ExplicitFilter implements TextFilter {
 
   /** Leetspeak ("sh1t", "a$$"), and the parts around inner symbols ("fuck!you"). */
   private checkObfuscated(run: Run, token: Token): void {
-    const forms = wordForms(token);
     // forms[0] is the token as written, looked up already.
+    const forms = readsAsLeet(token.letters, token.digits) ? wordForms(token) : [];
     for (let i = 1; i < forms.length; i++) {
       const entry = this.lookup(forms[i] as string);
       if (entry !== undefined) {
@@ -546,10 +546,13 @@ function wordForms(token: Token): string[] {
   if (token.forms !== undefined) return token.forms;
   const forms = [token.core];
   token.forms = forms;
-  if ((token.digits > 0 || token.symbols > 0) && readsAsLeet(token.letters, token.digits)) {
-    forms.push(...decodeLeet(token.text));
-  }
-  for (const form of [...forms]) {
+  const decode =
+    (token.digits > 0 || token.symbols > 0) && readsAsLeet(token.letters, token.digits);
+  if (!decode && !token.tripleRun) return forms;
+  if (decode) forms.push(...decodeLeet(token.text));
+  const count = forms.length;
+  for (let i = 0; i < count; i++) {
+    const form = forms[i] as string;
     if (hasTripleRun(form)) forms.push(collapseRuns(form, 1), collapseRuns(form, 2));
   }
   return forms;

@@ -34,8 +34,8 @@ const CONFUSABLES = createRequire(import.meta.url)("unhomoglyph/data.json") as R
  */
 export const INVISIBLE = /(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])\p{Default_Ignorable_Code_Point}/u;
 
-const charCache = new Map<string, string>();
 const MARKS = /\p{M}/gu;
+const MARK_CHAR = /^\p{M}$/u;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 /**
@@ -51,28 +51,85 @@ function asciiPrototype(c: string): string | undefined {
   return LATIN_LOOKALIKES[prototype ?? c] ?? LATIN_LOOKALIKES[c.toLowerCase()];
 }
 
-/** One non-ASCII code point as the filter matches it ("" for an invisible one). */
-export function normaliseChar(ch: string): string {
-  let out = charCache.get(ch);
-  if (out !== undefined) return out;
-  out = "";
-  if (!INVISIBLE.test(ch)) {
+/** What a non-ASCII code point is for the script check. */
+const OTHER_CHAR = 0;
+/** A letter that reads as ASCII letters without confusables: é, ｆ, 𝐟. */
+const LATIN_CHAR = 1;
+/** A letter of another script that looks like a Latin one: Cyrillic "о", Greek "ν". */
+const LOOKALIKE_CHAR = 2;
+/** A letter of another script that does not: Cyrillic "ж", Greek "λ", CJK… */
+const FOREIGN_CHAR = 3;
+
+interface CharInfo {
+  /** With TR39 prototypes: Cyrillic "о" → "o". */
+  skeleton: string;
+  /** Without: NFKC, then NFKD without marks, lowercased. */
+  plain: string;
+  kind: number;
+  /** A combining mark: part of the word it follows. */
+  mark: boolean;
+}
+
+const infoCache = new Map<number, CharInfo>();
+const LETTER_CHAR = /^\p{L}$/u;
+const ASCII_LETTERS = /^[a-z]+$/;
+
+function plainForm(c: string): string {
+  return c.normalize("NFKD").toLowerCase().normalize("NFKD").replace(MARKS, "");
+}
+
+/** One non-ASCII code point, both ways ("" for an invisible one). */
+function charInfo(code: number): CharInfo {
+  let info = infoCache.get(code);
+  if (info !== undefined) return info;
+  const ch = String.fromCodePoint(code);
+  if (INVISIBLE.test(ch)) {
+    info = { skeleton: "", plain: "", kind: OTHER_CHAR, mark: false };
+  } else {
+    let plain = "";
+    for (const c of ch.normalize("NFKC")) {
+      plain += c.charCodeAt(0) < 128 ? c.toLowerCase() : plainForm(c);
+    }
     // The character's own prototype first: NFKC can turn a look-alike into a letter that has none.
-    out = asciiPrototype(ch) ?? "";
-    if (out === "") {
+    let skeleton = asciiPrototype(ch) ?? "";
+    if (skeleton === "") {
       for (const c of ch.normalize("NFKC")) {
-        if (c.charCodeAt(0) < 128) out += c.toLowerCase();
+        if (c.charCodeAt(0) < 128) skeleton += c.toLowerCase();
         else {
-          const bare = c.normalize("NFKD").toLowerCase().normalize("NFKD").replace(MARKS, "");
-          out += asciiPrototype(c) ?? asciiPrototype(bare) ?? bare;
+          const bare = plainForm(c);
+          skeleton += asciiPrototype(c) ?? asciiPrototype(bare) ?? bare;
         }
       }
     }
+    const kind = ASCII_LETTERS.test(plain)
+      ? LATIN_CHAR
+      : !LETTER_CHAR.test(ch)
+        ? OTHER_CHAR
+        : ASCII_LETTERS.test(skeleton)
+          ? LOOKALIKE_CHAR
+          : FOREIGN_CHAR;
+    info = { skeleton, plain, kind, mark: MARK_CHAR.test(ch) };
   }
-  if (charCache.size < 65_536) charCache.set(ch, out);
-  return out;
+  if (infoCache.size < 65_536) infoCache.set(code, info);
+  return info;
 }
 
+/** One non-ASCII code point as the filter matches it in Latin text ("" for an invisible one). */
+export function normaliseChar(ch: string): string {
+  return charInfo(ch.codePointAt(0) as number).skeleton;
+}
+
+function isAsciiLetter(code: number): boolean {
+  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
+}
+
+/**
+ * Lowercased, invisible characters removed, NFKC, and look-alike letters read as Latin
+ * (TR39 prototypes). In text written in another script (letters with no Latin look-alike, such
+ * as Cyrillic "ж", outnumber the Latin ones) a word entirely in that script keeps its letters, so
+ * "свежий сок" is not read as "... cok"; a word that mixes scripts ("pоrn" with a Cyrillic о) is
+ * read as Latin whatever the text around it, and so is text made only of look-alikes ("ѕех").
+ */
 export function normaliseText(text: string): NormalisedText {
   let ascii = true;
   for (let i = 0; i < text.length; i++) {
@@ -82,25 +139,75 @@ export function normaliseText(text: string): NormalisedText {
     }
   }
   if (ascii) return { text: text.toLowerCase(), start: null, end: null };
+  // Which script dominates: Latin letters (ASCII or not) against letters of other scripts.
+  let latin = 0;
+  let lookalike = 0;
+  let foreign = 0;
+  for (let i = 0; i < text.length; ) {
+    const code = text.codePointAt(i) as number;
+    const width = code > 0xffff ? 2 : 1;
+    if (code < 128) {
+      if (isAsciiLetter(code)) latin++;
+    } else {
+      const kind = charInfo(code).kind;
+      if (kind === LATIN_CHAR) latin++;
+      else if (kind === LOOKALIKE_CHAR) lookalike++;
+      else if (kind === FOREIGN_CHAR) foreign++;
+    }
+    i += width;
+  }
+  const latinText = foreign === 0 || latin >= lookalike + foreign;
   let out = "";
   const start: number[] = [];
   const end: number[] = [];
+  const emit = (piece: string, from: number, to: number) => {
+    for (let k = 0; k < piece.length; k++) {
+      start.push(from);
+      end.push(to);
+    }
+    out += piece;
+  };
   let i = 0;
   while (i < text.length) {
     const code = text.codePointAt(i) as number;
-    const width = code > 0xffff ? 2 : 1;
-    let piece: string;
-    if (code < 128) {
-      piece = code >= 65 && code <= 90 ? String.fromCharCode(code + 32) : (text[i] as string);
-    } else {
-      piece = normaliseChar(text.slice(i, i + width));
+    if (code < 128 && !isAsciiLetter(code)) {
+      emit(text[i] as string, i, i + 1);
+      i++;
+      continue;
     }
-    for (let k = 0; k < piece.length; k++) {
-      start.push(i);
-      end.push(i + width);
+    // A word: letters, digits, marks and invisible characters, ASCII or not.
+    const wordStart = i;
+    let hasLatin = false;
+    let hasForeign = false;
+    while (i < text.length) {
+      const c = text.codePointAt(i) as number;
+      const w = c > 0xffff ? 2 : 1;
+      if (c < 128) {
+        if (isAsciiLetter(c)) hasLatin = true;
+        else if (!(c >= 48 && c <= 57)) break;
+      } else {
+        const info = charInfo(c);
+        if (info.kind === LATIN_CHAR) hasLatin = true;
+        else if (info.kind === LOOKALIKE_CHAR || info.kind === FOREIGN_CHAR) hasForeign = true;
+        else if (info.skeleton !== "" && !info.mark) {
+          if (i === wordStart) i += w; // a lone symbol or space: a word of its own
+          break;
+        }
+      }
+      i += w;
     }
-    out += piece;
-    i += width;
+    const skeleton = latinText || (hasLatin && hasForeign);
+    for (let j = wordStart; j < i; ) {
+      const c = text.codePointAt(j) as number;
+      const w = c > 0xffff ? 2 : 1;
+      if (c < 128) {
+        emit(c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : (text[j] as string), j, j + 1);
+      } else {
+        const info = charInfo(c);
+        emit(skeleton ? info.skeleton : info.plain, j, j + w);
+      }
+      j += w;
+    }
   }
   return { text: out, start: Int32Array.from(start), end: Int32Array.from(end) };
 }
