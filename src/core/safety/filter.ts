@@ -558,7 +558,6 @@ function wordForms(token: Token): string[] {
   return forms;
 }
 
-/** A comma ends a run of spaced letters: "an o r g a s m, 8 0 mm" is "orgasm", then "80". */
 /** The readings of a run joined into one word: as written, leet decoded, repeats shortened. */
 function runForms(joined: string, decode: boolean): string[] {
   const forms = [joined];
@@ -570,6 +569,7 @@ function runForms(joined: string, decode: boolean): string[] {
   return forms;
 }
 
+/** A comma ends a run of spaced letters: "an o r g a s m, 8 0 mm" is "orgasm", then "80". */
 function hasComma(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (text.charCodeAt(i) === 44) return true;
   return false;

@@ -7,7 +7,7 @@
  */
 import { createRequire } from "node:module";
 
-/** Where each of its UTF-16 units came from in the original. */
+/** The text as matched, and where each of its UTF-16 units came from in the original. */
 export interface NormalisedText {
   text: string;
   /** Original offset of the code point that produced each unit; null when it is the identity. */
@@ -29,8 +29,9 @@ const CONFUSABLES = createRequire(import.meta.url)("unhomoglyph/data.json") as R
 /**
  * Characters that draw nothing and can split or disguise a word: zero-width spaces and
  * joiners, bidi marks, embeddings, overrides and isolates, the word joiner, the BOM, the Arabic
- * letter mark, soft hyphen, Hangul fillers, tags (Unicode's Default_Ignorable_Code_Point, minus
- * the variation selectors, which only pick an emoji's presentation).
+ * letter mark, soft hyphen, Hangul fillers, tags — Unicode's Default_Ignorable_Code_Point, which
+ * holds every invisible format and bidi control, minus the variation selectors (they only pick
+ * an emoji's presentation).
  */
 export const INVISIBLE = /(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])\p{Default_Ignorable_Code_Point}/u;
 
