@@ -32,6 +32,9 @@ import {
 import { HOSTILE_SUBJECTS, outcomeOf } from "./hostile.js";
 
 const silent = createLogger({ level: "silent" });
+// One safety configuration object for every test, so explicitFilterFor loads the list once.
+const safety = testConfig(tmpdir()).safety;
+const filter = loadExplicitFilter(safety);
 
 let dataDir: string;
 let config: Config;
@@ -40,7 +43,7 @@ let closers: (() => Promise<void>)[];
 
 beforeEach(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "imagine-safety-"));
-  config = testConfig(dataDir);
+  config = { ...testConfig(dataDir), safety };
   closers = [];
 });
 
@@ -63,7 +66,7 @@ function contextFor(
     config,
     arms: armsOf(generator),
     backend,
-    filter: loadExplicitFilter(config.safety),
+    filter,
     store,
     saveImage: inTestSaveImage(),
     logger: silent,
