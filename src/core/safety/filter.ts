@@ -461,12 +461,16 @@ class ExplicitFilter implements TextFilter {
     const headTrim =
       trimOneLetterWords && ONE_LETTER_WORDS.has((tokens[from] as Token).text) ? 1 : 0;
     const tailTrim = trimOneLetterWords && ONE_LETTER_WORDS.has((tokens[to] as Token).text) ? 1 : 0;
-    const forms = runForms(joined, decode);
-    if (headTrim) forms.push(...runForms(joined.slice(1), decode));
-    if (tailTrim) forms.push(...runForms(joined.slice(0, -1), decode));
     // Only a run that reads as a phrase word can be part of a phrase ("c a l l" girl).
-    if (forms.some((form) => this.phraseWords.has(form))) {
-      run.segments.push({ from, to, forms, joined: true });
+    if (decode || headTrim || tailTrim || hasTripleRun(joined)) {
+      const forms = runForms(joined, decode);
+      if (headTrim) forms.push(...runForms(joined.slice(1), decode));
+      if (tailTrim) forms.push(...runForms(joined.slice(0, -1), decode));
+      if (forms.some((form) => this.phraseWords.has(form))) {
+        run.segments.push({ from, to, forms, joined: true });
+      }
+    } else if (this.phraseWords.has(joined)) {
+      run.segments.push({ from, to, forms: [joined], joined: true });
     }
     if (this.tryRun(run, joined, from, to, decode) || !trimOneLetterWords) return;
     if (to - from + 1 - headTrim < 3) return;
