@@ -8,6 +8,7 @@ import type { z } from "zod";
 import type { Config } from "../core/config.js";
 import type { ImagineProgress, ImagineResult, Pipeline } from "../core/pipeline.js";
 import type { PromptArms } from "../core/prompt/arms.js";
+import type { PromptRefusal } from "../core/safety/index.js";
 import type { StudyManager } from "../core/study/manager.js";
 import type { GeneratedPrompt, Logger, VoteStore } from "../core/types.js";
 
@@ -46,7 +47,10 @@ export interface PromptsResult {
   subject: string;
   arm: string;
   seed: number;
+  /** The prompts that passed the explicit filter (a blocked one is resampled first). */
   prompts: GeneratedPrompt[];
+  /** Prompts still blocked after every resample (index counts from 1). */
+  refused: PromptRefusal[];
 }
 
 /** A report (stats, study, export): preformatted text, the same as data, and attachments. */

@@ -1,6 +1,12 @@
 import { randomInt } from "node:crypto";
 import { z } from "zod";
-import { validateSubject } from "../core/prompt/subject.js";
+import {
+  explicitFilterFor,
+  gateSubject,
+  noCleanPromptError,
+  type PromptRefusal,
+  writeCheckedPrompts,
+} from "../core/safety/index.js";
 import type { Command, PromptsResult } from "./command.js";
 import { armOption, modelDirOption, seedOption, subjectOption } from "./options.js";
 
@@ -15,30 +21,46 @@ const options = z.object({
 
 export type { PromptsResult as PromptResult } from "./command.js";
 
-/** Writes prompts for a subject without rendering them: the prompt engine on its own. */
+/**
+ * Writes prompts for a subject without rendering them: the prompt engine on its own, behind the
+ * same subject gate and explicit filter as imagine (resample, then refuse).
+ */
 export const promptCommand = {
   name: "prompt",
   description: "Write text-to-image prompts for a subject",
   options,
   async execute(context, input): Promise<PromptsResult> {
-    const subject = validateSubject(input.subject, context.config.prompt.maxSubjectLength);
+    const filter = explicitFilterFor(context.config.safety);
+    const subject = gateSubject(input.subject, {
+      maxLength: context.config.prompt.maxSubjectLength,
+      filter,
+    });
     const arm = input.modelDir ? `model:${input.modelDir}` : (input.arm ?? context.arms.defaultArm);
     const generator = input.modelDir
       ? await context.arms.forModelDir(input.modelDir)
       : await context.arms.get(input.arm);
     // A seed is always chosen and reported, so any output can be reproduced.
     const seed = input.seed ?? randomInt(2 ** 32 - 1);
+    const count = input.count ?? context.config.prompt.count;
     const started = performance.now();
-    const prompts = await generator.generate({
+    const checked = await writeCheckedPrompts(generator, filter, {
       subject,
-      count: input.count ?? context.config.prompt.count,
+      count,
       seed,
       maxNewTokens: input.maxNewTokens,
     });
+    if (checked.prompts.length === 0) throw noCleanPromptError(count, "no prompt is shown");
+    const prompts = checked.prompts.map(({ prompt }) => prompt);
     context.logger.debug(
       { arm, count: prompts.length, ms: Math.round(performance.now() - started) },
       "prompts written",
     );
-    return { kind: "prompts", subject, arm, seed, prompts };
+    if (checked.refused.length > 0) {
+      context.logger.info(
+        { arm, refused: checked.refused.length },
+        "prompts refused after resamples",
+      );
+    }
+    return { kind: "prompts", subject, arm, seed, prompts, refused: checked.refused };
   },
 } satisfies Command<typeof options, PromptsResult>;

@@ -26,7 +26,8 @@ export type ErrorCode =
   | "QUEUE_FULL"
   | "QUEUE_USER_FULL"
   | "QUEUE_CLOSED"
-  | "DEADLINE";
+  | "DEADLINE"
+  | "BACKEND_BUSY";
 
 export class BotError extends Error {
   readonly code: ErrorCode;

@@ -1,9 +1,10 @@
 /**
  * imagine(): the one path from a subject someone typed to stored images.
  *
- *   validate subject (mentions and markup stripped) → explicit-text check of the subject
- *   → queue ─▶ prompt stage: the arm writes `count` prompts; each is checked, and a blocked one
- *              is rewritten with a new derived seed up to 3 times, then refused
+ *   subject gate (safety/subject.ts: invisible characters, links, mentions and markup, the
+ *   explicit filter) → queue ─▶ prompt stage: the arm writes `count` prompts; each is checked,
+ *              and a blocked one is rewritten with a new derived seed up to 3 times, then
+ *              refused (safety/prompts.ts, shared with the `prompt` command)
  *            ─▶ render stage: one image per prompt → PNG saved with its A1111 parameters
  *              (never the arm) → generation record stored → the PNG to upload (for a study:
  *              stripped of all metadata)
@@ -18,9 +19,10 @@ import { BotError, isBotError, UserError } from "./errors.js";
 import { type PngParameters, withoutMetadata } from "./image/png.js";
 import type { SavedPng } from "./image/store.js";
 import type { PromptArms } from "./prompt/arms.js";
-import { validateSubject } from "./prompt/subject.js";
 import { JobQueue } from "./queue.js";
 import type { TextFilter } from "./safety/index.js";
+import { noCleanPromptError, type PromptRefusal, writeCheckedPrompts } from "./safety/prompts.js";
+import { gateSubject } from "./safety/subject.js";
 import type {
   Generation,
   GenerationStore,
@@ -30,8 +32,7 @@ import type {
   RenderedImage,
 } from "./types.js";
 
-/** How many times a blocked prompt is rewritten with a new seed before it is refused. */
-export const PROMPT_RESAMPLES = 3;
+export { derivedSeed, PROMPT_RESAMPLES } from "./safety/prompts.js";
 
 const MAX_SEED = 2 ** 32 - 1;
 
@@ -100,7 +101,7 @@ export interface ImagineResult {
   seed: number;
   generations: ImagineImage[];
   /** Prompts refused after every resample was blocked (index counts from 1). */
-  refused: { index: number; code: "PROMPT_EXPLICIT"; reason: string }[];
+  refused: PromptRefusal[];
   timings: ImagineTimings;
 }
 
@@ -189,14 +190,6 @@ export function failureReason(error: unknown): string {
   return "Something went wrong while making the image.";
 }
 
-/** A seed for the attempt-th rewrite of prompt `index`: deterministic, spread over 32 bits. */
-export function derivedSeed(seed: number, index: number, attempt: number): number {
-  let h = (seed ^ Math.imul(index + 1, 0x9e3779b1) ^ Math.imul(attempt, 0x85ebca6b)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b) >>> 0;
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
 interface Prepared {
   prompts: { index: number; text: string; complete: boolean }[];
   refused: ImagineResult["refused"];
@@ -240,7 +233,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const error = ownFailure(thrown);
       references.set(error, reference);
       const reason = failureReason(error);
-      if (error instanceof UserError) {
+      if (error instanceof UserError && error.code === "BACKEND_BUSY") {
+        // The server's own answer (status, Retry-After) is in the cause.
+        logger.warn({ err: error, requester: request.requester }, "image server busy");
+      } else if (error instanceof UserError) {
         logger.info({ code: error.code, reason }, "imagine refused");
       } else if (isBotError(error) && error.code === "DEADLINE") {
         logger.warn({ code: error.code, requester: request.requester }, "imagine past deadline");
@@ -259,15 +255,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     started: number,
   ): Promise<ImagineResult> {
     // Everything that can be refused without work is refused before queuing.
-    const subject = validateSubject(request.subject, config.prompt.maxSubjectLength, {
-      stripMarkup: true,
+    const subject = gateSubject(request.subject, {
+      maxLength: config.prompt.maxSubjectLength,
+      filter,
     });
-    if (filter.check(subject).blocked) {
-      throw new UserError(
-        "SUBJECT_EXPLICIT",
-        "That subject can't be drawn here: it matches the explicit-content filter. Try a different subject.",
-      );
-    }
     const count = request.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 16) {
       throw new UserError("USAGE", `count must be a whole number from 1 to 16, got ${count}`);
@@ -301,14 +292,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         for (const refusal of prepared.refused) {
           logger.info({ index: refusal.index, arm }, "prompt refused after resamples");
         }
-        if (prepared.prompts.length === 0) {
-          throw new UserError(
-            "PROMPT_EXPLICIT",
-            count === 1
-              ? "The prompt written for that subject kept matching the explicit-content filter, so no image was made. Try a different subject."
-              : "Every prompt written for that subject kept matching the explicit-content filter, so no image was made. Try a different subject.",
-          );
-        }
+        if (prepared.prompts.length === 0) throw noCleanPromptError(count);
         return prepared;
       },
       render: async (prepared, signal) => {
@@ -377,35 +361,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     arm: string,
     signal: AbortSignal,
   ): Promise<Prepared> {
-    const first = await generator.generate({ subject, count, seed, signal });
-    const prompts: Prepared["prompts"] = [];
-    const refused: Prepared["refused"] = [];
-    for (let i = 0; i < count; i++) {
-      let prompt = first[i];
-      for (let attempt = 1; isBlocked(prompt) && attempt <= PROMPT_RESAMPLES; attempt++) {
-        const again = await generator.generate({
-          subject,
-          count: 1,
-          seed: derivedSeed(seed, i, attempt),
-          signal,
-        });
-        prompt = again[0];
-      }
-      if (prompt === undefined || isBlocked(prompt)) {
-        refused.push({
-          index: i + 1,
-          code: "PROMPT_EXPLICIT",
-          reason: "The prompt kept matching the explicit-content filter, so it was not drawn.",
-        });
-      } else {
-        prompts.push({ index: i + 1, text: prompt.text, complete: prompt.complete });
-      }
-    }
-    return { prompts, refused, arm };
-  }
-
-  function isBlocked(prompt: { text: string } | undefined): boolean {
-    return prompt === undefined || filter.check(prompt.text).blocked;
+    const checked = await writeCheckedPrompts(generator, filter, { subject, count, seed, signal });
+    const prompts = checked.prompts.map(({ index, prompt }) => ({
+      index,
+      text: prompt.text,
+      complete: prompt.complete,
+    }));
+    return { prompts, refused: checked.refused, arm };
   }
 
   async function saveOne(

@@ -126,6 +126,7 @@ describe("chat flow", () => {
         arm: "x",
         seed: 1,
         prompts: [],
+        refused: [],
       })),
       command("numbers", async () => ({ kind: "report", text: "42", data: 42, files: [] })),
     ]);

@@ -7,7 +7,8 @@
 
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BotError } from "../../src/core/errors.js";
+import { BotError, UserError } from "../../src/core/errors.js";
+import { BackendBusyError } from "../../src/core/image/http.js";
 import { isPng } from "../../src/core/image/png.js";
 import { RemoteCallError } from "../../src/core/retry.js";
 import type { ImageBackend, ImageRequest } from "../../src/core/types.js";
@@ -153,12 +154,42 @@ export function imageBackendContract(name: string, make: MakeBackendAndFake): vo
       expect(fake.renderCount()).toBe(1);
     });
 
-    it("gives up at once when Retry-After asks for longer than it may wait", async () => {
+    it("gives up at once when Retry-After asks for longer than it may wait, saying when to come back", async () => {
       const { backend, fake } = await subject();
       fake.script({ kind: "rateLimited", retryAfter: "3600" }, { kind: "image" });
       const error = await failure(backend.render(CONTRACT_REQUEST));
-      expect((error as RemoteCallError).status).toBe(429);
+      // A UserError: chat adapters show its message instead of "something went wrong".
+      expect(error).toBeInstanceOf(BackendBusyError);
+      expect(error).toBeInstanceOf(UserError);
+      expect(error.code).toBe("BACKEND_BUSY");
+      expect(error.message).toBe("The image server is busy; try again in about 60 minutes.");
+      expect((error.cause as RemoteCallError).status).toBe(429);
       expect(fake.renderCount()).toBe(1);
+    });
+
+    it("is busy, in about a minute, when 'model is loading' outlasts the retries", async () => {
+      const { backend, fake } = await subject({ retries: 1 });
+      fake.script(
+        { kind: "loading", estimatedTime: 20 },
+        { kind: "loading", estimatedTime: 20 },
+        { kind: "image" },
+      );
+      const error = await failure(backend.render(CONTRACT_REQUEST));
+      expect(error).toBeInstanceOf(BackendBusyError);
+      expect(error.message).toBe("The image server is busy; try again in about 1 minute.");
+      expect((error.cause as RemoteCallError).status).toBe(503);
+      expect(fake.renderCount()).toBe(2);
+    });
+
+    it("keeps a 429 without Retry-After and a 503 without a hint as failures with a status", async () => {
+      const { backend, fake } = await subject({ retries: 0 });
+      fake.script({ kind: "error", status: 429 }, { kind: "error", status: 503 });
+      const first = await failure(backend.render(CONTRACT_REQUEST));
+      expect(first).not.toBeInstanceOf(UserError);
+      expect((first as RemoteCallError).status).toBe(429);
+      const second = await failure(backend.render(CONTRACT_REQUEST));
+      expect(second).not.toBeInstanceOf(UserError);
+      expect((second as RemoteCallError).status).toBe(503);
     });
 
     it("times out a request that never answers", async () => {

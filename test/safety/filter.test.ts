@@ -13,10 +13,18 @@ const filter = loadExplicitFilter();
 const entriesOf = (text: string) => filter.check(text).matches.map((m) => m.entry);
 
 describe("blocklist", () => {
-  it("has at least 800 unique entries from the three npm lists", () => {
-    expect(filter.size).toBeGreaterThanOrEqual(800);
+  it("has at least 1,200 unique entries from the three npm lists and the vetted additions", () => {
+    expect(filter.size).toBeGreaterThanOrEqual(1200);
     const sources = new Set(compileBlocklist().map((e) => e.source));
-    expect([...sources].sort()).toEqual(["badwords-list", "naughty-words", "profanities"]);
+    expect([...sources].sort()).toEqual([
+      "badwords-list",
+      "cc2dataset",
+      "google-profanity-words",
+      "imagine-bot",
+      "laion-nsfw-keywords",
+      "naughty-words",
+      "profanities",
+    ]);
   });
 
   it("drops ordinary words and keeps slurs", () => {
@@ -289,5 +297,57 @@ describe("options", () => {
     expect(custom.check("nudes").blocked).toBe(false);
     expect(custom.check("a$$").blocked).toBe(false);
     expect(custom.check("porn").blocked).toBe(true);
+  });
+});
+
+describe("disguises the issue found", () => {
+  it.each([
+    ["p\u043ern", "porn"],
+    ["n\u0430ked woman", "naked"],
+    ["nak\u0435d", "naked"],
+    ["\u0455\u0435\u0445", "sex"],
+    ["\u03c1\u03bfrn", "porn"],
+    ["c\u03bfc\u03ba", "cock"],
+    ["\uff4e\uff41\uff4b\uff45\uff44", "naked"],
+    ["\u{1d41b}\u{1d428}\u{1d428}\u{1d41b}\u{1d42c}", "boobs"],
+    ["p\u200bo\u200br\u200bn", "porn"],
+    ["nu\u00adde", "nude"],
+    ["h4v1ng s3x", "having sex"],
+    ["b00b5", "boobs"],
+    ["70pl3$$ girl", "topless"],
+    ["without c l o t h e s", "without clothes"],
+    ["c a l l girl", "call girl"],
+    ["callgirl", "call girl"],
+    ["w-i-t-h-o-u-t c.l.o.t.h.e.s", "without clothes"],
+    ["d0ggy s-t-y-l-e", "doggy style"],
+    ["having an o r g a s m, 8 0 mm", "orgasm"],
+    ["naked woman", "naked"],
+    ["prostitute", "prostitute"],
+    ["onlyfans model", "onlyfans"],
+    ["pornhub", "pornhub"],
+    ["stripper on a pole", "stripper"],
+  ])("blocks %j as %j", (text, entry) => {
+    expect(entriesOf(text)).toContain(entry);
+  });
+
+  it.each([
+    "Samsung Galaxy A55",
+    "4k wallpaper, 3d model",
+    "53x optical zoom camera",
+    "an e-mail about a t-shirt",
+    "a s s e t s",
+    "\u041c\u043e\u0441\u043a\u0432\u0430 at night",
+    // Russian "fresh orange juice": in Cyrillic text, "сок" is not read as "cok".
+    "\u0441\u0432\u0435\u0436\u0438\u0439 \u0441\u043e\u043a \u0430\u043f\u0435\u043b\u044c\u0441\u0438\u043d\u0430",
+    "\u0395\u03bb\u03bb\u03ac\u03b4\u03b1 by the sea",
+    "the moon seen with the naked eye",
+    "a naked mole rat",
+    "nude lipstick and nude heels",
+    "a bottomless brunch",
+    "a Ford Escort",
+    "a cock pheasant",
+    "MINGER LED strip lights",
+  ])("passes %j", (text) => {
+    expect(entriesOf(text)).toEqual([]);
   });
 });

@@ -124,5 +124,8 @@ export function promptLines(result: PromptsResult): string[] {
     ...result.prompts.map(
       (prompt, i) => `${i + 1}. ${prompt.text}${prompt.complete ? "" : " [cut at the token cap]"}`,
     ),
+    ...result.refused.map(
+      (refusal) => `Prompt ${refusal.index} was not written: ${refusal.reason}`,
+    ),
   ];
 }

@@ -64,7 +64,10 @@ export function buildProgram(): Command {
       "cap on new tokens (default: the model's mean caption length)",
       integer(1, 1024),
     )
-    .option("--json", 'print {"subject","arm","seed","prompts":[{"text","tokens","complete"}]}')
+    .option(
+      "--json",
+      'print {"subject","arm","seed","prompts":[{"text","tokens","complete"}],"refused":[{"index","code","reason"}]}',
+    )
     .action(async (subject: string, flags) => {
       const context = openContext();
       try {
@@ -86,6 +89,11 @@ export function buildProgram(): Command {
               `${prompt.text}${prompt.complete ? "" : "  [cut at the token cap]"}\n`,
             );
           }
+        }
+        for (const refusal of result.refused) {
+          process.stderr.write(
+            `imagine-bot: prompt ${refusal.index} not written: ${refusal.reason}\n`,
+          );
         }
       } finally {
         await context.close();

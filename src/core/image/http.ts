@@ -5,7 +5,7 @@
  * (status, Retry-After, Hugging Face-style estimated_time) for withRetry.
  */
 
-import { BotError, ConfigError } from "../errors.js";
+import { BotError, ConfigError, UserError } from "../errors.js";
 import {
   isRetryableStatus,
   loadingEstimateMs,
@@ -40,7 +40,8 @@ const DEFAULT_RETRY_MAX_DELAY_MS = 60_000;
 
 /**
  * Runs `attempt` under the request's signal and the backend's lifetime, each try bounded by
- * timeoutMs, retried with backoff while the failure is retryable.
+ * timeoutMs, retried with backoff while the failure is retryable. A final 429/503 that said when
+ * to come back (a Retry-After beyond retryMaxDelayMs, or retries used up) is a BackendBusyError.
  */
 export async function runRender<T>(
   options: BackendRuntimeOptions,
@@ -52,24 +53,57 @@ export async function runRender<T>(
 ): Promise<T> {
   if (lifetime.aborted) throw new BotError("GENERATION_FAILED", `${label}: the backend is closed`);
   const signal = request.signal ? AbortSignal.any([lifetime, request.signal]) : lifetime;
-  return withRetry(() => withTimeout(attempt, options.timeoutMs, signal, label), {
-    retries: options.retries,
-    baseDelayMs: options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS,
-    maxDelayMs: options.retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS,
-    signal,
-    sleep: options.sleep,
-    random: options.random,
-    onRetry: ({ attempt: retry, delayMs, error }) =>
-      logger?.warn(
-        {
-          attempt: retry,
-          delayMs,
-          status: error instanceof RemoteCallError ? error.status : undefined,
-          err: error,
-        },
-        "image render failed; retrying",
-      ),
-  });
+  try {
+    return await withRetry(() => withTimeout(attempt, options.timeoutMs, signal, label), {
+      retries: options.retries,
+      baseDelayMs: options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS,
+      maxDelayMs: options.retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS,
+      signal,
+      sleep: options.sleep,
+      random: options.random,
+      onRetry: ({ attempt: retry, delayMs, error }) =>
+        logger?.warn(
+          {
+            attempt: retry,
+            delayMs,
+            status: error instanceof RemoteCallError ? error.status : undefined,
+            err: error,
+          },
+          "image render failed; retrying",
+        ),
+    });
+  } catch (error) {
+    throw busyError(error) ?? error;
+  }
+}
+
+/**
+ * The image server is overloaded (429 or 503 with a Retry-After, or Hugging Face's estimated
+ * load time) and retrying within our limits did not help. A UserError, so chat adapters show the
+ * person its message ("try again in about N minutes") instead of a bare failure; the server's
+ * answer stays in `cause` for the log.
+ */
+export class BackendBusyError extends UserError {
+  /** How long the server asked us to wait. */
+  readonly retryAfterMs: number;
+
+  constructor(retryAfterMs: number, options?: { cause?: unknown }) {
+    const minutes = Math.max(1, Math.ceil(retryAfterMs / 60_000));
+    super(
+      "BACKEND_BUSY",
+      `The image server is busy; try again in about ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+      options,
+    );
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The busy error for a final 429/503 that said when to come back; undefined for anything else. */
+export function busyError(error: unknown): BackendBusyError | undefined {
+  if (!(error instanceof RemoteCallError)) return undefined;
+  if (error.status !== 429 && error.status !== 503) return undefined;
+  const waitMs = error.retryAfterMs ?? error.estimatedReadyMs;
+  return waitMs === undefined ? undefined : new BackendBusyError(waitMs, { cause: error });
 }
 
 /**

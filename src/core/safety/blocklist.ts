@@ -1,5 +1,6 @@
 /**
- * The shipped blocklist, assembled at load time from three npm word lists:
+ * The shipped blocklist, assembled at load time from three npm word lists and the vetted
+ * additions of vocabulary.ts (nudity, sex work, adult sites):
  *
  *   naughty-words  (LDNOOBW "List of Dirty, Naughty, Obscene and Otherwise Bad Words", en;
  *                   CC-BY-4.0, Shutterstock)                                       403 entries
@@ -13,11 +14,17 @@
  */
 import { createRequire } from "node:module";
 import { profanities } from "profanities";
+import { ADDED_EXCEPTIONS, ADDED_VOCABULARY, type VocabularySource } from "./vocabulary.js";
 
 const require = createRequire(import.meta.url);
 
 /** Where each entry came from, for the README and `size` accounting. */
-export type BlocklistSource = "naughty-words" | "badwords-list" | "profanities" | "config";
+export type BlocklistSource =
+  | "naughty-words"
+  | "badwords-list"
+  | "profanities"
+  | VocabularySource
+  | "config";
 
 /**
  * Entries whose dominant meaning in the caption of an ordinary image is not explicit: common
@@ -381,8 +388,8 @@ export const INNOCENT_FORMS: ReadonlySet<string> = new Set([
   ...["pubed", "puber", "pubers", "pubing", "pussed", "pusser", "pussers", "pusses", "pussing"],
   ...["retarded", "spaced", "spacer", "spacers", "spacing", "cunning", "cunner", "cunners"],
   ...["fondler", "fondlers", "fondling", "lesbos", "spiked", "spiker", "spikers", "spiking"],
-  // not WordNet lemmas, but ordinary: "head cocked", "a cocked hat"
-  ...["cocked", "cocking"],
+  // not WordNet lemmas, but ordinary: "head cocked", "a cocked hat", MINGER (an LED brand)
+  ...["cocked", "cocking", "minger", "mingers"],
 ]);
 
 /** Innocent phrases that contain an entry; a match inside one of them is not reported. */
@@ -408,6 +415,7 @@ export const EXCEPTION_PHRASES: readonly string[] = [
   "coal tits",
   "doo wop",
   "self rimming",
+  ...ADDED_EXCEPTIONS,
 ];
 
 export interface RawEntry {
@@ -415,7 +423,10 @@ export interface RawEntry {
   source: BlocklistSource;
 }
 
-/** The three lists in order (naughty-words, badwords-list, profanities selection), raw. */
+/**
+ * The three npm lists in order (naughty-words, badwords-list, profanities selection), then the
+ * vetted additions of vocabulary.ts, raw.
+ */
 export function shippedEntries(): RawEntry[] {
   const naughty = require("naughty-words/en.json") as string[];
   const badwords = (require("badwords-list") as { array: string[] }).array;
@@ -428,6 +439,9 @@ export function shippedEntries(): RawEntry[] {
     if (picked.has(lower) || PROFANITIES_ROOTS.some((root) => lower.includes(root))) {
       out.push({ text, source: "profanities" });
     }
+  }
+  for (const group of ADDED_VOCABULARY) {
+    for (const text of group.entries) out.push({ text, source: group.source });
   }
   return out;
 }

@@ -191,6 +191,17 @@ interface Run {
   norm: NormalisedText;
   tokens: Token[];
   matches: SafetyMatch[];
+  /** Runs of tokens read as one word ("c a l l", "g-i-r-l"), for phrases across them. */
+  segments: Segment[];
+}
+
+/** Tokens from..to read as one word, with its readings. */
+interface Segment {
+  from: number;
+  to: number;
+  forms: string[];
+  /** True for a run of several tokens; false for a single token. */
+  joined: boolean;
 }
 
 /** Leading and trailing one-letter words trimmed from a run of spaced letters ("a f u c k"). */
@@ -202,6 +213,8 @@ class ExplicitFilter implements TextFilter {
   private readonly phrases = new Map<string, Phrase[]>();
   private readonly literals: { text: string; entry: string }[] = [];
   private readonly exceptions = new Map<string, Exception[]>();
+  /** Every word of every phrase: a run that is none of them cannot be part of a phrase. */
+  private readonly phraseWords = new Set<string>();
 
   constructor(entries: CompiledEntry[]) {
     this.size = new Set(entries.map((e) => e.entry)).size;
@@ -226,6 +239,10 @@ class ExplicitFilter implements TextFilter {
         const list = this.phrases.get(first) ?? [];
         list.push({ words, entry: compiled.entry });
         this.phrases.set(first, list);
+        for (const word of words) this.phraseWords.add(word);
+        // Written as one word, or spelled out letter by letter ("c a l l g i r l").
+        const joined = words.join("");
+        if (!this.words.has(joined)) this.words.set(joined, compiled.entry);
       }
     }
     for (const phrase of EXCEPTION_PHRASES) {
@@ -245,30 +262,25 @@ class ExplicitFilter implements TextFilter {
     if (text.length === 0) return { blocked: false, matches };
     const norm = normaliseText(text);
     const tokens = tokenise(norm.text);
-    const run: Run = { text, norm, tokens, matches };
+    const run: Run = { text, norm, tokens, matches, segments: [] };
     for (let k = 0; k < tokens.length; k++) {
       const token = tokens[k] as Token;
       if (token.core.length === 0) continue;
       // One word, as written.
-      const entry = this.lookup(token.core);
+      const entry = token.tripleRun ? this.lookup(token.core) : this.words.get(token.core);
       if (entry !== undefined) {
         if (!this.isException(entry, tokens, k))
           this.report(run, entry, token.coreStart, token.coreEnd);
       } else if (token.digits > 0 || token.symbols > 0) {
         this.checkObfuscated(run, token);
       }
-      // Phrases starting here.
+      // Phrases starting here, each word as written or de-obfuscated ("h4ving s3x").
       const candidates = this.phrases.get(token.core);
-      if (candidates !== undefined) {
-        for (const phrase of candidates) {
-          const n = phrase.words.length;
-          if (k + n > tokens.length) continue;
-          let ok = true;
-          for (let j = 1; j < n && ok; j++) {
-            ok = (tokens[k + j] as Token).core === phrase.words[j];
-          }
-          if (ok)
-            this.report(run, phrase.entry, token.coreStart, (tokens[k + n - 1] as Token).coreEnd);
+      if (candidates !== undefined) this.checkPhrases(run, candidates, k);
+      if (token.letters > 0 && !isPlain(token)) {
+        for (const form of wordForms(token)) {
+          const more = form === token.core ? undefined : this.phrases.get(form);
+          if (more !== undefined) this.checkPhrases(run, more, k);
         }
       }
     }
@@ -276,6 +288,24 @@ class ExplicitFilter implements TextFilter {
     if (this.literals.length > 0) this.checkLiterals(run);
     if (matches.length > 1) matches.sort((a, b) => a.index - b.index);
     return { blocked: matches.length > 0, matches };
+  }
+
+  private checkPhrases(run: Run, candidates: Phrase[], k: number): void {
+    const { tokens } = run;
+    for (const phrase of candidates) {
+      const n = phrase.words.length;
+      if (k + n > tokens.length) continue;
+      let ok = true;
+      for (let j = 1; j < n && ok; j++) {
+        const next = tokens[k + j] as Token;
+        const word = phrase.words[j] as string;
+        ok = next.core === word || (!isPlain(next) && wordForms(next).includes(word));
+      }
+      if (ok) {
+        const first = tokens[k] as Token;
+        this.report(run, phrase.entry, first.coreStart, (tokens[k + n - 1] as Token).coreEnd);
+      }
+    }
   }
 
   private report(run: Run, entry: string, start: number, end: number): void {
@@ -296,14 +326,13 @@ class ExplicitFilter implements TextFilter {
 
   /** Leetspeak ("sh1t", "a$$"), and the parts around inner symbols ("fuck!you"). */
   private checkObfuscated(run: Run, token: Token): void {
-    // Digits count as letters only where letters dominate: "a55" (a phone model) stays itself.
-    if (token.letters > 0 && token.digits <= token.letters) {
-      for (const decoded of decodeLeet(token.text)) {
-        const entry = this.lookup(decoded);
-        if (entry !== undefined) {
-          this.report(run, entry, token.start, token.end);
-          return;
-        }
+    // forms[0] is the token as written, looked up already.
+    const forms = readsAsLeet(token.letters, token.digits) ? wordForms(token) : [];
+    for (let i = 1; i < forms.length; i++) {
+      const entry = this.lookup(forms[i] as string);
+      if (entry !== undefined) {
+        this.report(run, entry, token.start, token.end);
+        return;
       }
     }
     if (token.symbols > 0) {
@@ -358,7 +387,8 @@ class ExplicitFilter implements TextFilter {
         e + 1 < tokens.length &&
         e - s < 40 &&
         (tokens[e + 1] as Token).text.length === 1 &&
-        (tokens[e + 1] as Token).start - (tokens[e] as Token).end <= 3
+        (tokens[e + 1] as Token).start - (tokens[e] as Token).end <= 3 &&
+        !hasComma(text, (tokens[e] as Token).end, (tokens[e + 1] as Token).start)
       ) {
         e++;
       }
@@ -366,6 +396,53 @@ class ExplicitFilter implements TextFilter {
         this.checkRun(run, s, e, true);
       }
       s = e + 1;
+    }
+    if (run.segments.length > 0) this.checkPhrasesAcrossRuns(run);
+  }
+
+  /**
+   * Phrases whose words are written as runs ("c a l l girl", "w-i-t-h-o-u-t c.l.o.t.h.e.s"):
+   * the tokens read again with each run as one word. Phrases without a run were checked
+   * token by token already.
+   */
+  private checkPhrasesAcrossRuns(run: Run): void {
+    const { tokens } = run;
+    const startsAt = new Map<number, Segment>();
+    for (const segment of run.segments) {
+      const current = startsAt.get(segment.from);
+      if (current === undefined || segment.to > current.to) startsAt.set(segment.from, segment);
+    }
+    const sequence: Segment[] = [];
+    for (let k = 0; k < tokens.length; ) {
+      const segment = startsAt.get(k);
+      if (segment !== undefined) {
+        sequence.push(segment);
+        k = segment.to + 1;
+      } else {
+        const token = tokens[k] as Token;
+        const forms = isPlain(token) ? [token.core] : wordForms(token);
+        sequence.push({ from: k, to: k, forms, joined: false });
+        k++;
+      }
+    }
+    for (let i = 0; i < sequence.length; i++) {
+      for (const form of (sequence[i] as Segment).forms) {
+        for (const phrase of this.phrases.get(form) ?? []) {
+          const n = phrase.words.length;
+          if (i + n > sequence.length) continue;
+          let ok = true;
+          let joined = false;
+          for (let j = 0; j < n && ok; j++) {
+            const segment = sequence[i + j] as Segment;
+            joined ||= segment.joined;
+            ok = j === 0 || segment.forms.includes(phrase.words[j] as string);
+          }
+          if (!ok || !joined) continue;
+          const first = tokens[(sequence[i] as Segment).from] as Token;
+          const last = tokens[(sequence[i + n - 1] as Segment).to] as Token;
+          this.report(run, phrase.entry, first.start, last.end);
+        }
+      }
     }
   }
 
@@ -380,10 +457,22 @@ class ExplicitFilter implements TextFilter {
       letters += t.letters;
       digits += t.digits;
     }
-    const decode = letters > 0 && digits <= letters;
+    const decode = readsAsLeet(letters, digits);
+    const headTrim =
+      trimOneLetterWords && ONE_LETTER_WORDS.has((tokens[from] as Token).text) ? 1 : 0;
+    const tailTrim = trimOneLetterWords && ONE_LETTER_WORDS.has((tokens[to] as Token).text) ? 1 : 0;
+    // Only a run that reads as a phrase word can be part of a phrase ("c a l l" girl).
+    if (decode || headTrim || tailTrim || hasTripleRun(joined)) {
+      const forms = runForms(joined, decode);
+      if (headTrim) forms.push(...runForms(joined.slice(1), decode));
+      if (tailTrim) forms.push(...runForms(joined.slice(0, -1), decode));
+      if (forms.some((form) => this.phraseWords.has(form))) {
+        run.segments.push({ from, to, forms, joined: true });
+      }
+    } else if (this.phraseWords.has(joined)) {
+      run.segments.push({ from, to, forms: [joined], joined: true });
+    }
     if (this.tryRun(run, joined, from, to, decode) || !trimOneLetterWords) return;
-    const headTrim = ONE_LETTER_WORDS.has((tokens[from] as Token).text) ? 1 : 0;
-    const tailTrim = ONE_LETTER_WORDS.has((tokens[to] as Token).text) ? 1 : 0;
     if (to - from + 1 - headTrim < 3) return;
     if (headTrim && this.tryRun(run, joined.slice(1), from + 1, to, decode)) return;
     if (tailTrim && to - from >= 3) {
@@ -439,6 +528,57 @@ class ExplicitFilter implements TextFilter {
   }
 }
 
+/**
+ * Digits are read as letters when the word has two letters or more ("b00b5", "70pl3$$"), or
+ * one letter and no more digits than letters: "a55" and "4k" (a phone model, a resolution) stay
+ * themselves.
+ */
+function readsAsLeet(letters: number, digits: number): boolean {
+  return letters >= 2 || (letters === 1 && digits <= 1);
+}
+
+/** A token with nothing to decode: no digits, no symbols, no run of three equal letters. */
+function isPlain(token: Token): boolean {
+  return token.digits === 0 && token.symbols === 0 && !token.tripleRun;
+}
+
+/**
+ * The readings of an obfuscated token: as written, leet decoded, repeated letters shortened.
+ * Computed once per token (the word check and the phrase check both need them).
+ */
+function wordForms(token: Token): string[] {
+  if (token.forms !== undefined) return token.forms;
+  const forms = [token.core];
+  token.forms = forms;
+  const decode =
+    (token.digits > 0 || token.symbols > 0) && readsAsLeet(token.letters, token.digits);
+  if (!decode && !token.tripleRun) return forms;
+  if (decode) forms.push(...decodeLeet(token.text));
+  const count = forms.length;
+  for (let i = 0; i < count; i++) {
+    const form = forms[i] as string;
+    if (hasTripleRun(form)) forms.push(collapseRuns(form, 1), collapseRuns(form, 2));
+  }
+  return forms;
+}
+
+/** The readings of a run joined into one word: as written, leet decoded, repeats shortened. */
+function runForms(joined: string, decode: boolean): string[] {
+  const forms = [joined];
+  if (!decode && !hasTripleRun(joined)) return forms;
+  if (decode) forms.push(...decodeLeet(joined));
+  for (const form of [...forms]) {
+    if (hasTripleRun(form)) forms.push(collapseRuns(form, 1), collapseRuns(form, 2));
+  }
+  return forms;
+}
+
+/** A comma ends a run of spaced letters: "an o r g a s m, 8 0 mm" is "orgasm", then "80". */
+function hasComma(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 44) return true;
+  return false;
+}
+
 function hasSpace(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
@@ -458,4 +598,19 @@ function isAsciiWordChar(c: number): boolean {
  */
 export function loadExplicitFilter(options: FilterOptions = {}): TextFilter {
   return new ExplicitFilter(compileBlocklist(options));
+}
+
+const loaded = new WeakMap<FilterOptions, TextFilter>();
+
+/**
+ * The filter for one configuration object (config.safety), loaded on first use and shared:
+ * commands that have no pipeline (`prompt`) use it without reloading the list per call.
+ */
+export function explicitFilterFor(options: FilterOptions): TextFilter {
+  let filter = loaded.get(options);
+  if (filter === undefined) {
+    filter = loadExplicitFilter(options);
+    loaded.set(options, filter);
+  }
+  return filter;
 }
