@@ -4,7 +4,6 @@ import {
   explicitFilterFor,
   gateSubject,
   noCleanPromptError,
-  type PromptRefusal,
   writeCheckedPrompts,
 } from "../core/safety/index.js";
 import type { Command, PromptsResult } from "./command.js";
