@@ -154,8 +154,10 @@ describe("batch study in a Discord channel", () => {
     const messageIds: string[] = [];
     for (const post of posts) {
       const text = (post.json as { content?: string }).content ?? "";
-      expect(text).toMatch(/^\*\*a (lighthouse|teapot)\*\*\nSeed: \d+\nRate: /);
+      // The survey and position, never the seed: matched images of one slot share it.
+      expect(text).toMatch(/^\*\*a (lighthouse|teapot)\*\*\nSurvey \d+ · image \d+\nRate: /);
       expect(text).not.toContain("Prompt");
+      expect(text).not.toMatch(/seed/i);
       expect(post.files).toHaveLength(1);
       const file = post.files[0];
       expect(file?.name).toMatch(/^imagine-[0-9a-f]{8}\.png$/);

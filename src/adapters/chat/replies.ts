@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { PromptsResult } from "../../commands/command.js";
 import { isBotError, isRequesterError, UserError } from "../../core/errors.js";
 import { failureReference, type ImagineProgress, type ImagineResult } from "../../core/pipeline.js";
+import { studyPostView } from "../../core/study/post.js";
 import type { Generation, Logger } from "../../core/types.js";
 import type { EmojiScale } from "./votes.js";
 
@@ -35,7 +36,13 @@ export interface ImageReply {
   subject: string;
   /** Absent while a blind study runs. */
   prompt?: string;
-  seed: number;
+  /**
+   * Absent for a study image: the arms of one concept and prompt slot share a seed, so showing
+   * it would let raters pick out each matched set.
+   */
+  seed?: number;
+  /** A batch study's "Survey 1 · image 7", so raters know what they are rating. */
+  label?: string;
   /** A file name without the arm: `imagine-<first 8 hex of the id>.png`. */
   fileName: string;
   /** Alt text: the subject only. */
@@ -49,16 +56,27 @@ export function imageFileName(generation: Pick<Generation, "id">): string {
   return `imagine-${hex.toLowerCase()}.png`;
 }
 
+/** What each image's post shows; for a study image, only what core's studyPostView allows. */
 export function imageReplies(result: ImagineResult): ImageReply[] {
-  return result.generations.map(({ generation, png }) => ({
-    generationId: generation.id,
-    subject: generation.subject,
-    ...(isBlind(generation) ? {} : { prompt: generation.prompt }),
-    seed: generation.seed,
-    fileName: imageFileName(generation),
-    altText: generation.subject,
-    png,
-  }));
+  return result.generations.map(({ generation, png }) => {
+    const study = studyPostView(generation);
+    const shown =
+      study === undefined
+        ? { prompt: generation.prompt, seed: generation.seed }
+        : {
+            ...(study.showPrompt ? { prompt: generation.prompt } : {}),
+            ...(study.showSeed ? { seed: generation.seed } : {}),
+            ...(study.label === undefined ? {} : { label: study.label }),
+          };
+    return {
+      generationId: generation.id,
+      subject: generation.subject,
+      ...shown,
+      fileName: imageFileName(generation),
+      altText: generation.subject,
+      png,
+    };
+  });
 }
 
 /**

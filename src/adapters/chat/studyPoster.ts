@@ -2,11 +2,13 @@
  * Posts batch studies in chat (the paper's design): one poster per serve process, handed to
  * StudyManager.setPoster once the adapters run.
  *
- * A study is posted into its first channel by the running adapter that owns that channel id
+ * A study is posted into its survey's channel (channels[s − 1] for survey s when the study has one
+ * per survey, else its first) by the running adapter that owns that channel id
  * (RunningAdapter.ownsChannel: Discord knows the channels of the servers it is in, Slack
- * channel ids look like C0123ABCD). Each item is imagined with its arm, seed and study id and
- * posted as an ordinary bot message, like /imagine's image: subject, seed and voting legend, no
- * prompt (the study is blind) and no arm anywhere; reactions on it are votes.
+ * channel ids look like C0123ABCD). Each item is imagined with its arm, seed, study id and plan
+ * item and posted as an ordinary bot message: subject, "Survey s · image i" and the voting
+ * legend — no prompt, no seed (matched images share one) and no arm anywhere; reactions on it
+ * are votes.
  *
  * An item whose prompts were all refused by the explicit-text check is skipped (logged) rather
  * than retried forever; any other failure stops the study's posting until the next start.
@@ -14,6 +16,7 @@
 
 import type { BatchPoster } from "../../core/study/manager.js";
 import type { PlanItem } from "../../core/study/plan.js";
+import { surveyChannel } from "../../core/study/post.js";
 import type { StudyRecord } from "../../core/study/record.js";
 import type { ChatServices, RunningAdapter } from "./services.js";
 
@@ -34,7 +37,8 @@ export function studyPoster(
   return {
     intervalMs: options.intervalMs ?? DEFAULT_STUDY_INTERVAL_MS,
     async post(item: PlanItem, study: StudyRecord): Promise<void> {
-      const channel = study.channels[0];
+      // One channel per survey when the study has them, so raters can be pointed at theirs.
+      const channel = surveyChannel(study, item);
       if (channel === undefined) {
         throw new Error(`study ${study.id} has no channel to post in (start it with channels)`);
       }
@@ -46,6 +50,7 @@ export function studyPoster(
         subject: item.concept,
         arm: item.arm,
         studyId: study.id,
+        studyItem: item.id,
         seed: item.seed,
         requester: `study:${study.id}`,
         platform: adapter.name,

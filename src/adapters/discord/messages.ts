@@ -26,12 +26,16 @@ export function truncate(text: string): string {
   return text.length <= MAX_CONTENT ? text : `${text.slice(0, MAX_CONTENT - 1)}…`;
 }
 
-/** The text under an image: subject, prompt (not in a blind study), seed, legend; never the arm. */
+/**
+ * The text under an image: subject, a study's survey label, prompt and seed (neither in a study),
+ * legend; never the arm.
+ */
 export function caption(message: ImageMessage, scale: EmojiScale): string {
   const { image } = message;
   const lines = [`**${escapeMarkdown(image.subject)}**`];
+  if (image.label !== undefined) lines.push(image.label);
   if (image.prompt !== undefined) lines.push(`Prompt: ${escapeMarkdown(image.prompt)}`);
-  lines.push(`Seed: ${image.seed}`);
+  if (image.seed !== undefined) lines.push(`Seed: ${image.seed}`);
   if (message.votable) lines.push(votingLegend(scale));
   lines.push(...message.notes);
   return truncate(lines.join("\n"));

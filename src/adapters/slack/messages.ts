@@ -32,7 +32,10 @@ export function progressLine(subject: string, user: string, progress: string): s
   return `<@${user}> asked for *${escapeMrkdwn(subject)}* — ${progress}`;
 }
 
-/** The finished image: subject, the uploaded file, prompt (absent in a blind study), seed, legend. */
+/**
+ * The finished image: subject, the uploaded file, prompt (hidden in a blind study), a study's
+ * survey label or else the seed, legend.
+ */
 export function imageBlocks(
   message: ImageMessage,
   fileId: string,
@@ -44,7 +47,9 @@ export function imageBlocks(
       ? `*Prompt:* ${escapeMrkdwn(reply.prompt)}`
       : "*Prompt:* hidden while the blind study runs";
   const asker = message.requester === undefined ? "" : ` — asked by <@${message.requester}>`;
-  const context = [{ type: "mrkdwn", text: `seed ${reply.seed}` }];
+  const context: { type: "mrkdwn"; text: string }[] = [];
+  if (reply.label !== undefined) context.push({ type: "mrkdwn", text: escapeMrkdwn(reply.label) });
+  if (reply.seed !== undefined) context.push({ type: "mrkdwn", text: `seed ${reply.seed}` });
   if (message.votable) {
     context.push({ type: "mrkdwn", text: votingLegend(scale, (name) => `:${name}:`) });
   }
@@ -52,7 +57,8 @@ export function imageBlocks(
     { type: "section", text: { type: "mrkdwn", text: `*${escapeMrkdwn(reply.subject)}*${asker}` } },
     { type: "image", slack_file: { id: fileId }, alt_text: reply.altText.slice(0, 2000) },
     { type: "section", text: { type: "mrkdwn", text: prompt.slice(0, MAX_SECTION) } },
-    { type: "context", elements: context },
+    // Slack rejects a context block without elements.
+    ...(context.length > 0 ? [{ type: "context", elements: context }] : []),
   ];
   if (message.notes.length > 0) {
     blocks.push({
@@ -60,7 +66,8 @@ export function imageBlocks(
       text: { type: "mrkdwn", text: escapeMrkdwn(message.notes.join("\n")).slice(0, MAX_SECTION) },
     });
   }
-  return { text: `${reply.subject} (seed ${reply.seed})`, blocks };
+  const detail = reply.label ?? (reply.seed === undefined ? undefined : `seed ${reply.seed}`);
+  return { text: detail === undefined ? reply.subject : `${reply.subject} (${detail})`, blocks };
 }
 
 const FENCE = "```";
