@@ -70,7 +70,7 @@ describe("web survey over HTTP", () => {
     expect(html).toContain(`src="${SURVEY_JS.path}"`);
     expect(response.headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
-    expect(response.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(response.headers.get("referrer-policy")).toBe("same-origin");
     expect(response.headers.get("x-frame-options")).toBe("DENY");
     expect(response.headers.get("cache-control")).toBe("no-store");
     // No inline script or style anywhere: the CSP forbids them.

@@ -22,8 +22,9 @@ export function securityHeaders(https: boolean): Record<string, string> {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    // Links carry their token in the path: never send it on as a Referer.
-    "Referrer-Policy": "no-referrer",
+    // Links carry their token in the path: never send it to another site as a Referer.
+    // ("no-referrer" would also make browsers send `Origin: null` on our own form posts.)
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",

@@ -169,6 +169,8 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
   }
 
   app.get("/healthz", (c) => c.text("ok"));
+  // Browsers ask for it on every first visit; an empty answer keeps their consoles clean.
+  app.get("/favicon.ico", (c) => c.body(null, 204));
 
   /** Verifies the link of a request; every failure is the same 403 (the reason is logged). */
   async function grant(c: Context, role: Invite["role"], limiter: RateLimiter): Promise<Invite> {
