@@ -51,12 +51,14 @@ export interface WebFixtureOptions {
   limits?: Partial<WebRateLimits>;
   logger?: Logger;
   now?: () => Date;
+  /** The vote store (default memory://); sqlite://votes.sqlite lands in the fixture's folder. */
+  storeUrl?: string;
 }
 
 export async function webFixture(options: WebFixtureOptions = {}): Promise<WebFixture> {
   const dataDir = await mkdtemp(join(tmpdir(), "web-"));
   const logger = options.logger ?? createLogger({ level: "silent" });
-  const votes = await openVoteStore("memory://", { dataDir });
+  const votes = await openVoteStore(options.storeUrl ?? "memory://", { dataDir });
   const studies = new StudyManager({ dataDir, logger });
   const plan = makeStudyPlan({
     concepts: options.concepts ?? [

@@ -8,6 +8,7 @@
  * marking it posted) the earliest generation counts, as in chat. Items not posted yet are shown
  * as "not ready" and cannot be answered.
  */
+import { stat } from "node:fs/promises";
 import type { Invite } from "../../core/study/invite.js";
 import type { StudyManager } from "../../core/study/manager.js";
 import { type PlanItem, planSurveys } from "../../core/study/plan.js";
@@ -53,6 +54,11 @@ export type Answers = Partial<Record<Dimension, number>>;
 
 /** How long a study's generation index is trusted before a missing item looks again. */
 const INDEX_REFRESH_MS = 2_000;
+/**
+ * How long a rater's answers are shown from memory before they are read again (a rater's web
+ * votes only change through this server; recording always reads the store afresh).
+ */
+const ANSWERS_REFRESH_MS = 30_000;
 
 export class Surveys {
   private readonly indexes = new Map<
@@ -60,6 +66,17 @@ export class Surveys {
     { at: number; byKey: Map<string, Generation>; loading?: Promise<void> }
   >();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Per study and rater: answers by generation id, and when they were read. */
+  private readonly answerCache = new Map<
+    string,
+    { at: number; byGeneration: Map<string, Answers> }
+  >();
+  private readonly surveyItems = new Map<
+    string,
+    { study: StudyRecord; index: Map<string, Generation>; items: SurveyItem[] }
+  >();
+  /** Study records by file stamp: a `study stop` elsewhere changes the stamp. */
+  private readonly records = new Map<string, { stamp: string; record: StudyRecord }>();
 
   constructor(
     private readonly votes: SurveyVoteStore,
@@ -70,7 +87,7 @@ export class Surveys {
 
   /** The survey a rater link grants, or a WebRefusal saying why not. */
   async survey(invite: Invite): Promise<Survey> {
-    const study = await this.studies.get(invite.studyId);
+    const study = await this.study(invite.studyId);
     if (study === undefined) throw new WebRefusal(404, "This study does not exist any more.");
     if (study.mode !== "batch" || study.plan === undefined) {
       throw new WebRefusal(404, "This study has no survey: it is rated in chat.");
@@ -80,25 +97,70 @@ export class Surveys {
       throw new WebRefusal(404, "This link names a survey that the study does not have.");
     }
     const index = await this.index(study, items);
-    return {
-      study,
-      rater: `web:${invite.rater}`,
-      items: items.map((item, i) => {
-        const generation = index.get(itemKey(item));
-        return { position: i + 1, item, ...(generation ? { generation } : {}) };
-      }),
-    };
+    // The same record and index give the same items: built once, shared by every request.
+    const cacheKey = `${study.id}:${invite.survey}`;
+    let built = this.surveyItems.get(cacheKey);
+    if (built?.study !== study || built.index !== index) {
+      built = {
+        study,
+        index,
+        items: items.map((item, i) => {
+          const generation = index.get(itemKey(item));
+          return { position: i + 1, item, ...(generation ? { generation } : {}) };
+        }),
+      };
+      this.surveyItems.set(cacheKey, built);
+    }
+    return { study, rater: `web:${invite.rater}`, items: built.items };
+  }
+
+  /** The study record, read again only when its file changed. */
+  private async study(id: string): Promise<StudyRecord | undefined> {
+    let stamp: string;
+    try {
+      const info = await stat(this.studies.files.file(id));
+      stamp = `${info.mtimeMs}:${info.size}:${info.ino}`;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+    const cached = this.records.get(id);
+    if (cached?.stamp === stamp) return cached.record;
+    const record = await this.studies.get(id);
+    if (record !== undefined) this.records.set(id, { stamp, record });
+    return record;
   }
 
   /** The rater's current answers to each posted item, by position. */
   async answers(survey: Survey): Promise<Map<number, Answers>> {
+    const key = `${survey.study.id}\u0000${survey.rater}`;
+    let cached = this.answerCache.get(key);
+    if (cached === undefined || this.now() - cached.at > ANSWERS_REFRESH_MS) {
+      const byGeneration = new Map<string, Answers>();
+      const at = this.now();
+      await Promise.all(
+        survey.items.map(async (entry) => {
+          if (entry.generation === undefined) return;
+          byGeneration.set(
+            entry.generation.id,
+            await this.answersOf(entry.generation.id, survey.rater),
+          );
+        }),
+      );
+      cached = { at, byGeneration };
+      this.answerCache.set(key, cached);
+    }
     const answers = new Map<number, Answers>();
-    await Promise.all(
-      survey.items.map(async (entry) => {
-        if (entry.generation === undefined) return;
-        answers.set(entry.position, await this.answersOf(entry.generation.id, survey.rater));
-      }),
-    );
+    for (const entry of survey.items) {
+      if (entry.generation === undefined) continue;
+      let known = cached.byGeneration.get(entry.generation.id);
+      if (known === undefined) {
+        // Posted since the answers were read.
+        known = await this.answersOf(entry.generation.id, survey.rater);
+        cached.byGeneration.set(entry.generation.id, known);
+      }
+      answers.set(entry.position, known);
+    }
     return answers;
   }
 
@@ -127,19 +189,24 @@ export class Surveys {
     const key = `${survey.study.id}\u0000${survey.rater}`;
     const task = async () => {
       const current = await this.answersOf(generation.id, survey.rater);
-      let cast = 0;
-      for (const dimension of DIMENSIONS) {
-        if (current[dimension] === scores[dimension]) continue;
-        await this.votes.castVote({
-          generationId: generation.id,
-          rater: survey.rater,
-          dimension,
-          score: scores[dimension],
-          source: "web",
-        });
-        cast++;
+      const changed = DIMENSIONS.filter((dimension) => current[dimension] !== scores[dimension]);
+      try {
+        // One dimension after the other, so the event log reads in the page's order.
+        for (const dimension of changed) {
+          await this.votes.castVote({
+            generationId: generation.id,
+            rater: survey.rater,
+            dimension,
+            score: scores[dimension],
+            source: "web",
+          });
+        }
+      } catch (error) {
+        this.answerCache.delete(key);
+        throw error;
       }
-      return cast;
+      this.answerCache.get(key)?.byGeneration.set(generation.id, { ...scores });
+      return changed.length;
     };
     const previous = this.locks.get(key) ?? Promise.resolve();
     const result = previous.then(task, task);
