@@ -131,6 +131,8 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
   const headers = securityHeaders(settings.publicUrl?.startsWith("https:") ?? false);
   const dataDir = resolve(options.dataDir);
   const results = new ResultsCache(studies, votes);
+  // Every rater of a survey loads the same images: keep the stripped bytes of the recent ones.
+  const images = new ImageCache(64 * 1024 * 1024);
   const origins = () =>
     new Set(
       [boundOrigin(), settings.publicUrl ? new URL(settings.publicUrl).origin : ""].filter(
@@ -306,12 +308,15 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
       logger.error({ generationId: generation.id }, "image path outside the data directory");
       throw new WebRefusal(404, "This image is not available.");
     }
-    let png: Buffer;
-    try {
-      png = withoutMetadata(await readFile(file));
-    } catch (error) {
-      logger.error({ err: error, generationId: generation.id }, "study image unreadable");
-      throw new WebRefusal(404, "This image is not available.");
+    let png = images.get(generation.id);
+    if (png === undefined) {
+      try {
+        png = withoutMetadata(await readFile(file));
+      } catch (error) {
+        logger.error({ err: error, generationId: generation.id }, "study image unreadable");
+        throw new WebRefusal(404, "This image is not available.");
+      }
+      images.set(generation.id, png);
     }
     c.header("Content-Type", "image/png");
     c.header("Cache-Control", "private, max-age=3600");
@@ -450,5 +455,33 @@ class ResultsCache {
       json: `${JSON.stringify(reportJson(report), null, 2)}\n`,
       ...(hasVotes ? { chart: table.files[0]?.content as Buffer } : {}),
     };
+  }
+}
+
+/** Stripped PNGs by generation id, the least recently used dropped beyond `maxBytes`. */
+class ImageCache {
+  private readonly entries = new Map<string, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(id: string): Buffer | undefined {
+    const png = this.entries.get(id);
+    if (png !== undefined) {
+      this.entries.delete(id);
+      this.entries.set(id, png);
+    }
+    return png;
+  }
+
+  set(id: string, png: Buffer): void {
+    if (png.length > this.maxBytes || this.entries.has(id)) return;
+    this.entries.set(id, png);
+    this.bytes += png.length;
+    for (const [oldest, old] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(oldest);
+      this.bytes -= old.length;
+    }
   }
 }

@@ -268,8 +268,15 @@ export class Surveys {
   }
 }
 
+const itemKeys = new WeakMap<PlanItem, string>();
+
 function itemKey(item: PlanItem): string {
-  return `${item.arm}\u0000${normalise(item.concept)}\u0000${item.seed}`;
+  let key = itemKeys.get(item);
+  if (key === undefined) {
+    key = `${item.arm}\u0000${normalise(item.concept)}\u0000${item.seed}`;
+    itemKeys.set(item, key);
+  }
+  return key;
 }
 
 function generationKey(generation: Generation): string {

@@ -235,8 +235,13 @@ export class RevocationList {
   readonly file: string;
   private cache: { mtimeMs: number; size: number; revoked: Revocation[] } | undefined;
   private lock: Promise<unknown> = Promise.resolve();
+  private checkedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(dataDir: string) {
+  /** `recheckMs`: how stale another process's revocations may be (default 1 s; 0: never). */
+  constructor(
+    dataDir: string,
+    private readonly recheckMs = 1_000,
+  ) {
     this.file = join(dataDir, "web", "revocations.json");
   }
 
@@ -286,15 +291,25 @@ export class RevocationList {
     );
   }
 
-  /** The entries, re-read whenever the file changed (another process may have revoked). */
+  /**
+   * The entries, re-read whenever the file changed: revocations made through this list count at
+   * once, those of another process (the CLI) within `recheckMs` (the file is looked at no more
+   * often, so that a busy server does not stat it on every request).
+   */
   async load(): Promise<Revocation[]> {
+    const now = performance.now();
+    if (this.cache !== undefined && now - this.checkedAt < this.recheckMs)
+      return this.cache.revoked;
     let info: { mtimeMs: number; size: number };
     try {
       info = await stat(this.file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      this.cache = { mtimeMs: -1, size: -1, revoked: [] };
+      this.checkedAt = now;
+      return [];
     }
+    this.checkedAt = now;
     const cached = this.cache;
     if (cached && cached.mtimeMs === info.mtimeMs && cached.size === info.size) {
       return cached.revoked;
