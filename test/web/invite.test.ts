@@ -135,6 +135,18 @@ describe("invite links", () => {
     expect(JSON.parse(await readFile(revocations.file, "utf8")).revoked).toHaveLength(2);
   });
 
+  it("sees another process's revocation once its recheck interval has passed", async () => {
+    const server = new RevocationList(dir, 0);
+    const { token, invite } = rater();
+    expect(await reason(verifyInvite(SECRET, token, { now: NOW, revocations: server }))).toBe(
+      "accepted",
+    );
+    await new RevocationList(dir).revoke({ link: invite.id }, NOW);
+    expect(await reason(verifyInvite(SECRET, token, { now: NOW, revocations: server }))).toBe(
+      "revoked",
+    );
+  });
+
   it("refuses every link when the revocation file is corrupt, rather than ignoring it", async () => {
     const revocations = new RevocationList(dir);
     await revocations.revoke({ link: "00000000000000ff" }, NOW);
