@@ -6,14 +6,10 @@
  */
 import { type Command, Option } from "commander";
 import { UserError } from "../../core/errors.js";
-import {
-  createInvite,
-  parseDuration,
-  RATER_NAME,
-  RevocationList,
-} from "../../core/study/invite.js";
+import { RevocationList } from "../../core/study/invite.js";
 import { StudyManager } from "../../core/study/manager.js";
 import { openVoteStore } from "../../core/votes/index.js";
+import { makeStudyLink } from "../web/links.js";
 import { startWebServer } from "../web/server.js";
 import { readWebSettings } from "../web/settings.js";
 import { openConfigured } from "./context.js";
@@ -92,50 +88,20 @@ export function registerWebCommands(program: Command, options: WebCliOptions = {
         const settings = readWebSettings(env);
         const { config } = openConfigured(env, [settings.secret]);
         const studies = new StudyManager({ dataDir: config.dataDir });
-        const record = await studies.require(id);
-        const lifetimeMs = parseDuration(flags.expires);
-        const rater = flags.rater ?? (flags.admin ? "admin" : undefined);
-        if (rater === undefined)
+        if (!flags.admin && flags.rater === undefined) {
           throw new UserError("USAGE", "study invite needs --rater NAME (or --admin)");
-        if (!RATER_NAME.test(rater)) {
-          throw new UserError(
-            "USAGE",
-            `"${rater}" is not a rater name: letters, digits, ".", "_" or "-"`,
-          );
         }
-        let survey = 0;
-        if (!flags.admin) {
-          const plan = record.plan;
-          if (record.mode !== "batch" || plan === undefined) {
-            throw new UserError(
-              "USAGE",
-              `study ${id} is a live study: it is rated in chat, it has no survey`,
-            );
-          }
-          if (flags.survey === undefined && plan.surveys > 1) {
-            throw new UserError(
-              "USAGE",
-              `study ${id} has ${plan.surveys} surveys: say which with --survey 1…${plan.surveys}`,
-            );
-          }
-          survey = flags.survey ?? 1;
-          if (survey > plan.surveys) {
-            throw new UserError("USAGE", `study ${id} has ${plan.surveys} surveys, not ${survey}`);
-          }
-        }
-        const { token, invite } = createInvite({
-          secret: settings.secret,
-          role: flags.admin ? "admin" : "rater",
-          studyId: record.id,
-          rater,
-          survey,
-          lifetimeMs,
+        const { url, invite } = await makeStudyLink(studies, settings, {
+          studyId: id,
+          expires: flags.expires,
+          ...(flags.rater === undefined ? {} : { rater: flags.rater }),
+          ...(flags.survey === undefined ? {} : { survey: flags.survey }),
+          ...(flags.admin ? { admin: true } : {}),
         });
-        const base = settings.publicUrl ?? `http://${settings.host}:${settings.port}`;
-        const url = `${base}/${flags.admin ? "admin" : "s"}/${token}`;
+        const { rater, survey, studyId } = invite;
         if (flags.json) {
           write(
-            `${JSON.stringify({ url, link: invite.id, study: record.id, rater, survey, expiresAt: invite.expiresAt.toISOString() })}\n`,
+            `${JSON.stringify({ url, link: invite.id, study: studyId, rater, survey, expiresAt: invite.expiresAt.toISOString() })}\n`,
           );
         } else {
           write(
