@@ -23,6 +23,7 @@ import { registerServeCommands } from "./serve.js";
 import { registerSlackCommand } from "./slack.js";
 import { registerStudyCommands } from "./study.js";
 import { registerVotesCommands } from "./votes.js";
+import { registerWebCommands } from "./web.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -106,6 +107,7 @@ export function buildProgram(): Command {
   registerAgreementCommand(program);
   registerModelsCommands(program);
   registerStudyCommands(program);
+  registerWebCommands(program);
   registerVotesCommands(program);
   registerServeCommands(program);
   registerDiscordCommand(program);

@@ -1,0 +1,103 @@
+/**
+ * What every response carries (a strict Content Security Policy: only this server's own
+ * scripts, styles and images; no frames, no inline code), CSRF tokens for the forms, and
+ * per-link rate limits.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** Secure headers for every response; HSTS only when the public URL is https. */
+export function securityHeaders(https: boolean): Record<string, string> {
+  return {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    // Links carry their token in the path: never send it to another site as a Referer.
+    // ("no-referrer" would also make browsers send `Origin: null` on our own form posts.)
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    "X-Robots-Tag": "noindex, nofollow",
+    ...(https ? { "Strict-Transport-Security": "max-age=31536000; includeSubDomains" } : {}),
+  };
+}
+
+/** The form token of one link: HMAC of its id, so it needs no server-side session. */
+export function csrfToken(secret: string, linkId: string): string {
+  return createHmac("sha256", secret)
+    .update("imagine-bot web csrf v1\n")
+    .update(linkId)
+    .digest("base64url");
+}
+
+export function csrfMatches(secret: string, linkId: string, given: unknown): boolean {
+  if (typeof given !== "string") return false;
+  const expected = Buffer.from(csrfToken(secret, linkId));
+  const actual = Buffer.from(given);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * Whether a state-changing request may come from this page: a browser's Origin (when sent) is
+ * one of ours, and Sec-Fetch-Site (when sent) is not cross-site.
+ */
+export function sameOrigin(headers: Headers, origins: ReadonlySet<string>): boolean {
+  const origin = headers.get("origin");
+  if (origin !== null && !origins.has(origin)) return false;
+  const site = headers.get("sec-fetch-site");
+  return site === null || site === "same-origin" || site === "none";
+}
+
+export interface RateLimit {
+  /** Requests allowed at once. */
+  burst: number;
+  /** Requests per second refilled. */
+  perSecond: number;
+}
+
+/** A token bucket per key (a link id). Buckets that are full again are dropped. */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly limit: RateLimit,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Takes one token: 0 when allowed, else the seconds until the next token. */
+  take(key: string): number {
+    const now = this.now();
+    const bucket = this.buckets.get(key) ?? { tokens: this.limit.burst, at: now };
+    bucket.tokens = Math.min(
+      this.limit.burst,
+      bucket.tokens + ((now - bucket.at) / 1000) * this.limit.perSecond,
+    );
+    bucket.at = now;
+    if (bucket.tokens < 1) {
+      this.buckets.set(key, bucket);
+      return Math.ceil((1 - bucket.tokens) / this.limit.perSecond);
+    }
+    bucket.tokens -= 1;
+    this.buckets.set(key, bucket);
+    if (this.buckets.size > 10_000) this.prune(now);
+    return 0;
+  }
+
+  private prune(now: number): void {
+    for (const [key, bucket] of this.buckets) {
+      const refilled = bucket.tokens + ((now - bucket.at) / 1000) * this.limit.perSecond;
+      if (refilled >= this.limit.burst) this.buckets.delete(key);
+    }
+  }
+}

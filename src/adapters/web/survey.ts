@@ -1,0 +1,288 @@
+/**
+ * A rater's survey: the items of their survey in the plan's (randomised) posting order, each
+ * matched to the generation that was posted for it, their current answers, and recording an
+ * answer as votes (rater `web:<name>`, source "web") exactly once however often it is sent.
+ *
+ * A plan item is matched to its generation by study, arm, subject and seed (the poster imagines
+ * each item with exactly those); when an item was posted twice (a crash between posting and
+ * marking it posted) the earliest generation counts, as in chat. Items not posted yet are shown
+ * as "not ready" and cannot be answered.
+ */
+import { stat } from "node:fs/promises";
+import type { Invite } from "../../core/study/invite.js";
+import type { StudyManager } from "../../core/study/manager.js";
+import { type PlanItem, planSurveys } from "../../core/study/plan.js";
+import type { StudyRecord } from "../../core/study/record.js";
+import {
+  DIMENSIONS,
+  type Dimension,
+  type Generation,
+  type Logger,
+  type VoteStore,
+} from "../../core/types.js";
+
+/** The vote store plus a listing of generations (KeyvVoteStore has one). */
+export type SurveyVoteStore = VoteStore & { generations(): AsyncIterable<Generation> };
+
+/** A refusal shown to the person as a page with this status. */
+export class WebRefusal extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 410 | 429,
+    message: string,
+  ) {
+    super(message);
+    this.name = "WebRefusal";
+  }
+}
+
+export interface SurveyItem {
+  /** 1-based position in the rater's survey (what URLs use). */
+  position: number;
+  item: PlanItem;
+  /** The posted generation; undefined while the item is not posted. */
+  generation?: Generation;
+}
+
+export interface Survey {
+  study: StudyRecord;
+  /** The vote store's rater: `web:<name>`. */
+  rater: string;
+  items: SurveyItem[];
+}
+
+export type Answers = Partial<Record<Dimension, number>>;
+
+/** How long a study's generation index is trusted before a missing item looks again. */
+const INDEX_REFRESH_MS = 2_000;
+/**
+ * How long a rater's answers are shown from memory before they are read again (a rater's web
+ * votes only change through this server; recording always reads the store afresh).
+ */
+const ANSWERS_REFRESH_MS = 30_000;
+
+export class Surveys {
+  private readonly indexes = new Map<
+    string,
+    { at: number; byKey: Map<string, Generation>; loading?: Promise<void> }
+  >();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Per study and rater: answers by generation id, and when they were read. */
+  private readonly answerCache = new Map<
+    string,
+    { at: number; byGeneration: Map<string, Answers> }
+  >();
+  private readonly surveyItems = new Map<
+    string,
+    { study: StudyRecord; index: Map<string, Generation>; items: SurveyItem[] }
+  >();
+  /** Study records by file stamp: a `study stop` elsewhere changes the stamp. */
+  private readonly records = new Map<string, { stamp: string; record: StudyRecord }>();
+
+  constructor(
+    private readonly votes: SurveyVoteStore,
+    private readonly studies: StudyManager,
+    private readonly logger: Logger,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The survey a rater link grants, or a WebRefusal saying why not. */
+  async survey(invite: Invite): Promise<Survey> {
+    const study = await this.study(invite.studyId);
+    if (study === undefined) throw new WebRefusal(404, "This study does not exist any more.");
+    if (study.mode !== "batch" || study.plan === undefined) {
+      throw new WebRefusal(404, "This study has no survey: it is rated in chat.");
+    }
+    const items = planSurveys(study.plan)[invite.survey - 1];
+    if (items === undefined || items.length === 0) {
+      throw new WebRefusal(404, "This link names a survey that the study does not have.");
+    }
+    const index = await this.index(study, items);
+    // The same record and index give the same items: built once, shared by every request.
+    const cacheKey = `${study.id}:${invite.survey}`;
+    let built = this.surveyItems.get(cacheKey);
+    if (built?.study !== study || built.index !== index) {
+      built = {
+        study,
+        index,
+        items: items.map((item, i) => {
+          const generation = index.get(itemKey(item));
+          return { position: i + 1, item, ...(generation ? { generation } : {}) };
+        }),
+      };
+      this.surveyItems.set(cacheKey, built);
+    }
+    return { study, rater: `web:${invite.rater}`, items: built.items };
+  }
+
+  /** The study record, read again only when its file changed. */
+  private async study(id: string): Promise<StudyRecord | undefined> {
+    let stamp: string;
+    try {
+      const info = await stat(this.studies.files.file(id));
+      stamp = `${info.mtimeMs}:${info.size}:${info.ino}`;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+    const cached = this.records.get(id);
+    if (cached?.stamp === stamp) return cached.record;
+    const record = await this.studies.get(id);
+    if (record !== undefined) this.records.set(id, { stamp, record });
+    return record;
+  }
+
+  /** The rater's current answers to each posted item, by position. */
+  async answers(survey: Survey): Promise<Map<number, Answers>> {
+    const key = `${survey.study.id}\u0000${survey.rater}`;
+    let cached = this.answerCache.get(key);
+    if (cached === undefined || this.now() - cached.at > ANSWERS_REFRESH_MS) {
+      const byGeneration = new Map<string, Answers>();
+      const at = this.now();
+      await Promise.all(
+        survey.items.map(async (entry) => {
+          if (entry.generation === undefined) return;
+          byGeneration.set(
+            entry.generation.id,
+            await this.answersOf(entry.generation.id, survey.rater),
+          );
+        }),
+      );
+      cached = { at, byGeneration };
+      this.answerCache.set(key, cached);
+    }
+    const answers = new Map<number, Answers>();
+    for (const entry of survey.items) {
+      if (entry.generation === undefined) continue;
+      let known = cached.byGeneration.get(entry.generation.id);
+      if (known === undefined) {
+        // Posted since the answers were read.
+        known = await this.answersOf(entry.generation.id, survey.rater);
+        cached.byGeneration.set(entry.generation.id, known);
+      }
+      answers.set(entry.position, known);
+    }
+    return answers;
+  }
+
+  async answersOf(generationId: string, rater: string): Promise<Answers> {
+    const answers: Answers = {};
+    for (const vote of await this.votes.votesOf(generationId)) {
+      if (vote.rater === rater) answers[vote.dimension] = vote.score;
+    }
+    return answers;
+  }
+
+  /**
+   * Records an answer: a vote for each dimension whose score changed, none for one that did
+   * not (a retried or repeated submission appends nothing). Serialised per rater and study, so
+   * concurrent retries cannot both see "no vote yet". Returns how many votes were cast.
+   */
+  async record(
+    survey: Survey,
+    entry: SurveyItem,
+    scores: Record<Dimension, number>,
+  ): Promise<number> {
+    const generation = entry.generation;
+    if (generation === undefined) {
+      throw new WebRefusal(409, "This image is not ready yet: it has not been posted.");
+    }
+    const key = `${survey.study.id}\u0000${survey.rater}`;
+    const task = async () => {
+      const current = await this.answersOf(generation.id, survey.rater);
+      const changed = DIMENSIONS.filter((dimension) => current[dimension] !== scores[dimension]);
+      try {
+        // One dimension after the other, so the event log reads in the page's order.
+        for (const dimension of changed) {
+          await this.votes.castVote({
+            generationId: generation.id,
+            rater: survey.rater,
+            dimension,
+            score: scores[dimension],
+            source: "web",
+          });
+        }
+      } catch (error) {
+        this.answerCache.delete(key);
+        throw error;
+      }
+      this.answerCache.get(key)?.byGeneration.set(generation.id, { ...scores });
+      return changed.length;
+    };
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const result = previous.then(task, task);
+    const settled = result.catch(() => {});
+    this.locks.set(key, settled);
+    void settled.then(() => {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    });
+    return result;
+  }
+
+  /** Generations of the study by plan key; re-read when an item is missing and the index is old. */
+  private async index(
+    study: StudyRecord,
+    items: readonly PlanItem[],
+  ): Promise<Map<string, Generation>> {
+    let index = this.indexes.get(study.id);
+    const complete = index !== undefined && items.every((item) => index?.byKey.has(itemKey(item)));
+    if (index === undefined || (!complete && this.now() - index.at > INDEX_REFRESH_MS)) {
+      if (index?.loading === undefined) {
+        const entry = index ?? { at: 0, byKey: new Map<string, Generation>() };
+        entry.loading = this.load(study.id).then(
+          (byKey) => {
+            entry.byKey = byKey;
+            entry.at = this.now();
+            delete entry.loading;
+          },
+          (error: unknown) => {
+            delete entry.loading;
+            throw error;
+          },
+        );
+        this.indexes.set(study.id, entry);
+        index = entry;
+      }
+      await index.loading;
+    }
+    return (this.indexes.get(study.id) as { byKey: Map<string, Generation> }).byKey;
+  }
+
+  private async load(studyId: string): Promise<Map<string, Generation>> {
+    const byKey = new Map<string, Generation>();
+    let count = 0;
+    for await (const generation of this.votes.generations()) {
+      if (generation.studyId !== studyId) continue;
+      count++;
+      const key = generationKey(generation);
+      const known = byKey.get(key);
+      if (
+        known === undefined ||
+        generation.createdAt < known.createdAt ||
+        (generation.createdAt === known.createdAt && generation.id < known.id)
+      ) {
+        byKey.set(key, generation);
+      }
+    }
+    this.logger.debug({ studyId, generations: count }, "survey index loaded");
+    return byKey;
+  }
+}
+
+const itemKeys = new WeakMap<PlanItem, string>();
+
+function itemKey(item: PlanItem): string {
+  let key = itemKeys.get(item);
+  if (key === undefined) {
+    key = `${item.arm}\u0000${normalise(item.concept)}\u0000${item.seed}`;
+    itemKeys.set(item, key);
+  }
+  return key;
+}
+
+function generationKey(generation: Generation): string {
+  return `${generation.arm}\u0000${normalise(generation.subject)}\u0000${generation.seed}`;
+}
+
+function normalise(subject: string): string {
+  return subject.trim().replace(/\s+/g, " ").toLowerCase();
+}
