@@ -5,14 +5,14 @@
  * Settings come from IMAGINE_WEB_* (see src/adapters/web/settings.ts).
  */
 import { type Command, Option } from "commander";
+import { openApp } from "../../app/index.js";
+import { loadConfig } from "../../core/config.js";
 import { UserError } from "../../core/errors.js";
 import { RevocationList } from "../../core/study/invite.js";
 import { StudyManager } from "../../core/study/manager.js";
-import { openVoteStore } from "../../core/votes/index.js";
 import { makeStudyLink } from "../web/links.js";
 import { startWebServer } from "../web/server.js";
 import { readWebSettings } from "../web/settings.js";
-import { openConfigured } from "./context.js";
 import { integer } from "./parse.js";
 
 export interface WebCliOptions {
@@ -34,10 +34,11 @@ export function registerWebCommands(program: Command, options: WebCliOptions = {
     )
     .action(async () => {
       const settings = readWebSettings(env);
-      const { config, logger } = openConfigured(env, [settings.secret]);
-      const votes = await openVoteStore(config.votes.storeUrl, { dataDir: config.dataDir, logger });
-      const studies = new StudyManager({ dataDir: config.dataDir, logger });
+      const app = openApp({ env, secretVariables: ["IMAGINE_WEB_SECRET"] });
+      const { config, logger } = app;
       try {
+        const votes = await app.votes();
+        const studies = app.studies();
         const server = await startWebServer({
           settings,
           dataDir: config.dataDir,
@@ -51,8 +52,7 @@ export function registerWebCommands(program: Command, options: WebCliOptions = {
         await (options.stopSignal ?? untilSignal)();
         await server.close();
       } finally {
-        await studies.close();
-        await votes.close();
+        await app.close();
       }
     });
 
@@ -86,7 +86,7 @@ export function registerWebCommands(program: Command, options: WebCliOptions = {
         },
       ) => {
         const settings = readWebSettings(env);
-        const { config } = openConfigured(env, [settings.secret]);
+        const { config } = loadConfig(env);
         const studies = new StudyManager({ dataDir: config.dataDir });
         if (!flags.admin && flags.rater === undefined) {
           throw new UserError("USAGE", "study invite needs --rater NAME (or --admin)");
@@ -122,7 +122,7 @@ export function registerWebCommands(program: Command, options: WebCliOptions = {
       new Option("--link <linkId>", "one link (as printed by study invite)").conflicts("rater"),
     )
     .action(async (id: string, flags: { rater?: string; link?: string }) => {
-      const { config } = openConfigured(env);
+      const { config } = loadConfig(env);
       await new StudyManager({ dataDir: config.dataDir }).require(id);
       if (flags.rater === undefined && flags.link === undefined) {
         throw new UserError("USAGE", "study revoke needs --rater NAME or --link ID");

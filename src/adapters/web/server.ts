@@ -23,7 +23,7 @@ import type { AddressInfo } from "node:net";
 import { isAbsolute, relative, resolve } from "node:path";
 import { createAdaptorServer } from "@hono/node-server";
 import { type Context, Hono } from "hono";
-import { reportJson, reportResult } from "../../commands/stats.js";
+import { reportResult } from "../../commands/stats.js";
 import { withoutMetadata } from "../../core/image/png.js";
 import {
   type Invite,
@@ -32,6 +32,7 @@ import {
   verifyInvite,
 } from "../../core/study/invite.js";
 import type { StudyManager } from "../../core/study/manager.js";
+import { resultsJson } from "../../core/study/report.js";
 import { DIMENSIONS, type Dimension, type Logger } from "../../core/types.js";
 import { ASSETS } from "./assets.js";
 import { donePage, escapeHtml, itemPage, messagePage, page } from "./html.js";
@@ -452,7 +453,7 @@ class ResultsCache {
     return {
       votes: report.votes,
       table: table.text,
-      json: `${JSON.stringify(reportJson(report), null, 2)}\n`,
+      json: `${JSON.stringify(resultsJson(report), null, 2)}\n`,
       ...(hasVotes ? { chart: table.files[0]?.content as Buffer } : {}),
     };
   }
