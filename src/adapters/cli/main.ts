@@ -15,6 +15,7 @@ import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { openConfigured } from "./context.js";
 import { registerDataCommands } from "./data.js";
+import { registerEvalCommands } from "./eval.js";
 import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
@@ -101,6 +102,7 @@ export function buildProgram(): Command {
   registerVotesCommands(program);
   registerServeCommands(program);
   registerSlackCommand(program);
+  registerEvalCommands(program);
 
   return program;
 }

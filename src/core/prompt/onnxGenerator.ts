@@ -30,6 +30,7 @@ import {
   tagTexts,
   tokenMasks,
 } from "./cleanOutput.js";
+import type { ModelMetadata } from "./modelDir.js";
 import type { Gpt2OnnxDecoder, KvCache } from "./onnxDecoder.js";
 import { TokenSampler } from "./sampler.js";
 import { decodeTokens, END_OF_TEXT_ID, encodeTag, encodeText } from "./tokenizer.js";
@@ -58,7 +59,8 @@ export class OnnxPromptGenerator implements PromptGenerator {
   readonly description: string;
   private readonly startIds: number[];
   private readonly endIds: number[];
-  private readonly tags: string[];
+  /** Tag texts whose fragments never appear in this generator's prompts (cleanOutput.ts). */
+  readonly tags: readonly string[];
   private readonly masks: TokenMasks;
 
   constructor(
@@ -72,6 +74,11 @@ export class OnnxPromptGenerator implements PromptGenerator {
     this.tags = tagTexts(metadata.tags);
     // Untagged models stop at GPT-2's end of text, which may also come first.
     this.masks = tokenMasks(this.tags, this.endIds.length > 0 ? this.endIds : [END_OF_TEXT_ID]);
+  }
+
+  /** The model's imagine-model.json (architecture, tags, mean caption length, provenance). */
+  get metadata(): ModelMetadata {
+    return this.decoder.model.metadata;
   }
 
   /** The default cap on new tokens: the model's mean caption length, rounded up. */
