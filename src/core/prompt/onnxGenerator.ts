@@ -81,9 +81,15 @@ export class OnnxPromptGenerator implements PromptGenerator {
     return this.decoder.model.metadata;
   }
 
-  /** The default cap on new tokens: the model's mean caption length, rounded up. */
+  /**
+   * The default cap on new tokens: the arm's setting, else the model's own `maxNewTokens`, else
+   * its mean caption length rounded up.
+   */
   get defaultMaxNewTokens(): number {
-    return this.options.maxNewTokens ?? Math.ceil(this.decoder.model.metadata.meanCaptionTokens);
+    const { metadata } = this.decoder.model;
+    return (
+      this.options.maxNewTokens ?? metadata.maxNewTokens ?? Math.ceil(metadata.meanCaptionTokens)
+    );
   }
 
   async generate(request: GenerateRequest): Promise<GeneratedPrompt[]> {
