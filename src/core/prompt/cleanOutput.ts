@@ -144,25 +144,29 @@ export function tokenMasks(tags: readonly string[], endIds: readonly number[]): 
   if (cached) return cached;
   const texts = vocabulary();
   const pairs = [...new Set(tags.flatMap(punctuationPairs))];
-  const always = new Uint8Array(GPT2_VOCAB_SIZE).fill(1);
-  texts.forEach((text, id) => {
-    if (text !== END_OF_TEXT && pairs.some((pair) => text.includes(pair))) always[id] = 0;
-  });
-  const firstWord = always.slice();
-  texts.forEach((text, id) => {
-    if (!startsNewWord(text)) firstWord[id] = 0;
-  });
-  const firstEnd = endIds[0];
-  if (firstEnd !== undefined) firstWord[firstEnd] = 1;
-  const after = new Map<string, Uint8Array>();
+  const always = new Uint8Array(GPT2_VOCAB_SIZE);
+  const firstWord = new Uint8Array(GPT2_VOCAB_SIZE);
+  // After a pair's first character: tokens starting with its second are masked.
+  const closers = new Map<string, string[]>();
   for (const pair of pairs) {
     const [opening, closing] = [...pair] as [string, string];
-    const mask = after.get(opening) ?? always.slice();
-    texts.forEach((text, id) => {
-      if (text.startsWith(closing)) mask[id] = 0;
-    });
-    after.set(opening, mask);
+    closers.set(opening, [...(closers.get(opening) ?? []), closing]);
   }
+  const after = new Map<string, Uint8Array>();
+  for (const opening of closers.keys()) after.set(opening, new Uint8Array(GPT2_VOCAB_SIZE));
+  // One pass over the vocabulary: this runs when the first generator of a process is made.
+  for (let id = 0; id < texts.length; id++) {
+    const text = texts[id] as string;
+    const allowed = text === END_OF_TEXT || !pairs.some((pair) => text.includes(pair)) ? 1 : 0;
+    always[id] = allowed;
+    firstWord[id] = allowed && startsNewWord(text) ? 1 : 0;
+    for (const [opening, closing] of closers) {
+      (after.get(opening) as Uint8Array)[id] =
+        allowed && !closing.some((c) => text.startsWith(c)) ? 1 : 0;
+    }
+  }
+  const firstEnd = endIds[0];
+  if (firstEnd !== undefined) firstWord[firstEnd] = 1;
   const masks = { always, firstWord, after };
   maskCache.set(key, masks);
   return masks;
