@@ -44,6 +44,8 @@ describe("the rules", () => {
     expect(findTagFragment("a dog startoftext|>", TAGS)).toBe(6);
     expect(findTagFragment("a cat |> x", TAGS)).toBe(6);
     expect(findTagFragment("A dog ENDOFTEXT", TAGS)).toBe(6);
+    expect(findTagFragment("a cat in a medieval wearingregtext|", TAGS)).toBe(30);
+    expect(findTagFragment("a cat <|st", TAGS)).toBe(6);
     for (const fine of ["a dog at the start of the text", "context, textures | pipes", "a < b"])
       expect(findTagFragment(fine, TAGS)).toBe(-1);
     // A fragment that ends inside the subject is not the continuation's fault.
@@ -236,14 +238,15 @@ describe("clean output against a decoder that tries to break it", () => {
       count: 1,
       seed: 1,
     });
-    // "<" is allowed, "|" after it is not (" art" instead); "startoftext" is then cut away.
-    expect(prompt?.text).toBe("a dog trending< art");
+    // "<" is allowed, "|" after it is not (" art" instead); " artstartoftext" is then cut
+    // away whole, from the start of the word that holds the fragment.
+    expect(prompt?.text).toBe("a dog trending<");
     expect(prompt?.complete).toBe(false);
     expect(findTagFragment(prompt?.text ?? "", TAGS)).toBe(-1);
   });
 
   it("cuts a glued tag word out of an untagged model's continuation too", async () => {
-    const script = [" sunset", "of", "text", " ocean", " waves"];
+    const script = [" sunset", " over", "of", "text", " ocean", " waves"];
     const decoder = scriptedDecoder(script, [" art"], null);
     const [prompt] = await new OnnxPromptGenerator(decoder, { sampling: greedy }).generate({
       subject: "a beach",
@@ -251,6 +254,7 @@ describe("clean output against a decoder that tries to break it", () => {
       seed: 1,
     });
     expect(prompt?.text).toBe("a beach sunset");
+    expect(prompt?.tokens).toBe(4);
     expect(decodeTokens(encodeText(prompt?.text ?? ""))).toBe(prompt?.text);
   });
 });

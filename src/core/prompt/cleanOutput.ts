@@ -7,8 +7,8 @@
  *   spaces (Chinese, Japanese, Thai…) are exempt.
  * - No tag text: a tag's punctuation pairs ("<|", "|>") are never formed (tokens containing one
  *   are masked at every step, and after "<" no token may start with "|"); a continuation that
- *   still spells part of a tag's word ("…oftext", "startof…") is cut where the fragment begins
- *   and the row stops, not closed. `findTagFragment` is the one detector, shared with the
+ *   still spells part of a tag ("…oftext", "startof…", "text|") is cut before the word that
+ *   holds the fragment and the row stops, not closed. `findTagFragment` is the one detector, shared with the
  *   prompt-quality harness (src/core/eval).
  * - Independent rows: prompt i of a request draws from its own random stream, derived from
  *   (seed, i), so it does not depend on how many prompts were asked for.
@@ -24,6 +24,8 @@ const LETTER = /\p{L}/u;
 const WORD_BOUNDARY_START = /^[\s\p{P}]/u;
 /** Substrings of a tag's word at least this long count as a fragment ("oftext", "startof"). */
 const MIN_WORD_FRAGMENT = 6;
+/** Pieces of a tag that mix its letters and punctuation count from this length ("ext|", "<|st"). */
+const MIN_MIXED_FRAGMENT = 4;
 
 /**
  * Whether a continuation of `subject` must start a new word: true unless the subject's last
@@ -77,6 +79,13 @@ function fragmentPattern(tags: readonly string[]): RegExp {
   const pieces = new Set<string>();
   for (const tag of tags) {
     for (const pair of punctuationPairs(tag)) pieces.add(pair);
+    const chars = [...tag];
+    for (let start = 0; start < chars.length; start++) {
+      for (let end = start + MIN_MIXED_FRAGMENT; end <= chars.length; end++) {
+        const piece = chars.slice(start, end).join("");
+        if (/[\p{L}\p{N}]/u.test(piece) && /[^\p{L}\p{N}\s]/u.test(piece)) pieces.add(piece);
+      }
+    }
     for (const word of tagWords(tag)) {
       for (let length = word.length; length >= MIN_WORD_FRAGMENT; length--) {
         for (let start = 0; start + length <= word.length; start++)
@@ -94,8 +103,9 @@ function fragmentPattern(tags: readonly string[]): RegExp {
 /**
  * Index where the first fragment of a tag's text begins in `text`, among fragments that end
  * after `from` (so a subject before `from` is never blamed), or -1. Fragments are a tag's
- * punctuation pairs ("<|", "|>") and any 6+ character piece of its word ("oftext", "startof",
- * "endoftext"), case-insensitive.
+ * punctuation pairs ("<|", "|>"), any 4+ character piece that mixes its letters and punctuation
+ * ("ext|", "<|st") and any 6+ character piece of its word ("oftext", "startof", "endoftext"),
+ * case-insensitive.
  *
  * @example
  * findTagFragment("a dog trendingoftext|>", ["<|startoftext|>"]); // 14

@@ -193,7 +193,7 @@ export class OnnxPromptGenerator implements PromptGenerator {
 
   /**
    * Decodes the row's continuation and, when it spells part of a tag (beyond a plain-text end
-   * tag the row is still writing), marks where the fragment begins. Returns whether it did.
+   * tag the row is still writing), marks where to cut. Returns whether it did.
    */
   private cutAtTagFragment(row: Row, subject: string): boolean {
     const pending = this.pendingEndTag(row.generated);
@@ -202,7 +202,10 @@ export class OnnxPromptGenerator implements PromptGenerator {
     const joined = subject + row.text;
     const at = findTagFragment(joined, this.tags, subject.length);
     if (at < 0) return false;
-    row.cutAt = Math.max(at - subject.length, 0);
+    // Cut before the word that holds the fragment ("…medieval wearingregtext|" → "…medieval"),
+    // never into the subject.
+    const wordStart = joined.slice(0, at).search(/\S*$/u);
+    row.cutAt = Math.max(wordStart - subject.length, 0);
     return true;
   }
 
