@@ -119,6 +119,25 @@ export function findTagFragment(text: string, tags: readonly string[], from = 0)
   return -1;
 }
 
+/**
+ * Where to cut `continuation` (written after `subject`) so no tag fragment remains: before the
+ * word that holds the first fragment, never into the subject. Null when there is none.
+ *
+ * @example
+ * tagFragmentCut("a cat", " in a medieval wearingregtext|", TAGS); // 14 → " in a medieval"
+ */
+export function tagFragmentCut(
+  subject: string,
+  continuation: string,
+  tags: readonly string[],
+): number | null {
+  const joined = subject + continuation;
+  const at = findTagFragment(joined, tags, subject.length);
+  if (at < 0) return null;
+  const wordStart = joined.slice(0, at).search(/\S*$/u);
+  return Math.max(wordStart - subject.length, 0);
+}
+
 /** Token-level masks over GPT-2's vocabulary (1 = allowed), computed once per set of tags. */
 export interface TokenMasks {
   /** Every step: tokens that contain a tag's punctuation pair are never allowed. */

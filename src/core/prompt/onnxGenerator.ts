@@ -23,10 +23,10 @@ import type {
   SamplingSettings,
 } from "../types.js";
 import {
-  findTagFragment,
   needsWordBoundary,
   rowRandom,
   type TokenMasks,
+  tagFragmentCut,
   tagTexts,
   tokenMasks,
 } from "./cleanOutput.js";
@@ -199,13 +199,9 @@ export class OnnxPromptGenerator implements PromptGenerator {
     const pending = this.pendingEndTag(row.generated);
     const ids = row.generated.slice(0, row.generated.length - pending);
     row.text = decodeTokens(ids);
-    const joined = subject + row.text;
-    const at = findTagFragment(joined, this.tags, subject.length);
-    if (at < 0) return false;
-    // Cut before the word that holds the fragment ("…medieval wearingregtext|" → "…medieval"),
-    // never into the subject.
-    const wordStart = joined.slice(0, at).search(/\S*$/u);
-    row.cutAt = Math.max(wordStart - subject.length, 0);
+    const cut = tagFragmentCut(subject, row.text, this.tags);
+    if (cut === null) return false;
+    row.cutAt = cut;
     return true;
   }
 
