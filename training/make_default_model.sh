@@ -43,6 +43,5 @@ rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
 # the model closes its captions itself, so the cap only stops a runaway row.
 "$PY" training/export_onnx.py --checkpoint "$WORK/checkpoint" --out "$OUT.tmp" --max-new-tokens 64
 node training/verify_onnx.mjs "$OUT.tmp"
-cp "$WORK/prepare.json" "$WORK/corpus.json" "$WORK/sample_check.json" "$OUT.tmp/" 2>/dev/null || true
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 echo "== done: $OUT ($(du -h "$OUT/model.onnx" | cut -f1) model.onnx); work files in $WORK"
