@@ -215,6 +215,7 @@ def model_metadata(model: GPT2LMHeadModel, training: Optional[Dict[str, Any]], a
         },
         "tags": tags,
         "meanCaptionTokens": float(mean),
+        **({"maxNewTokens": args.max_new_tokens} if args.max_new_tokens is not None else {}),
         "provenance": {
             "baseModel": base,
             "data": None if not data else {k: data.get(k) for k in ("source", "trainTokens", "evalTokens", "trainDocuments")},
@@ -240,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", default=None, help="override tags: 'START,END'")
     p.add_argument("--no-tags", action="store_true", help="the model was trained without tags")
     p.add_argument("--mean-caption-tokens", type=float, default=None, help="override the mean caption length")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="default cap on new tokens written to imagine-model.json (else the engine uses the mean caption length)",
+    )
     p.add_argument("--golden-ids", default=None, help="comma-separated prompt ids for golden.json (default: 12 fixed ids)")
     p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
     return p

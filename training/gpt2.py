@@ -98,6 +98,10 @@ PRESETS: Dict[str, GPT2Config] = {
     # Test fixture: full GPT-2 vocabulary (so real token files fit) but tiny everywhere else;
     # the embedding matrix dominates, 50257 x 32 float32 = 6.4 MB.
     "tiny": GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64),
+    # The shipped default prompt model (models/caption-gpt2-small): small enough to commit (~22 MB
+    # of ONNX) and to train from scratch on 2 CPU cores in under half an hour; 128 positions hold
+    # a tagged caption of up to ~100 tokens.
+    "caption-small": GPT2Config(n_layer=4, n_head=4, n_embd=96, n_positions=128),
 }
 
 

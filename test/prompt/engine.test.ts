@@ -143,6 +143,27 @@ describe("OnnxPromptGenerator", () => {
     }
   });
 
+  it("caps new tokens at the model's own maxNewTokens when imagine-model.json sets one", async () => {
+    const dir = join(scratch, "capped");
+    await cp(MODEL_DIR, dir, { recursive: true });
+    const metadataPath = join(dir, "imagine-model.json");
+    const metadata = JSON.parse(await readFile(metadataPath, "utf8"));
+    await writeFile(metadataPath, JSON.stringify({ ...metadata, maxNewTokens: 3 }));
+    const capped = await Gpt2OnnxDecoder.load(dir);
+    try {
+      const own = new OnnxPromptGenerator(capped, { sampling: SAMPLING });
+      expect(own.defaultMaxNewTokens).toBe(3);
+      const prompts = await own.generate({ subject: "a lighthouse", count: 4, seed: 1 });
+      for (const prompt of prompts) expect(prompt.tokens).toBeLessThanOrEqual(3);
+      // The arm's own setting still wins.
+      const arm = new OnnxPromptGenerator(capped, { sampling: SAMPLING, maxNewTokens: 5 });
+      expect(arm.defaultMaxNewTokens).toBe(5);
+      expect(generator().defaultMaxNewTokens).toBe(Math.ceil(metadata.meanCaptionTokens));
+    } finally {
+      await capped.close();
+    }
+  });
+
   it("gives the same prompts whether requests run one by one or concurrently", async () => {
     const shared = generator();
     const requests = [1, 2, 3].map((seed) => ({ subject: "an old castle", count: 2, seed }));

@@ -112,6 +112,17 @@ describe("remote prompt generator: tagged and untagged semantics", () => {
     });
   });
 
+  it("cuts tag text the server let through before the word that holds it, and is not complete", async () => {
+    fake.script({
+      kind: "text",
+      generatedText: " at dawn, trendingoftext|> art</caption>",
+      finishReason: "stop",
+    });
+    const [prompt] = await generator().generate({ subject: "a lighthouse", count: 1, seed: 1 });
+    expect(prompt?.text).toBe("a lighthouse at dawn,");
+    expect(prompt?.complete).toBe(false);
+  });
+
   it("sends the bare subject for untagged models, with no stop sequence, and is never complete", async () => {
     fake.script({
       kind: "text",

@@ -39,3 +39,18 @@ describe("GPT-2 tokenizer", () => {
     expect(ids).toEqual([...encodeTag(tags.start), ...encodeText("a red fox"), END_OF_TEXT_ID]);
   });
 });
+
+describe("decodeTokens is stateless", () => {
+  it("does not carry an unfinished character into the next call", () => {
+    const ids = encodeText("東");
+    expect(ids.length).toBeGreaterThan(1);
+    // A call that ends inside a character, then plain text: gpt-tokenizer's own decode (4.0.0)
+    // prefixed the second result with the first call's leftover bytes.
+    expect(decodeTokens(ids.slice(0, 1))).toBe("\uFFFD");
+    expect(decodeTokens(encodeText("a dog"))).toBe("a dog");
+    expect(decodeTokens(ids.slice(0, 1))).toBe("\uFFFD");
+    expect(decodeTokens([...ids.slice(1), ...encodeText(" x")])).toMatch(/^\uFFFD+ x$/u);
+    expect(decodeTokens(ids)).toBe("東");
+    expect(decodeTokens([END_OF_TEXT_ID])).toBe("<|endoftext|>");
+  });
+});

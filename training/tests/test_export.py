@@ -112,8 +112,11 @@ def test_metadata_flags_override_training_json(exported, tmp_path):
     args = export_onnx.build_parser().parse_args(["--checkpoint", "x", "--out", "y", "--tags", "<s>,</s>", "--mean-caption-tokens", "9"])
     meta = export_onnx.model_metadata(model, {"tags": None, "meanCaptionTokens": 15.2}, args)
     assert meta["tags"] == {"start": "<s>", "end": "</s>"} and meta["meanCaptionTokens"] == 9.0
+    assert "maxNewTokens" not in meta  # absent unless asked for: the engine then caps at the mean
     args = export_onnx.build_parser().parse_args(["--checkpoint", "x", "--out", "y", "--no-tags"])
     assert export_onnx.model_metadata(model, {"tags": {"start": "a", "end": "b"}}, args)["tags"] is None
+    args = export_onnx.build_parser().parse_args(["--checkpoint", "x", "--out", "y", "--max-new-tokens", "64"])
+    assert export_onnx.model_metadata(model, {"meanCaptionTokens": 15.2}, args)["maxNewTokens"] == 64
 
 
 def test_golden_matches_the_pytorch_model_full_and_cached(exported):

@@ -15,6 +15,7 @@ import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
 import { registerDiscordCommand } from "./discord.js";
+import { registerEvalCommands } from "./eval.js";
 import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
 import { integer } from "./parse.js";
@@ -112,6 +113,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerDiscordCommand(program);
   registerSlackCommand(program);
+  registerEvalCommands(program);
 
   return program;
 }

@@ -37,6 +37,12 @@ const metadataSchema = z.object({
   tags: z.object({ start: z.string().min(1), end: z.string().min(1) }).nullable(),
   /** Mean GPT-2 token length of the training captions: the default cap on new tokens. */
   meanCaptionTokens: z.number().positive(),
+  /**
+   * Default cap on new tokens when given: a tagged model stops itself, so its cap can sit above
+   * most caption lengths (the shipped default uses its data's 99th percentile) instead of at
+   * the mean, which would cut half of its captions short.
+   */
+  maxNewTokens: z.number().int().positive().optional(),
   provenance: z.record(z.string(), z.unknown()).default({}),
 });
 

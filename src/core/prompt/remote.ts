@@ -27,6 +27,7 @@ import type {
   PromptGenerator,
   SamplingSettings,
 } from "../types.js";
+import { tagFragmentCut, tagTexts } from "./cleanOutput.js";
 
 export interface PromptTags {
   start: string;
@@ -288,8 +289,15 @@ export function toGeneratedPrompt(
     }
     kept = kept.replaceAll(tags.start, "");
   }
+  // Tag text the server let through (a fragment of a tag, or another model's tags) is cut
+  // before the word that holds it, as the local engine does; such a prompt is not complete.
+  const cut = tagFragmentCut(subject, kept, tagTexts(tags));
+  if (cut !== null) {
+    kept = kept.slice(0, cut);
+    complete = false;
+  }
   const tokens = facts.generatedTokens ?? Math.ceil(counted.length / 4) + (strippedEndTag ? 1 : 0);
-  return { text: `${subject}${kept}`.trimEnd(), tokens, complete };
+  return { text: `${subject}${kept}`.trim(), tokens, complete };
 }
 
 function stoppedAtStopSequence(facts: CompletionFacts, endTag: string): boolean {

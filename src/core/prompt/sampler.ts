@@ -12,6 +12,8 @@ const TOP_P_FIRST_PASS = 256;
 export class TokenSampler {
   private readonly scores: Float32Array;
   private readonly order: Int32Array;
+  /** The random source of the draw in progress. */
+  private current: RandomSource;
 
   constructor(
     private readonly vocabSize: number,
@@ -20,17 +22,29 @@ export class TokenSampler {
   ) {
     this.scores = new Float32Array(vocabSize);
     this.order = new Int32Array(vocabSize);
+    this.current = random;
   }
 
   /**
    * Picks the next token id.
    * @param logits this row's logits (length ≥ vocabSize; extra entries are padding and ignored)
    * @param seen token ids already in the sequence, for the repetition penalty
+   * @param options.allowed 1 for every token that may be drawn, 0 for masked ones (never drawn)
+   * @param options.random this row's own random source, instead of the sampler's
    */
-  sample(logits: Float32Array, seen: ReadonlySet<number>): number {
+  sample(
+    logits: Float32Array,
+    seen: ReadonlySet<number>,
+    options: { allowed?: Uint8Array; random?: RandomSource } = {},
+  ): number {
     const { temperature, topK, topP, repetitionPenalty } = this.settings;
     const scores = this.scores;
     scores.set(logits.subarray(0, this.vocabSize));
+    const { allowed } = options;
+    if (allowed) {
+      for (let id = 0; id < scores.length; id++) if (allowed[id] === 0) scores[id] = -Infinity;
+    }
+    this.current = options.random ?? this.random;
     if (repetitionPenalty !== 1) {
       for (const id of seen) {
         const value = scores[id] as number;
@@ -64,7 +78,7 @@ export class TokenSampler {
     const scores = this.scores;
     const max = argmaxValue(scores);
     const total = sumExp(scores, max, temperature);
-    let target = this.random.next() * total;
+    let target = this.current.next() * total;
     for (let id = 0; id < scores.length; id++) {
       target -= Math.exp(((scores[id] as number) - max) / temperature);
       if (target < 0) return id;
@@ -87,7 +101,7 @@ export class TokenSampler {
   private draw(weights: Float64Array, count: number): number {
     let total = 0;
     for (let i = 0; i < count; i++) total += weights[i] as number;
-    let target = this.random.next() * total;
+    let target = this.current.next() * total;
     for (let i = 0; i < count; i++) {
       target -= weights[i] as number;
       if (target < 0) return this.order[i] as number;
