@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what is missing, then vitest and pytest.
-#   - Debian packages for training/ (PyTorch, NumPy, pytest, onnx) through apt-get
+#   - Debian packages through apt-get: PyTorch, NumPy, pytest, onnx and OpenBLAS for training/,
+#     Chromium for the web survey's browser test
 #   - npm packages from the committed lock file
 #   - Redis and PostgreSQL (Debian packages), started on loopback for the vote-store tests and
 #     stopped afterwards when this run started them (no system service is started or enabled)
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 # libopenblas0-pthread takes over libblas.so.3 (Debian alternatives): torch's float32 matmuls run
 # ≈50× faster than on the reference BLAS, which keeps the training tests short.
-DEBIAN_PACKAGES=(python3-torch python3-numpy python3-pytest python3-onnx libopenblas0-pthread)
+# chromium: the web survey's real-browser test (playwright-core drives Debian's build, headless).
+DEBIAN_PACKAGES=(python3-torch python3-numpy python3-pytest python3-onnx libopenblas0-pthread chromium)
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
