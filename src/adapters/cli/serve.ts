@@ -4,7 +4,9 @@
  * SIGINT or SIGTERM; then stops taking commands, lets running jobs finish within a grace period
  * (the rest fail with "shutting down"), disconnects and closes the store. Once the adapters run,
  * batch studies are posted in their channels (chat/studyPoster.ts; pace STUDY_POST_INTERVAL_MS,
- * default one minute) and running ones resume; shutdown stops posting first.
+ * default one minute) and running ones resume; shutdown stops posting first. The arms of running
+ * studies are warmed before anything is posted, and the web survey (src/adapters/web) runs
+ * beside the chat adapters when IMAGINE_WEB_SECRET is set.
  *
  * A chat platform is one entry in CHAT_ADAPTERS.
  */
@@ -18,6 +20,8 @@ import type { AdapterStarter, ChatServices, RunningAdapter } from "../chat/servi
 import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../chat/studyPoster.js";
 import { discordStarter } from "../discord/starter.js";
 import { slackStarter } from "../slack/starter.js";
+import { type RunningWebServer, startWebServer } from "../web/server.js";
+import { readWebSettings, WEB_SECRET_VARIABLE } from "../web/settings.js";
 
 /** Every chat platform serve can run; each starts when its credentials are set. */
 export const CHAT_ADAPTERS: AdapterStarter[] = [discordStarter, slackStarter];
@@ -46,6 +50,8 @@ export interface ServeOptions {
 export interface ServeHandle {
   readonly adapters: readonly RunningAdapter[];
   readonly services: ChatServices;
+  /** The web survey, when IMAGINE_WEB_SECRET is set. */
+  readonly web: RunningWebServer | undefined;
   /** Stops everything; safe to call more than once (later calls wait for the first). */
   shutdown(reason?: string): Promise<void>;
   /** Resolves once shutdown has finished. */
@@ -66,7 +72,10 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
   // Every platform's secrets are masked, whether or not it runs.
   const app = openApp({
     env,
-    secretVariables: (options.adapters ?? CHAT_ADAPTERS).flatMap((a) => a.secretVariables),
+    secretVariables: [
+      ...(options.adapters ?? CHAT_ADAPTERS).flatMap((a) => a.secretVariables),
+      WEB_SECRET_VARIABLE,
+    ],
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
     ...(options.backend !== undefined ? { backend: options.backend } : {}),
     ...(options.votes !== undefined ? { votes: options.votes } : {}),
@@ -90,6 +99,11 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     throw error;
   }
   const { pipeline, studies } = services as Required<ChatServices>;
+  // Every arm of a running study is loaded and warmed before its first image, here and when a
+  // study starts, so that no arm's first image is slower than the others' (a timing side channel).
+  studies.setWarmer(app.arms);
+  const warm = await studies.warmOpenStudies();
+  if (warm.warmed.length > 0) logger.info({ studies: warm.warmed.length }, "study arms warm");
 
   const adapters: RunningAdapter[] = [];
   try {
@@ -101,6 +115,25 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     await Promise.allSettled(adapters.map((adapter) => adapter.close()));
     await app.close();
     throw error;
+  }
+
+  // The web survey and results pages, when their link secret is set.
+  let web: RunningWebServer | undefined;
+  if (env[WEB_SECRET_VARIABLE]?.trim()) {
+    try {
+      web = await startWebServer({
+        settings: readWebSettings(env),
+        dataDir: config.dataDir,
+        votes: services.votes as KeyvVoteStore,
+        studies,
+        logger,
+      });
+      logger.info({ url: web.url, publicUrl: web.publicUrl }, "web survey listening");
+    } catch (error) {
+      await Promise.allSettled(adapters.map((adapter) => adapter.close()));
+      await app.close();
+      throw error;
+    }
   }
 
   // Batch studies are posted by the adapter that owns each study's channel; running ones resume.
@@ -137,13 +170,16 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
       await pipeline.close();
       if (!(await within(drained, 5_000)))
         logger.warn({}, "some replies were not sent before exit");
-      await Promise.allSettled(adapters.map((adapter) => adapter.close()));
+      await Promise.allSettled([
+        ...adapters.map((adapter) => adapter.close()),
+        ...(web === undefined ? [] : [web.close()]),
+      ]);
       await app.close();
       logger.info({}, "stopped");
     })().finally(markClosed);
     return closing;
   };
-  return { adapters, services, shutdown, closed };
+  return { adapters, services, web, shutdown, closed };
 }
 
 function studyIntervalFromEnv(env: NodeJS.ProcessEnv): number {
