@@ -290,7 +290,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         const prepared = await writePrompts(await generator, subject, count, seed, arm, signal);
         promptEnd = clock.monotonic();
         for (const refusal of prepared.refused) {
-          logger.info({ index: refusal.index, arm }, "prompt refused after resamples");
+          // A study's arm never reaches the info log: an operator who rates could read it there.
+          logger.info(
+            { index: refusal.index, ...(request.studyId === undefined ? { arm } : {}) },
+            "prompt refused after resamples",
+          );
         }
         if (prepared.prompts.length === 0) throw noCleanPromptError(count);
         return prepared;

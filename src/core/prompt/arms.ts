@@ -147,7 +147,8 @@ export class PromptArms {
       sampling,
       timeoutMs: this.config.remote.timeoutMs,
       retries: this.config.remote.retries,
-      logger: this.logger.child({ arm: name }),
+      // No arm on the remote's retry warnings: study arms stay out of the info log.
+      logger: this.logger,
     });
   }
 
