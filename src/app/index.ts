@@ -72,11 +72,14 @@ export function openApp(options: AppOptions = {}): App {
   const platformSecrets = (options.secretVariables ?? [])
     .map((name) => env[name]?.trim())
     .filter((value): value is string => typeof value === "string" && value.length > 0);
+  // IMAGINE_LOG_FILE (set by the CLI for one-shot commands) sends the JSON log lines to a file.
+  const logFile = env.IMAGINE_LOG_FILE?.trim() || undefined;
   const logger =
     options.logger ??
     createLogger({
       level: config.log.level,
       ...(options.logDestination !== undefined ? { destination: options.logDestination } : {}),
+      ...(logFile !== undefined ? { file: logFile } : {}),
       secrets: [
         ...Object.values(secrets).filter((v): v is string => typeof v === "string"),
         ...platformSecrets,

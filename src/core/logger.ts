@@ -24,6 +24,9 @@ export interface LoggerOptions {
   secrets?: readonly string[];
   /** Where lines go; stderr by default. */
   destination?: NodeJS.WritableStream;
+  /** Append the lines to this file instead (folders created; written synchronously, so a line
+   * logged just before the process exits is not lost). */
+  file?: string;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -40,7 +43,10 @@ export function createLogger(options: LoggerOptions): Logger {
         streamWrite: secrets.length === 0 ? undefined : (line) => maskValues(line, secrets),
       },
     },
-    options.destination ?? pino.destination(2),
+    options.destination ??
+      (options.file !== undefined
+        ? pino.destination({ dest: options.file, mkdir: true, sync: true })
+        : pino.destination(2)),
   ) as unknown as Logger;
 }
 

@@ -4,13 +4,18 @@
  * Exit codes: 0 success, 1 failure, 2 usage error (bad flags, bad subject, bad configuration
  * or model directory).
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
 import { promptCommand } from "../../commands/prompt.js";
+import { loadConfig } from "../../core/config.js";
 import { isBotError, isOperatorFixable } from "../../core/errors.js";
+import { createLogger } from "../../core/logger.js";
+import { failureReference } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
@@ -42,6 +47,10 @@ export function buildProgram(): Command {
         "Configuration: config/default.json, IMAGINE_CONFIG=file.json, then environment variables (see .env.example).",
     )
     .version("0.1.0")
+    .option(
+      "--verbose",
+      "log to stderr (one-shot commands otherwise log to <data dir>/logs/cli.log)",
+    )
     .showHelpAfterError("(run with --help for usage)")
     // Set before subcommands are added: they copy these settings when created.
     .exitOverride()
@@ -118,8 +127,27 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Commands that run until stopped: they log to stderr like any service. */
+const LONG_RUNNING = new Set(["serve", "web"]);
+
+/**
+ * Where one-shot commands log: a JSON-lines file in the data directory, so that a terminal shows
+ * results and one-line errors, and the reference in an error can be looked up in the file.
+ */
+export function cliLogFile(dataDir: string): string {
+  return join(dataDir, "logs", "cli.log");
+}
+
 export async function main(argv: string[], logger?: Logger): Promise<number> {
   const program = buildProgram();
+  const previousLogFile = process.env.IMAGINE_LOG_FILE;
+  let logFile: string | undefined;
+  program.hook("preAction", (_program, action) => {
+    const verbose = program.opts<{ verbose?: boolean }>().verbose === true;
+    if (verbose || LONG_RUNNING.has(action.name()) || previousLogFile !== undefined) return;
+    logFile = cliLogFile(dataDirOrDefault());
+    process.env.IMAGINE_LOG_FILE = logFile;
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;
@@ -132,14 +160,33 @@ export async function main(argv: string[], logger?: Logger): Promise<number> {
       process.stderr.write(`imagine-bot: ${error.message}\n`);
       return EXIT_USAGE;
     }
-    const reference = Math.random().toString(36).slice(2, 10);
+    const reference = failureReference(error) ?? randomBytes(4).toString("hex");
     const message = error instanceof Error ? error.message : String(error);
+    const where = logFile ?? process.env.IMAGINE_LOG_FILE;
+    (logger ?? fileLogger(where))?.error({ err: error, reference }, "command failed");
     process.stderr.write(
-      `imagine-bot: failed (${isBotError(error) ? error.code : "internal"}): ${message} [ref ${reference}]\n`,
+      `imagine-bot: failed (${isBotError(error) ? error.code : "internal"}): ${message} ` +
+        `(reference ${reference}${where === undefined ? "" : `; the full error is in ${where}`})\n`,
     );
-    logger?.error({ err: error, reference }, "command failed");
     return EXIT_FAILURE;
+  } finally {
+    if (previousLogFile === undefined) delete process.env.IMAGINE_LOG_FILE;
+    else process.env.IMAGINE_LOG_FILE = previousLogFile;
   }
+}
+
+/** The data directory as configured, or the default when the configuration does not load. */
+function dataDirOrDefault(): string {
+  try {
+    return loadConfig().config.dataDir;
+  } catch {
+    return resolve("data");
+  }
+}
+
+function fileLogger(path: string | undefined): Logger | undefined {
+  if (path === undefined) return undefined;
+  return createLogger({ level: "error", file: path });
 }
 
 /**
