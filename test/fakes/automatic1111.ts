@@ -51,6 +51,11 @@ export class FakeAutomatic1111 extends RecordingServer {
   }
 
   protected async handle(request: RecordedHttpRequest, res: ServerResponse): Promise<void> {
+    // The checkpoints the server has: what `imagine-bot doctor` asks for as a health call.
+    if (request.method === "GET" && request.path === "/sdapi/v1/sd-models") {
+      sendJson(res, 200, [{ title: "v2-1_768-ema-pruned.safetensors", model_name: "v2-1" }]);
+      return;
+    }
     if (request.method !== "POST" || request.path !== "/sdapi/v1/txt2img") {
       sendJson(res, 404, { detail: "Not Found" });
       return;

@@ -70,6 +70,10 @@ export class FakeComfyUI extends RecordingServer {
 
   protected async handle(request: RecordedHttpRequest, res: ServerResponse): Promise<void> {
     const url = new URL(request.path, "http://fake");
+    if (request.method === "GET" && url.pathname === "/system_stats") {
+      sendJson(res, 200, { system: { comfyui_version: "0.3.0" }, devices: [{ name: "cuda:0" }] });
+      return;
+    }
     if (request.method === "POST" && url.pathname === "/prompt") {
       const reply = this.replies.next(request);
       if (isFailure(reply)) {

@@ -20,10 +20,11 @@ import type { Logger } from "../../core/types.js";
 import { registerAgreementCommand } from "./agreement.js";
 import { registerDataCommands } from "./data.js";
 import { registerDiscordCommand } from "./discord.js";
+import { registerDoctorCommand } from "./doctor.js";
 import { registerEvalCommands } from "./eval.js";
 import { registerImagineCommand } from "./imagine.js";
 import { registerModelsCommands } from "./models.js";
-import { integer } from "./parse.js";
+import { CommandExit, integer } from "./parse.js";
 import { registerSafetyCommands } from "./safety.js";
 import { registerServeCommands } from "./serve.js";
 import { registerSlackCommand } from "./slack.js";
@@ -123,6 +124,7 @@ export function buildProgram(): Command {
   registerDiscordCommand(program);
   registerSlackCommand(program);
   registerEvalCommands(program);
+  registerDoctorCommand(program);
 
   return program;
 }
@@ -152,6 +154,7 @@ export async function main(argv: string[], logger?: Logger): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
     return 0;
   } catch (error) {
+    if (error instanceof CommandExit) return error.exitCode;
     if (error instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
       return error.exitCode === 0 ? 0 : EXIT_USAGE;

@@ -18,3 +18,14 @@ export function fraction(value: string): number {
   }
   return parsed;
 }
+
+/**
+ * Ends a command with this exit code and no further message: the command has already said what
+ * went wrong (`doctor` lists its failed checks).
+ */
+export class CommandExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.name = "CommandExit";
+  }
+}
