@@ -75,6 +75,11 @@ export interface Harness {
   logs: Record<string, unknown>[];
   /** HTTP mode: the receiver's events URL. */
   url: string;
+  /**
+   * Stops the adapter (drained unless `abrupt`: then in-flight work is abandoned, as in a
+   * crash) and starts a new one on the same vote store and fake Slack.
+   */
+  restart(options?: { abrupt?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -123,12 +128,14 @@ export async function startHarness(
     ...(options.socket ? { appToken: fake.appToken } : { signingSecret: SIGNING_SECRET }),
   };
   const services: ChatServices = { config, logger, arms, pipeline, votes, commands: CHAT_COMMANDS };
-  const adapter = await startSlackAdapter(settings, services, {
-    listen: { port: 0, host: "127.0.0.1" },
-    fileRetryDelaysMs: [0, 0],
-    apiRetries: 0,
-  });
-  return {
+  const start = () =>
+    startSlackAdapter(settings, services, {
+      listen: { port: 0, host: "127.0.0.1" },
+      fileRetryDelaysMs: [0, 0],
+      apiRetries: 0,
+    });
+  const adapter = await start();
+  const harness: Harness = {
     fake,
     adapter,
     votes,
@@ -138,7 +145,15 @@ export async function startHarness(
     dataDir,
     logs,
     url: `http://127.0.0.1:${adapter.port}/slack/events`,
+    async restart(restartOptions = {}) {
+      harness.adapter.stopAccepting();
+      if (!restartOptions.abrupt) await harness.adapter.drain();
+      await harness.adapter.close();
+      harness.adapter = await start();
+      harness.url = `http://127.0.0.1:${harness.adapter.port}/slack/events`;
+    },
     async close() {
+      const adapter = harness.adapter;
       adapter.stopAccepting();
       await adapter.drain();
       await adapter.close();
@@ -149,6 +164,7 @@ export async function startHarness(
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return harness;
 }
 
 /** Resolves with the next command report (register before sending the command). */

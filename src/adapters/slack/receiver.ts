@@ -14,11 +14,18 @@
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { App, type RespondFn, type SlashCommand, SocketModeReceiver, webApi } from "@slack/bolt";
+import {
+  App,
+  HTTPReceiver,
+  type RespondFn,
+  type SlashCommand,
+  SocketModeReceiver,
+  webApi,
+} from "@slack/bolt";
 import type { ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { slackName } from "../../core/votes/index.js";
-import type { SeenEvents } from "../chat/dedupe.js";
+import { RecentIds, type SeenEvents, StoredIds } from "../chat/dedupe.js";
 import { ChatFlow } from "../chat/flow.js";
 import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
@@ -32,6 +39,12 @@ import {
   type SlackMessageOptions,
 } from "./messages.js";
 import { addSlackReaction, slackMessage } from "./reactions.js";
+import {
+  rejectFutureTimestamps,
+  SIGNED_REQUEST_MEMORY_MS,
+  SIGNED_REQUEST_PROPERTY,
+  signedRequestKey,
+} from "./requests.js";
 import { SLACK_CHANNEL_ID, type SlackSettings } from "./settings.js";
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
@@ -39,9 +52,18 @@ type WebClient = InstanceType<typeof webApi.WebClient>;
 export interface SlackAdapterOptions extends SlackMessageOptions, SlackClientOptions {
   /** HTTP mode: where to listen; default settings.port on every interface. */
   listen?: { port?: number; host?: string };
-  /** Event ids already handled (default: the last 5000 in memory). */
+  /**
+   * Event ids already handled (default: kept in the vote store for EVENT_ID_MEMORY_MS, so a
+   * retry after a restart or on another process is still dropped; without a store the last 5000
+   * in memory).
+   */
   seen?: SeenEvents;
+  /** Signed slash commands already run (default: in the vote store, as `seen`). */
+  seenRequests?: SeenEvents;
 }
+
+/** How long a Slack event id is remembered: Slack retries a failed delivery for about an hour. */
+export const EVENT_ID_MEMORY_MS = 2 * 60 * 60_000;
 
 export class SlackAdapter implements RunningAdapter, ChatPlatform {
   readonly name = "slack";
@@ -54,6 +76,7 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
   /** HTTP mode: the bound port, once started. */
   port: number | undefined;
   private readonly logger: Logger;
+  private readonly seenRequests: SeenEvents;
 
   constructor(
     private readonly settings: SlackSettings,
@@ -66,7 +89,16 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
     this.logger = services.logger.child({ adapter: "slack" });
     this.emoji = services.config.votes.slackEmoji;
     this.channels = settings.channels;
-    this.flow = new ChatFlow(this, services, options.seen ? { seen: options.seen } : {});
+    const votes = services.votes;
+    const seen =
+      options.seen ??
+      (votes ? new StoredIds(votes, "slack-event:", EVENT_ID_MEMORY_MS) : new RecentIds(5000));
+    this.seenRequests =
+      options.seenRequests ??
+      (votes
+        ? new StoredIds(votes, "slack-request:", SIGNED_REQUEST_MEMORY_MS)
+        : new RecentIds(5000));
+    this.flow = new ChatFlow(this, services, { seen });
     this.mode = settings.appToken !== undefined ? "socket" : "http";
     const boltLog = boltLogger(this.logger);
     const receiver =
@@ -76,7 +108,7 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
             logger: boltLog,
             installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
           })
-        : undefined;
+        : this.httpReceiver(settings, boltLog);
     this.app = new App({
       token: settings.botToken,
       botUserId: botUser,
@@ -85,18 +117,26 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       // The flow tells the bot's own reactions apart itself (and reports them).
       ignoreSelf: false,
       clientOptions: slackClientOptions(settings, options, boltLog),
-      ...(receiver !== undefined
-        ? { receiver, socketMode: true }
-        : {
-            signingSecret: settings.signingSecret,
-            port: settings.port,
-            processBeforeResponse: false,
-          }),
+      receiver,
+      ...(this.mode === "socket" ? { socketMode: true } : {}),
     });
     this.app.error(async (error) => {
       this.logger.error({ err: errorInfo(error) }, "slack listener failed");
     });
-    this.app.command(SLASH_COMMAND, async ({ command, ack, respond }) => {
+    this.app.command(SLASH_COMMAND, async ({ command, ack, respond, context }) => {
+      const signed = context[SIGNED_REQUEST_PROPERTY];
+      // An exact replay of a signed command (HTTP only; Socket Mode requests are not signed).
+      if (typeof signed === "string" && !(await this.seenRequests.firstTime(signed))) {
+        this.logger.warn(
+          { user: command.user_id, channel: command.channel_id },
+          "replayed slash command not run again",
+        );
+        await ack({
+          response_type: "ephemeral",
+          text: ":information_source: This exact command was already received, so it is not run again.",
+        });
+        return;
+      }
       await this.onSlashCommand(command, ack, respond);
     });
     for (const [kind, added] of [
@@ -118,6 +158,26 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
         });
       });
     }
+  }
+
+  /**
+   * Bolt's HTTP receiver (signature, stale timestamps) behind our own check of timestamps in
+   * the future, with each request's signed-form key in the context (see requests.ts).
+   */
+  private httpReceiver(settings: SlackSettings, boltLog: ReturnType<typeof boltLogger>) {
+    const receiver = new HTTPReceiver({
+      signingSecret: settings.signingSecret as string,
+      port: settings.port,
+      processBeforeResponse: false,
+      logger: boltLog,
+      customPropertiesExtractor: (request) => ({
+        [SIGNED_REQUEST_PROPERTY]: signedRequestKey(request),
+      }),
+    });
+    rejectFutureTimestamps(receiver, (timestamp) => {
+      this.logger.warn({ timestamp }, "request timestamp too far from now: rejected");
+    });
+    return receiver;
   }
 
   /** "command" and "reaction" reports (see ChatFlow.events). */
