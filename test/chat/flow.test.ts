@@ -60,6 +60,11 @@ const platform: ChatPlatform = {
   postImage: async () => ({ channel: "c", id: "m", ref: "c/m" }),
   addReaction: async () => {},
   removeReaction: async () => false,
+  listReactions: async () => undefined,
+  messageOfRef: (ref) => {
+    const [channel, id] = ref.split("/");
+    return channel && id ? { channel, id, ref } : undefined;
+  },
 };
 
 function command<Result extends ReportResult | PromptsResult>(

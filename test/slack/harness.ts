@@ -196,7 +196,10 @@ export function sendSlash(
   );
 }
 
-/** POSTs a signed reaction event and waits until the adapter has handled it. */
+/**
+ * Changes the reaction on the fake's message (as a person does in Slack), POSTs the signed
+ * event and waits until the adapter has handled it. A retry (retryNum) only re-POSTs.
+ */
 export async function sendReaction(
   h: Harness,
   fields: {
@@ -211,6 +214,18 @@ export async function sendReaction(
   },
 ): Promise<{ status: number; report: ReactionReport }> {
   const handled = reactionReport(h.adapter, fields.eventId);
+  // Slack changes the message's reactions, then tells the app (a retry changes nothing).
+  const channel = fields.channel ?? "C0GENERAL";
+  if (fields.retryNum === undefined && h.fake.messages.has(`${channel}:${fields.ts}`)) {
+    const kind = fields.kind ?? "reaction_added";
+    h.fake.react(
+      channel,
+      fields.ts,
+      fields.user ?? "U0ALICE",
+      fields.reaction,
+      kind === "reaction_added",
+    );
+  }
   const body = JSON.stringify(
     reactionEvent({
       kind: fields.kind ?? "reaction_added",

@@ -140,6 +140,9 @@ describe("Slack signed requests", () => {
     expect(again.report.outcome).toMatchObject({ kind: "cast" });
 
     await h.restart();
+    // The restart's reconciliation finds the vote matching the visible reaction: no change.
+    const reconciled = await h.adapter.flow.reconciliation;
+    expect(reconciled?.summary).toMatchObject({ reconciled: 1, added: 0, retracted: 0 });
     const retried = await sendReaction(h, {
       kind: "reaction_removed",
       eventId: "EvRemove",

@@ -1,11 +1,17 @@
 /**
  * Discord reactions over REST: the bot's own voting reactions (PUT …/reactions/{emoji}/@me) and
  * removing a person's replaced vote (DELETE …/reactions/{emoji}/{user}, which needs Manage
- * Messages). Listing a message's reactions (GET …/reactions/{emoji}) for reconciliation goes
- * here too.
+ * Messages), and listing who has each voting reaction (GET …/reactions/{emoji}, paginated) for
+ * reconciliation. discord.js's REST client queues requests per rate-limit bucket and waits out
+ * a 429 itself, so a long reconciliation never trips Discord's limits.
  */
-import { DiscordAPIError, type REST, Routes } from "discord.js";
-import { type PostedMessage, ReactionsForbidden } from "../chat/platform.js";
+import { type APIUser, DiscordAPIError, type REST, Routes } from "discord.js";
+import { type PostedMessage, ReactionsForbidden, type ReactionUsers } from "../chat/platform.js";
+
+/** Discord's largest page of GET …/reactions/{emoji}. */
+export const REACTION_PAGE_SIZE = 100;
+/** Discord's error code for a message that no longer exists. */
+const UNKNOWN_MESSAGE = 10008;
 
 /** How an image message is referred to in the vote store: "<channel id>/<message id>". */
 export function discordMessageRef(channelId: string, messageId: string): string {
@@ -58,4 +64,46 @@ export async function removeDiscordReaction(
     if (isForbidden(error)) return false;
     throw error;
   }
+}
+
+/**
+ * Who has each of `emojis` on a message (every page, the bot itself left out), or undefined
+ * when the message was deleted.
+ */
+export async function listDiscordReactions(
+  rest: REST,
+  message: PostedMessage,
+  emojis: readonly string[],
+  botUserId: string | undefined,
+  signal: AbortSignal,
+): Promise<ReactionUsers[] | undefined> {
+  const reactions: ReactionUsers[] = [];
+  for (const emoji of emojis) {
+    const users: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      signal.throwIfAborted();
+      let page: APIUser[];
+      try {
+        page = (await rest.get(
+          Routes.channelMessageReaction(message.channel, message.id, encodeURIComponent(emoji)),
+          {
+            query: new URLSearchParams({
+              limit: String(REACTION_PAGE_SIZE),
+              ...(after !== undefined ? { after } : {}),
+            }),
+            signal,
+          },
+        )) as APIUser[];
+      } catch (error) {
+        if (error instanceof DiscordAPIError && error.code === UNKNOWN_MESSAGE) return undefined;
+        throw error;
+      }
+      for (const user of page) if (user.id !== botUserId) users.push(user.id);
+      if (page.length < REACTION_PAGE_SIZE) break;
+      after = page[page.length - 1]?.id;
+    }
+    if (users.length > 0) reactions.push({ emoji, users });
+  }
+  return reactions;
 }

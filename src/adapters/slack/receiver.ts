@@ -27,7 +27,12 @@ import type { Logger } from "../../core/types.js";
 import { slackName } from "../../core/votes/index.js";
 import { RecentIds, type SeenEvents, StoredIds } from "../chat/dedupe.js";
 import { ChatFlow } from "../chat/flow.js";
-import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform.js";
+import type {
+  ChatPlatform,
+  ImageMessage,
+  PostedMessage,
+  ReactionUsers,
+} from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import type { EmojiScale } from "../chat/votes.js";
 import { boltLogger, errorInfo, type SlackClientOptions, slackClientOptions } from "./client.js";
@@ -38,7 +43,7 @@ import {
   SlackConversation,
   type SlackMessageOptions,
 } from "./messages.js";
-import { addSlackReaction, slackMessage } from "./reactions.js";
+import { addSlackReaction, listSlackReactions, slackMessage } from "./reactions.js";
 import {
   rejectFutureTimestamps,
   SIGNED_REQUEST_MEMORY_MS,
@@ -103,11 +108,7 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
     const boltLog = boltLogger(this.logger);
     const receiver =
       this.mode === "socket"
-        ? new SocketModeReceiver({
-            appToken: settings.appToken as string,
-            logger: boltLog,
-            installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
-          })
+        ? this.socketReceiver(settings, boltLog)
         : this.httpReceiver(settings, boltLog);
     this.app = new App({
       token: settings.botToken,
@@ -161,6 +162,24 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
   }
 
   /**
+   * Socket Mode: events sent while the socket was down are not redelivered, so every
+   * reconnect (not the first connection: start() reconciles) reads the reactions back.
+   */
+  private socketReceiver(settings: SlackSettings, boltLog: ReturnType<typeof boltLogger>) {
+    const receiver = new SocketModeReceiver({
+      appToken: settings.appToken as string,
+      logger: boltLog,
+      installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
+    });
+    let connections = 0;
+    receiver.client.on("connected", () => {
+      connections += 1;
+      if (connections > 1) void this.flow.reconcile("socket mode reconnected");
+    });
+    return receiver;
+  }
+
+  /**
    * Bolt's HTTP receiver (signature, stale timestamps) behind our own check of timestamps in
    * the future, with each request's signed-form key in the context (see requests.ts).
    */
@@ -200,6 +219,8 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       this.port = (server.address() as AddressInfo).port;
     }
     this.logger.info({ mode: this.mode, port: this.port }, "slack adapter started");
+    // Reactions changed while the bot was down (or whose events a crash lost) are read back.
+    void this.flow.reconcile("start");
   }
 
   stopAccepting(): void {
@@ -240,6 +261,15 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
   /** A bot cannot remove another person's reaction in Slack: the old one stays, not counted. */
   async removeReaction(): Promise<boolean> {
     return false;
+  }
+
+  listReactions(message: PostedMessage, signal: AbortSignal): Promise<ReactionUsers[] | undefined> {
+    return listSlackReactions(this.client, message, this.botUser, signal);
+  }
+
+  messageOfRef(ref: string): PostedMessage | undefined {
+    const match = /^([A-Z0-9]+):(\d+\.\d+)$/.exec(ref);
+    return match ? slackMessage(match[1] as string, match[2] as string) : undefined;
   }
 
   // ------------------------------------------------------------------ batch studies
