@@ -295,6 +295,14 @@ export class FakeDiscord extends EventEmitter {
     });
   }
 
+  /** A bot message already in a channel (one posted before the test), as channel.send() makes. */
+  postMessage(channelId: string = this.channelId, content = "an image"): StoredMessage {
+    const message = this.storeMessage(this.snowflake(), channelId, { content }, []);
+    message.type = 0;
+    delete message.webhook_id;
+    return message;
+  }
+
   /** Changes the reaction state only (no gateway event): what happens while nobody listens. */
   setReaction(messageId: string, emoji: string, userId: string, added: boolean): void {
     let byEmoji = this.reactions.get(messageId);
@@ -315,6 +323,14 @@ export class FakeDiscord extends EventEmitter {
   /** The users with `emoji` on a message, sorted by id (Discord's order, which `after` uses). */
   reactionUsers(messageId: string, emoji: string): string[] {
     return [...(this.reactions.get(messageId)?.get(emoji) ?? [])].sort(bySnowflake);
+  }
+
+  /**
+   * Closes every gateway connection with a resumable code (4000), as a network blip or a
+   * Discord restart does: the client reconnects and RESUMEs its session.
+   */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.close(4000, "Unknown error");
   }
 
   // ---- gateway ----

@@ -420,7 +420,8 @@ export class FakeSlack extends EventEmitter {
     }
     if (!reaction?.users.includes(user)) return false;
     reaction.users = reaction.users.filter((u) => u !== user);
-    if (reaction.users.length === 0) message.reactions.splice(message.reactions.indexOf(reaction), 1);
+    if (reaction.users.length === 0)
+      message.reactions.splice(message.reactions.indexOf(reaction), 1);
     return true;
   }
 

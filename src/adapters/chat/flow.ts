@@ -16,7 +16,7 @@
  * A report of each ("command", "reaction", "reconcile") is emitted on `events` once it is fully
  * handled.
  */
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import type { CommandResult, ImagesResult } from "../../commands/command.js";
 import { unhandledResult } from "../../commands/command.js";
 import { BotError, isRequesterError } from "../../core/errors.js";
@@ -110,7 +110,7 @@ export class ChatFlow {
   private readonly seen: SeenEvents;
   private readonly logger: Logger;
   /** Stops a reconciliation in flight (shutdown). */
-  private readonly reconcileAbort = new AbortController();
+  private readonly reconcileAbort = abortController();
   /** The reconciliation running now, and whether another must follow it. */
   private reconciling: Promise<ReconcileReport | undefined> | undefined;
   private reconcileAgain: string | undefined;
@@ -549,6 +549,16 @@ function report(
     messages,
     ...(reference !== undefined ? { reference } : {}),
   };
+}
+
+/**
+ * The platform clients listen on the signal once per queued request (discord.js REST queues
+ * every reactions page of a bucket), so more than Node's default 10 is expected, not a leak.
+ */
+function abortController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(1_000, controller.signal);
+  return controller;
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

@@ -22,12 +22,7 @@ import {
 import type { ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { ChatFlow } from "../chat/flow.js";
-import type {
-  ChatPlatform,
-  ImageMessage,
-  PostedMessage,
-  ReactionUsers,
-} from "../chat/platform.js";
+import type { ChatPlatform, ImageMessage, PostedMessage, ReactionUsers } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import { type EmojiScale, votingReactions } from "../chat/votes.js";
 import { InteractionConversation, imagePayload } from "./messages.js";

@@ -27,12 +27,7 @@ import type { Logger } from "../../core/types.js";
 import { slackName } from "../../core/votes/index.js";
 import { RecentIds, type SeenEvents, StoredIds } from "../chat/dedupe.js";
 import { ChatFlow } from "../chat/flow.js";
-import type {
-  ChatPlatform,
-  ImageMessage,
-  PostedMessage,
-  ReactionUsers,
-} from "../chat/platform.js";
+import type { ChatPlatform, ImageMessage, PostedMessage, ReactionUsers } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import type { EmojiScale } from "../chat/votes.js";
 import { boltLogger, errorInfo, type SlackClientOptions, slackClientOptions } from "./client.js";
