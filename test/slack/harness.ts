@@ -79,7 +79,7 @@ export interface Harness {
    * Stops the adapter (drained unless `abrupt`: then in-flight work is abandoned, as in a
    * crash) and starts a new one on the same vote store and fake Slack.
    */
-  restart(options?: { abrupt?: boolean }): Promise<void>;
+  restart(options?: { abrupt?: boolean; whileDown?: () => void | Promise<void> }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -149,6 +149,7 @@ export async function startHarness(
       harness.adapter.stopAccepting();
       if (!restartOptions.abrupt) await harness.adapter.drain();
       await harness.adapter.close();
+      await restartOptions.whileDown?.();
       harness.adapter = await start();
       harness.url = `http://127.0.0.1:${harness.adapter.port}/slack/events`;
     },
