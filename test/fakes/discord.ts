@@ -7,7 +7,7 @@
  * follow-ups), multipart bodies included; POST of a bot message to a channel (multipart too);
  * own and user reactions (PUT/DELETE) and the list of users with one reaction (GET
  * …/reactions/{emoji}, paginated by `after`, from the per-message state in `reactions`); GET
- * channel, message and user (partial fetches); bulk PUT of global and guild application commands.
+ * channel, message (with its reaction counts) and user (partial fetches); bulk PUT of global and guild application commands.
  * Every request is recorded with its parsed body (JSON, or multipart: payload_json and files).
  * Routes that need a bot token check it (401 otherwise), as Discord does.
  *
@@ -318,6 +318,23 @@ export class FakeDiscord extends EventEmitter {
     if (added) users.add(userId);
     else users.delete(userId);
     if (users.size === 0) byEmoji.delete(emoji);
+  }
+
+  /** A message's `reactions` as Discord's message object carries them (counts, and `me`). */
+  reactionCounts(messageId: string): Record<string, unknown>[] {
+    return [...(this.reactions.get(messageId) ?? new Map<string, Set<string>>())].map(
+      ([key, users]) => {
+        const [name, id = null] = key.split(":");
+        return {
+          count: users.size,
+          count_details: { burst: 0, normal: users.size },
+          me: users.has(this.botUser.id),
+          me_burst: false,
+          burst_colors: [],
+          emoji: { id, name },
+        };
+      },
+    );
   }
 
   /** The users with `emoji` on a message, sorted by id (Discord's order, which `after` uses). */
@@ -637,7 +654,9 @@ export class FakeDiscord extends EventEmitter {
         const messageId = segments[3] ?? "";
         if (segments.length === 4 && method === "GET") {
           const message = this.messages.get(messageId);
-          return message ? { status: 200, body: message } : notFound("Unknown Message", 10008);
+          if (!message) return notFound("Unknown Message", 10008);
+          const reactions = this.reactionCounts(messageId);
+          return { status: 200, body: reactions.length > 0 ? { ...message, reactions } : message };
         }
         if (segments[4] === "reactions" && segments.length === 6 && method === "GET") {
           // GET …/reactions/{emoji}?after=&limit=: users with that reaction, by id, one page.

@@ -110,7 +110,7 @@ export class ChatFlow {
   private readonly seen: SeenEvents;
   private readonly logger: Logger;
   /** Stops a reconciliation in flight (shutdown). */
-  private readonly reconcileAbort = abortController();
+  private readonly reconcileAbort = new AbortController();
   /** The reconciliation running now, and whether another must follow it. */
   private reconciling: Promise<ReconcileReport | undefined> | undefined;
   private reconcileAgain: string | undefined;
@@ -181,8 +181,13 @@ export class ChatFlow {
 
   private async reconcileOnce(reason: string): Promise<ReconcileReport | undefined> {
     const votes = this.services.votes;
-    const signal = this.reconcileAbort.signal;
-    if (!votes || signal.aborted) return undefined;
+    if (!votes || this.reconcileAbort.signal.aborted) return undefined;
+    // One signal per run: the platform clients leave a listener on it per request.
+    const run = new AbortController();
+    setMaxListeners(0, run.signal);
+    const stop = () => run.abort();
+    this.reconcileAbort.signal.addEventListener("abort", stop, { once: true });
+    const signal = run.signal;
     const log = this.logger.child({ reconcile: reason });
     const started = performance.now();
     try {
@@ -236,6 +241,8 @@ export class ChatFlow {
     } catch (error) {
       log.error({ err: error }, "reconciliation failed");
       return undefined;
+    } finally {
+      this.reconcileAbort.signal.removeEventListener("abort", stop);
     }
   }
 
@@ -549,16 +556,6 @@ function report(
     messages,
     ...(reference !== undefined ? { reference } : {}),
   };
-}
-
-/**
- * The platform clients listen on the signal once per queued request (discord.js REST queues
- * every reactions page of a bucket), so more than Node's default 10 is expected, not a leak.
- */
-function abortController(): AbortController {
-  const controller = new AbortController();
-  setMaxListeners(1_000, controller.signal);
-  return controller;
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

@@ -5,7 +5,7 @@
  * reconciliation. discord.js's REST client queues requests per rate-limit bucket and waits out
  * a 429 itself, so a long reconciliation never trips Discord's limits.
  */
-import { type APIUser, DiscordAPIError, type REST, Routes } from "discord.js";
+import { type APIMessage, type APIUser, DiscordAPIError, type REST, Routes } from "discord.js";
 import { type PostedMessage, ReactionsForbidden, type ReactionUsers } from "../chat/platform.js";
 
 /** Discord's largest page of GET …/reactions/{emoji}. */
@@ -68,7 +68,9 @@ export async function removeDiscordReaction(
 
 /**
  * Who has each of `emojis` on a message (every page, the bot itself left out), or undefined
- * when the message was deleted.
+ * when the message was deleted. The message itself comes first: its reaction counts say which
+ * emoji anyone but the bot has, so only those are listed (Discord allows a bot 50 requests a
+ * second in all, and most messages have few votes).
  */
 export async function listDiscordReactions(
   rest: REST,
@@ -77,33 +79,56 @@ export async function listDiscordReactions(
   botUserId: string | undefined,
   signal: AbortSignal,
 ): Promise<ReactionUsers[] | undefined> {
+  let counts: APIMessage["reactions"];
+  try {
+    counts = (
+      (await rest.get(Routes.channelMessage(message.channel, message.id), { signal })) as APIMessage
+    ).reactions;
+  } catch (error) {
+    if (error instanceof DiscordAPIError && error.code === UNKNOWN_MESSAGE) return undefined;
+    throw error;
+  }
   const reactions: ReactionUsers[] = [];
   for (const emoji of emojis) {
-    const users: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      signal.throwIfAborted();
-      let page: APIUser[];
-      try {
-        page = (await rest.get(
-          Routes.channelMessageReaction(message.channel, message.id, encodeURIComponent(emoji)),
-          {
-            query: new URLSearchParams({
-              limit: String(REACTION_PAGE_SIZE),
-              ...(after !== undefined ? { after } : {}),
-            }),
-            signal,
-          },
-        )) as APIUser[];
-      } catch (error) {
-        if (error instanceof DiscordAPIError && error.code === UNKNOWN_MESSAGE) return undefined;
-        throw error;
-      }
-      for (const user of page) if (user.id !== botUserId) users.push(user.id);
-      if (page.length < REACTION_PAGE_SIZE) break;
-      after = page[page.length - 1]?.id;
-    }
+    const count = counts?.find((r) => r.emoji.id === null && r.emoji.name === emoji);
+    if (count === undefined || count.count <= (count.me ? 1 : 0)) continue;
+    const users = await reactionUsers(rest, message, emoji, botUserId, signal);
+    if (users === undefined) return undefined;
     if (users.length > 0) reactions.push({ emoji, users });
   }
   return reactions;
+}
+
+/** Everyone but the bot with `emoji` on a message, page by page; undefined if it was deleted. */
+async function reactionUsers(
+  rest: REST,
+  message: PostedMessage,
+  emoji: string,
+  botUserId: string | undefined,
+  signal: AbortSignal,
+): Promise<string[] | undefined> {
+  const users: string[] = [];
+  let after: string | undefined;
+  for (;;) {
+    signal.throwIfAborted();
+    let page: APIUser[];
+    try {
+      page = (await rest.get(
+        Routes.channelMessageReaction(message.channel, message.id, encodeURIComponent(emoji)),
+        {
+          query: new URLSearchParams({
+            limit: String(REACTION_PAGE_SIZE),
+            ...(after !== undefined ? { after } : {}),
+          }),
+          signal,
+        },
+      )) as APIUser[];
+    } catch (error) {
+      if (error instanceof DiscordAPIError && error.code === UNKNOWN_MESSAGE) return undefined;
+      throw error;
+    }
+    for (const user of page) if (user.id !== botUserId) users.push(user.id);
+    if (page.length < REACTION_PAGE_SIZE) return users;
+    after = page[page.length - 1]?.id;
+  }
 }
