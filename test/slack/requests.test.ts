@@ -128,7 +128,24 @@ describe("Slack signed requests", () => {
     const generation = await h.votes.findGenerationByMessage("slack", ref);
     const id = generation?.id as string;
 
-    expect((await sendReaction(h, { eventId: "EvAdd1", reaction: "three", ts })).status).toBe(200);
+    // Over HTTP the 200 comes once the vote is stored (before, a crash would lose it).
+    h.fake.react(CHANNEL, ts, "U0ALICE", "three", true);
+    const ack = await postSigned(
+      h.url,
+      JSON.stringify(
+        reactionEvent({
+          kind: "reaction_added",
+          eventId: "EvAdd1",
+          user: "U0ALICE",
+          reaction: "three",
+          channel: CHANNEL,
+          ts,
+        }),
+      ),
+      { secret: SIGNING_SECRET, contentType: "application/json" },
+    );
+    expect(ack.status).toBe(200);
+    expect((await h.votes.votesOf(id)).map((v) => v.score)).toEqual([3]);
     const removed = await sendReaction(h, {
       kind: "reaction_removed",
       eventId: "EvRemove",

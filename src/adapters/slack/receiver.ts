@@ -9,8 +9,14 @@
  *
  * `/imagine …` is acknowledged at once (Slack wants an answer within 3 s): `help` and text that
  * cannot be parsed are answered in the acknowledgement itself, everything else runs afterwards.
- * Slack retries an event it did not see acknowledged in 3 s (same event_id); Bolt acknowledges
- * every event before the listener runs, and the flow drops the event ids it has seen.
+ * Over HTTP a reaction event is acknowledged once its vote is stored. Slack retries an event it
+ * did not see acknowledged in 3 s (same event_id); the event ids seen are claimed in the vote
+ * store (StoredIds), so a retry is dropped also after a restart or on another process.
+ *
+ * Beyond Bolt's checks (requests.ts): a timestamp more than 5 minutes in the future is
+ * rejected, and an exact replay of a signed slash command is answered privately as a duplicate.
+ * Reactions changed while the bot was down are read back on start and after every Socket Mode
+ * reconnect (ChatFlow.reconcile).
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -142,7 +148,9 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       this.app.event(kind, async ({ event, body }) => {
         const item = event.item as { type: string; channel?: string; ts?: string };
         const eventId = (body as { event_id?: string }).event_id;
-        void this.flow.processReaction({
+        // Awaited: over HTTP (processBeforeResponse) Slack gets its 200 once the vote is stored,
+        // so a crash before that leaves an unacknowledged event that Slack delivers again.
+        await this.flow.processReaction({
           ...(eventId !== undefined ? { eventId } : {}),
           added,
           user: event.user,
@@ -182,7 +190,8 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
     const receiver = new HTTPReceiver({
       signingSecret: settings.signingSecret as string,
       port: settings.port,
-      processBeforeResponse: false,
+      // Answer after the listener: events are acknowledged once handled (see the reactions).
+      processBeforeResponse: true,
       logger: boltLog,
       customPropertiesExtractor: (request) => ({
         [SIGNED_REQUEST_PROPERTY]: signedRequestKey(request),
