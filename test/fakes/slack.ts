@@ -111,7 +111,10 @@ export class FakeSlack extends EventEmitter {
     this.wss = new WebSocketServer({ server: this.server, path: "/socket" });
     this.wss.on("connection", (socket) => {
       this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
+      socket.on("close", () => {
+        this.sockets.delete(socket);
+        this.emit("disconnect");
+      });
       socket.on("message", (data) => {
         const message = JSON.parse(String(data)) as SocketAck;
         this.acks.push(message);
@@ -201,6 +204,11 @@ export class FakeSlack extends EventEmitter {
     };
     for (const socket of this.sockets) socket.send(JSON.stringify(envelope));
     return acked;
+  }
+
+  /** Open Socket Mode connections. */
+  get connections(): number {
+    return this.sockets.size;
   }
 
   /** Drops every Socket Mode connection, as a network failure does: the client reconnects. */
