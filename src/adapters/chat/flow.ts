@@ -98,7 +98,7 @@ export interface ReconcileReport {
 }
 
 export class ChatFlow {
-  /** "command" (CommandReport) and "reaction" (ReactionReport), once each is fully handled. */
+  /** "command" (CommandReport), "reaction" (ReactionReport) and "reconcile" (ReconcileReport). */
   readonly events = new EventEmitter();
   private accepting = true;
   private readonly commandWork = new InFlight();
