@@ -90,7 +90,10 @@ export async function listDiscordReactions(
   }
   const reactions: ReactionUsers[] = [];
   for (const emoji of emojis) {
-    const count = counts?.find((r) => r.emoji.id === null && r.emoji.name === emoji);
+    // A unicode emoji by its name; a custom one as the scale writes it, "name:id".
+    const count = counts?.find((r) =>
+      r.emoji.id ? `${r.emoji.name}:${r.emoji.id}` === emoji : r.emoji.name === emoji,
+    );
     if (count === undefined || count.count <= (count.me ? 1 : 0)) continue;
     const users = await reactionUsers(rest, message, emoji, botUserId, signal);
     if (users === undefined) return undefined;
