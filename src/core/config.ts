@@ -146,6 +146,12 @@ export const configSchema = z
             faithfulness: z.array(z.string().min(1)).length(4),
           })
           .strict(),
+        /**
+         * Reconciliation (stored votes brought to the visible reactions on start and after a
+         * reconnect) looks at the image messages of the last this many days, plus every message
+         * of a running study however old; 0 means the running studies' messages only.
+         */
+        reconcileDays: z.number().min(0).max(365),
       })
       .strict(),
     /** Discord: channel ids where commands are answered; empty = every channel (DISCORD_CHANNELS). */

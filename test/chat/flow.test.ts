@@ -1,10 +1,11 @@
 /**
  * The chat flow on its own, with an in-memory platform: what no fake platform can stage in
  * reasonable time (the deadline watchdog), and the flow's own bookkeeping (dedupe of redelivered
- * events, a renderer per result kind, a crashing platform).
+ * events, a renderer per result kind, a crashing platform, reconciliation runs).
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
+import type { ReconcileReport } from "../../src/adapters/chat/flow.js";
 import { ChatFlow, type ChatServices } from "../../src/adapters/chat/index.js";
 import type {
   ChatPlatform,
@@ -17,6 +18,8 @@ import type { Command, PromptsResult, ReportResult } from "../../src/commands/co
 import { createLogger } from "../../src/core/logger.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
 import { testConfig } from "../helpers/config.js";
+import { memoryVoteStore } from "../helpers/votes.js";
+import { seedPosted } from "./visible.js";
 
 /** Records every call of one command's conversation. */
 class RecordingConversation implements Conversation {
@@ -60,6 +63,11 @@ const platform: ChatPlatform = {
   postImage: async () => ({ channel: "c", id: "m", ref: "c/m" }),
   addReaction: async () => {},
   removeReaction: async () => false,
+  listReactions: async () => undefined,
+  messageOfRef: (ref) => {
+    const [channel, id] = ref.split("/");
+    return channel && id ? { channel, id, ref } : undefined;
+  },
 };
 
 function command<Result extends ReportResult | PromptsResult>(
@@ -178,5 +186,49 @@ describe("chat flow", () => {
     });
     expect(first.outcome).toEqual({ kind: "ignored", reason: "self" });
     expect(again.outcome).toEqual({ kind: "ignored", reason: "duplicate" });
+  });
+});
+
+describe("chat flow reconciliation", () => {
+  it("runs once more for calls that come while it runs, and not after stopAccepting", async () => {
+    const store = await memoryVoteStore();
+    const first = await seedPosted(store, "discord", "c/m1", 1);
+    await seedPosted(store, "discord", "c/m2", 2);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const listed: string[] = [];
+    const gated: ChatPlatform = {
+      ...platform,
+      listReactions: async (message) => {
+        listed.push(message.ref);
+        await gate;
+        return message.ref === "c/m1" ? [{ emoji: "2️⃣", users: ["u7"] }] : [];
+      },
+    };
+    const config = testConfig();
+    const logger = createLogger({ level: "silent" });
+    const services = { config, logger, votes: store, commands: [] } as unknown as ChatServices;
+    const flow = new ChatFlow(gated, services);
+    const reasons: string[] = [];
+    flow.events.on("reconcile", (report: ReconcileReport) => reasons.push(report.reason));
+
+    const running = flow.reconcile("start");
+    const joined = [flow.reconcile("reconnect 1"), flow.reconcile("reconnect 2")];
+    release();
+    const last = await running;
+    expect(await Promise.all(joined)).toEqual([last, last]);
+    // One run for "start", one more for the calls that came meanwhile (the latest reason).
+    expect(reasons).toEqual(["start", "reconnect 2"]);
+    expect(listed.sort()).toEqual(["c/m1", "c/m1", "c/m2", "c/m2"]);
+    expect(last?.summary).toMatchObject({ reconciled: 2, added: 0 });
+    expect(await store.votesOf(first.id)).toMatchObject([
+      { rater: "discord:u7", dimension: "quality", score: 2 },
+    ]);
+
+    flow.stopAccepting();
+    expect(await flow.reconcile("after shutdown")).toBeUndefined();
+    expect(listed).toHaveLength(4);
   });
 });

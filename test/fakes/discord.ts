@@ -5,7 +5,9 @@
  * REST (under /api/v10, the prefix is optional): GET /gateway/bot and /gateway answer the fake's
  * own ws:// URL; interaction callbacks; the interaction webhook (PATCH/GET/DELETE @original,
  * follow-ups), multipart bodies included; POST of a bot message to a channel (multipart too);
- * own and user reactions (PUT/DELETE); GET channel, message and user (partial fetches); bulk PUT of global and guild application commands.
+ * own and user reactions (PUT/DELETE) and the list of users with one reaction (GET
+ * …/reactions/{emoji}, paginated by `after`, from the per-message state in `reactions`); GET
+ * channel, message (with its reaction counts) and user (partial fetches); bulk PUT of global and guild application commands.
  * Every request is recorded with its parsed body (JSON, or multipart: payload_json and files).
  * Routes that need a bot token check it (401 otherwise), as Discord does.
  *
@@ -95,6 +97,12 @@ export class FakeDiscord extends EventEmitter {
   readonly gatewayQueries: string[] = [];
   readonly messages = new Map<string, StoredMessage>();
   readonly users = new Map<string, FakeUser>();
+  /**
+   * Who has which reaction on each message, as Discord keeps it (message id → emoji → user
+   * ids): every add or remove changes it, whether or not a bot was connected to hear of it.
+   * GET …/reactions/{emoji} lists it. A custom emoji is keyed "name:id".
+   */
+  readonly reactions = new Map<string, Map<string, Set<string>>>();
   /** Echo REST reaction changes as gateway events, as Discord does. */
   echoReactions = true;
   /** Answer 403 Missing Permissions to DELETE of another user's reaction. */
@@ -254,6 +262,7 @@ export class FakeDiscord extends EventEmitter {
     withMember?: boolean;
   }): void {
     const user = this.users.get(options.userId) ?? this.user(options.userId);
+    this.setReaction(options.messageId, emojiKey(options.emoji), options.userId, true);
     this.dispatch("MESSAGE_REACTION_ADD", {
       user_id: options.userId,
       channel_id: options.channelId ?? this.channelId,
@@ -274,6 +283,7 @@ export class FakeDiscord extends EventEmitter {
     emoji: string;
     channelId?: string;
   }): void {
+    this.setReaction(options.messageId, options.emoji, options.userId, false);
     this.dispatch("MESSAGE_REACTION_REMOVE", {
       user_id: options.userId,
       channel_id: options.channelId ?? this.channelId,
@@ -283,6 +293,61 @@ export class FakeDiscord extends EventEmitter {
       burst: false,
       type: 0,
     });
+  }
+
+  /** A bot message already in a channel (one posted before the test), as channel.send() makes. */
+  postMessage(channelId: string = this.channelId, content = "an image"): StoredMessage {
+    const message = this.storeMessage(this.snowflake(), channelId, { content }, []);
+    message.type = 0;
+    delete message.webhook_id;
+    return message;
+  }
+
+  /** Changes the reaction state only (no gateway event): what happens while nobody listens. */
+  setReaction(messageId: string, emoji: string, userId: string, added: boolean): void {
+    let byEmoji = this.reactions.get(messageId);
+    if (byEmoji === undefined) {
+      byEmoji = new Map();
+      this.reactions.set(messageId, byEmoji);
+    }
+    let users = byEmoji.get(emoji);
+    if (users === undefined) {
+      users = new Set();
+      byEmoji.set(emoji, users);
+    }
+    if (added) users.add(userId);
+    else users.delete(userId);
+    if (users.size === 0) byEmoji.delete(emoji);
+  }
+
+  /** A message's `reactions` as Discord's message object carries them (counts, and `me`). */
+  reactionCounts(messageId: string): Record<string, unknown>[] {
+    return [...(this.reactions.get(messageId) ?? new Map<string, Set<string>>())].map(
+      ([key, users]) => {
+        const [name, id = null] = key.split(":");
+        return {
+          count: users.size,
+          count_details: { burst: 0, normal: users.size },
+          me: users.has(this.botUser.id),
+          me_burst: false,
+          burst_colors: [],
+          emoji: { id, name },
+        };
+      },
+    );
+  }
+
+  /** The users with `emoji` on a message, sorted by id (Discord's order, which `after` uses). */
+  reactionUsers(messageId: string, emoji: string): string[] {
+    return [...(this.reactions.get(messageId)?.get(emoji) ?? [])].sort(bySnowflake);
+  }
+
+  /**
+   * Closes every gateway connection with a resumable code (4000), as a network blip or a
+   * Discord restart does: the client reconnects and RESUMEs its session.
+   */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.close(4000, "Unknown error");
   }
 
   // ---- gateway ----
@@ -589,7 +654,24 @@ export class FakeDiscord extends EventEmitter {
         const messageId = segments[3] ?? "";
         if (segments.length === 4 && method === "GET") {
           const message = this.messages.get(messageId);
-          return message ? { status: 200, body: message } : notFound("Unknown Message", 10008);
+          if (!message) return notFound("Unknown Message", 10008);
+          const reactions = this.reactionCounts(messageId);
+          return { status: 200, body: reactions.length > 0 ? { ...message, reactions } : message };
+        }
+        if (segments[4] === "reactions" && segments.length === 6 && method === "GET") {
+          // GET …/reactions/{emoji}?after=&limit=: users with that reaction, by id, one page.
+          if (!this.messages.has(messageId)) return notFound("Unknown Message", 10008);
+          const emoji = decodeURIComponent(segments[5] ?? "");
+          const limit = Number(call.query.limit ?? "25");
+          if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+            return { status: 400, body: { message: "Invalid Form Body", code: 50035 } };
+          }
+          const after = call.query.after;
+          const users = this.reactionUsers(messageId, emoji)
+            .filter((id) => after === undefined || BigInt(id) > BigInt(after))
+            .slice(0, limit)
+            .map((id) => this.users.get(id) ?? this.user(id));
+          return { status: 200, body: users };
         }
         if (segments[4] === "reactions" && segments.length === 7) {
           const emoji = decodeURIComponent(segments[5] ?? "");
@@ -597,6 +679,7 @@ export class FakeDiscord extends EventEmitter {
           if (method === "PUT" && segments[6] === "@me") {
             if (this.echoReactions)
               this.reactionAdd({ messageId, userId: target, emoji, channelId });
+            else this.setReaction(messageId, emoji, target, true);
             return { status: 204 };
           }
           if (method === "DELETE") {
@@ -605,6 +688,7 @@ export class FakeDiscord extends EventEmitter {
             }
             if (this.echoReactions)
               this.reactionRemove({ messageId, userId: target, emoji, channelId });
+            else this.setReaction(messageId, emoji, target, false);
             return { status: 204 };
           }
         }
@@ -718,4 +802,13 @@ async function parseBody(
   if (contentType?.includes("application/json"))
     return { json: JSON.parse(raw.toString("utf8")), files: [] };
   return { json: raw.toString("utf8"), files: [] };
+}
+
+function emojiKey(emoji: string | { id: string; name: string }): string {
+  return typeof emoji === "string" ? emoji : `${emoji.name}:${emoji.id}`;
+}
+
+function bySnowflake(a: string, b: string): number {
+  const difference = BigInt(a) - BigInt(b);
+  return difference < 0n ? -1 : difference > 0n ? 1 : 0;
 }

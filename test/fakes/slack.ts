@@ -13,6 +13,9 @@
  *   POST /upload/<file_id>         → multipart body (field "file"/any file part) saved; 200 "OK"
  *   files.completeUploadExternal   → every id must have been uploaded with the promised length
  *   reactions.add                  → per message; already_reacted on a repeat
+ *   reactions.get                  → the message's reactions with their users (all with full=true)
+ *                                    from the per-message state that react() and reactions.add
+ *                                    change; message_not_found for an unknown or deleted message
  *   apps.connections.open          → (app token) ws:// URL of the socket server
  * Anything else is `unknown_method`. Every call is recorded in `calls`, in arrival order.
  *
@@ -55,7 +58,8 @@ export interface FakeMessage {
   ts: string;
   text?: string;
   blocks?: unknown[];
-  reactions: string[];
+  /** Who has which reaction, in the order they were first added (the bot's own included). */
+  reactions: { name: string; users: string[] }[];
 }
 
 export interface ResponseUrlCall {
@@ -107,7 +111,10 @@ export class FakeSlack extends EventEmitter {
     this.wss = new WebSocketServer({ server: this.server, path: "/socket" });
     this.wss.on("connection", (socket) => {
       this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
+      socket.on("close", () => {
+        this.sockets.delete(socket);
+        this.emit("disconnect");
+      });
       socket.on("message", (data) => {
         const message = JSON.parse(String(data)) as SocketAck;
         this.acks.push(message);
@@ -197,6 +204,16 @@ export class FakeSlack extends EventEmitter {
     };
     for (const socket of this.sockets) socket.send(JSON.stringify(envelope));
     return acked;
+  }
+
+  /** Open Socket Mode connections. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Drops every Socket Mode connection, as a network failure does: the client reconnects. */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.terminate();
   }
 
   /** Resolves once a Socket Mode client is connected. */
@@ -359,13 +376,61 @@ export class FakeSlack extends EventEmitter {
         const message = this.messages.get(key);
         if (!message) return { ok: false, error: "message_not_found" };
         const name = stringOr(params.name) ?? "";
-        if (message.reactions.includes(name)) return { ok: false, error: "already_reacted" };
-        message.reactions.push(name);
+        if (!this.react(message.channel, message.ts, FAKE_BOT_USER, name, true)) {
+          return { ok: false, error: "already_reacted" };
+        }
         return { ok: true };
+      }
+      case "reactions.get": {
+        // Answers the message with every reaction and every user when full=true, as Slack does.
+        const key = `${stringOr(params.channel)}:${stringOr(params.timestamp)}`;
+        const message = this.messages.get(key);
+        if (!message) return { ok: false, error: "message_not_found" };
+        const full = params.full === true || params.full === "true";
+        const reactions = message.reactions.map((r) => ({
+          name: r.name,
+          count: r.users.length,
+          users: full ? [...r.users] : r.users.slice(0, 50),
+        }));
+        return {
+          ok: true,
+          type: "message",
+          channel: message.channel,
+          message: {
+            type: "message",
+            ts: message.ts,
+            ...(reactions.length > 0 ? { reactions } : {}),
+          },
+        };
       }
       default:
         return { ok: false, error: "unknown_method" };
     }
+  }
+
+  /**
+   * Adds or removes a person's reaction in the message's state (no event is sent: tests deliver
+   * events themselves, or not at all for what happens while the bot is down). False when
+   * nothing changed (already there, or not there to remove); throws for an unknown message.
+   */
+  react(channel: string, ts: string, user: string, name: string, added: boolean): boolean {
+    const message = this.messages.get(`${channel}:${ts}`);
+    if (!message) throw new Error(`fake slack: no message ${channel}:${ts}`);
+    let reaction = message.reactions.find((r) => r.name === name);
+    if (added) {
+      if (reaction?.users.includes(user)) return false;
+      if (reaction === undefined) {
+        reaction = { name, users: [] };
+        message.reactions.push(reaction);
+      }
+      reaction.users.push(user);
+      return true;
+    }
+    if (!reaction?.users.includes(user)) return false;
+    reaction.users = reaction.users.filter((u) => u !== user);
+    if (reaction.users.length === 0)
+      message.reactions.splice(message.reactions.indexOf(reaction), 1);
+    return true;
   }
 
   /** An image block must name a completed upload (Slack: invalid_blocks otherwise). */

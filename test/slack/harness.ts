@@ -75,6 +75,11 @@ export interface Harness {
   logs: Record<string, unknown>[];
   /** HTTP mode: the receiver's events URL. */
   url: string;
+  /**
+   * Stops the adapter (drained unless `abrupt`: then in-flight work is abandoned, as in a
+   * crash) and starts a new one on the same vote store and fake Slack.
+   */
+  restart(options?: { abrupt?: boolean; whileDown?: () => void | Promise<void> }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -123,12 +128,14 @@ export async function startHarness(
     ...(options.socket ? { appToken: fake.appToken } : { signingSecret: SIGNING_SECRET }),
   };
   const services: ChatServices = { config, logger, arms, pipeline, votes, commands: CHAT_COMMANDS };
-  const adapter = await startSlackAdapter(settings, services, {
-    listen: { port: 0, host: "127.0.0.1" },
-    fileRetryDelaysMs: [0, 0],
-    apiRetries: 0,
-  });
-  return {
+  const start = () =>
+    startSlackAdapter(settings, services, {
+      listen: { port: 0, host: "127.0.0.1" },
+      fileRetryDelaysMs: [0, 0],
+      apiRetries: 0,
+    });
+  const adapter = await start();
+  const harness: Harness = {
     fake,
     adapter,
     votes,
@@ -138,7 +145,16 @@ export async function startHarness(
     dataDir,
     logs,
     url: `http://127.0.0.1:${adapter.port}/slack/events`,
+    async restart(restartOptions = {}) {
+      harness.adapter.stopAccepting();
+      if (!restartOptions.abrupt) await harness.adapter.drain();
+      await harness.adapter.close();
+      await restartOptions.whileDown?.();
+      harness.adapter = await start();
+      harness.url = `http://127.0.0.1:${harness.adapter.port}/slack/events`;
+    },
     async close() {
+      const adapter = harness.adapter;
       adapter.stopAccepting();
       await adapter.drain();
       await adapter.close();
@@ -149,6 +165,7 @@ export async function startHarness(
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return harness;
 }
 
 /** Resolves with the next command report (register before sending the command). */
@@ -180,7 +197,10 @@ export function sendSlash(
   );
 }
 
-/** POSTs a signed reaction event and waits until the adapter has handled it. */
+/**
+ * Changes the reaction on the fake's message (as a person does in Slack), POSTs the signed
+ * event and waits until the adapter has handled it. A retry (retryNum) only re-POSTs.
+ */
 export async function sendReaction(
   h: Harness,
   fields: {
@@ -195,6 +215,18 @@ export async function sendReaction(
   },
 ): Promise<{ status: number; report: ReactionReport }> {
   const handled = reactionReport(h.adapter, fields.eventId);
+  // Slack changes the message's reactions, then tells the app (a retry changes nothing).
+  const channel = fields.channel ?? "C0GENERAL";
+  if (fields.retryNum === undefined && h.fake.messages.has(`${channel}:${fields.ts}`)) {
+    const kind = fields.kind ?? "reaction_added";
+    h.fake.react(
+      channel,
+      fields.ts,
+      fields.user ?? "U0ALICE",
+      fields.reaction,
+      kind === "reaction_added",
+    );
+  }
   const body = JSON.stringify(
     reactionEvent({
       kind: fields.kind ?? "reaction_added",

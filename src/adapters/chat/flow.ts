@@ -10,15 +10,23 @@
  *              failure with the job's own reference (logged in full under it)
  *   reaction → seen event? the bot's own? a message? a vote? a bot's? → vote cast, replaced
  *              (the old reaction removed where the platform allows) or retracted
+ *   reconcile (the platform's start and every reconnect) → the reactions visible on the bot's
+ *              recent image messages read back, and the stored votes brought to them
  *
- * A report of each ("command", "reaction") is emitted on `events` once it is fully handled.
+ * A report of each ("command", "reaction", "reconcile") is emitted on `events` once it is fully
+ * handled.
  */
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import type { CommandResult, ImagesResult } from "../../commands/command.js";
 import { unhandledResult } from "../../commands/command.js";
 import { BotError, isRequesterError } from "../../core/errors.js";
 import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
+import {
+  type ReconcileProgress,
+  type ReconcileSummary,
+  reconcileMessages,
+} from "../../core/votes/index.js";
 import { type AnyCommand, parseChatOptions } from "./commands.js";
 import { RecentIds, type SeenEvents } from "./dedupe.js";
 import {
@@ -75,8 +83,22 @@ export interface ChatFlowOptions {
   seen?: SeenEvents;
 }
 
+/** Messages whose reactions are read at once while reconciling (platform calls and writes). */
+export const RECONCILE_CONCURRENCY = 4;
+/** A progress line at most this often while reconciling. */
+const RECONCILE_PROGRESS_EVERY_MS = 5_000;
+const DAY_MS = 24 * 60 * 60_000;
+
+/** What a reconciliation did (emitted as "reconcile" on ChatFlow.events). */
+export interface ReconcileReport {
+  /** What asked for it: the platform's start, or a reconnect. */
+  reason: string;
+  summary: ReconcileSummary;
+  ms: number;
+}
+
 export class ChatFlow {
-  /** "command" (CommandReport) and "reaction" (ReactionReport), once each is fully handled. */
+  /** "command" (CommandReport), "reaction" (ReactionReport) and "reconcile" (ReconcileReport). */
   readonly events = new EventEmitter();
   private accepting = true;
   private readonly commandWork = new InFlight();
@@ -87,6 +109,12 @@ export class ChatFlow {
   private readonly votes: ReactionVotes | undefined;
   private readonly seen: SeenEvents;
   private readonly logger: Logger;
+  /** Stops a reconciliation in flight (shutdown). */
+  private readonly reconcileAbort = new AbortController();
+  /** The reconciliation running now, and whether another must follow it. */
+  private reconciling: Promise<ReconcileReport | undefined> | undefined;
+  private reconcileAgain: string | undefined;
+  private latestReconciliation: Promise<ReconcileReport | undefined> | undefined;
 
   constructor(
     private readonly platform: ChatPlatform,
@@ -100,14 +128,122 @@ export class ChatFlow {
     this.seen = options.seen ?? new RecentIds(5000);
   }
 
-  /** Refuse new commands from now on ("shutting down"); accepted work continues. */
+  /**
+   * Refuse new commands from now on ("shutting down"); accepted work continues. A
+   * reconciliation stops taking messages (the next start runs it again).
+   */
   stopAccepting(): void {
     this.accepting = false;
+    this.reconcileAbort.abort();
   }
 
   /** Resolves when every accepted command has replied and every reaction is recorded. */
   async drain(): Promise<void> {
     await Promise.all([this.commandWork.drain(), this.reactionWork.drain()]);
+  }
+
+  // ------------------------------------------------------------------ reconciliation
+
+  /**
+   * Brings the stored votes of the recent image messages (config.votes.reconcileDays, plus
+   * every message of a running study) to the reactions visible on them: votes missed while the
+   * bot was down or lost in a crash are added, stale ones replaced, gone ones retracted (see
+   * core/votes/reconcile.ts). Called by the platform on start and after every reconnect; a call
+   * while one runs makes one more run follow it (the reactions may have changed meanwhile).
+   * Resolves with the last run's report (undefined without a vote store or after shutdown);
+   * never rejects.
+   */
+  reconcile(reason: string): Promise<ReconcileReport | undefined> {
+    if (this.reconciling) {
+      this.reconcileAgain = reason;
+      return this.reconciling;
+    }
+    const run = (async () => {
+      let report: ReconcileReport | undefined;
+      for (let next: string | undefined = reason; next !== undefined; ) {
+        this.reconcileAgain = undefined;
+        report = await this.reconcileOnce(next);
+        next = this.reconcileAgain;
+      }
+      return report;
+    })().finally(() => {
+      this.reconciling = undefined;
+    });
+    this.reconciling = run;
+    this.latestReconciliation = run;
+    return this.reactionWork.track(run);
+  }
+
+  /** The latest reconciliation, in flight or finished; undefined before the first. */
+  get reconciliation(): Promise<ReconcileReport | undefined> | undefined {
+    return this.latestReconciliation;
+  }
+
+  private async reconcileOnce(reason: string): Promise<ReconcileReport | undefined> {
+    const votes = this.services.votes;
+    if (!votes || this.reconcileAbort.signal.aborted) return undefined;
+    // One signal per run: the platform clients leave a listener on it per request.
+    const run = new AbortController();
+    setMaxListeners(0, run.signal);
+    const stop = () => run.abort();
+    this.reconcileAbort.signal.addEventListener("abort", stop, { once: true });
+    const signal = run.signal;
+    const log = this.logger.child({ reconcile: reason });
+    const started = performance.now();
+    try {
+      const days = this.services.config.votes.reconcileDays;
+      const studyIds = this.services.studies
+        ? (await this.services.studies.list())
+            .filter((study) => study.status === "running")
+            .map((study) => study.id)
+        : [];
+      const since = new Date(Date.now() - days * DAY_MS);
+      log.info({ days, studies: studyIds.length }, "reconciling votes with visible reactions");
+      let lastLine = started;
+      const progress = (p: ReconcileProgress) => {
+        const now = performance.now();
+        if (now - lastLine < RECONCILE_PROGRESS_EVERY_MS) return;
+        lastLine = now;
+        log.info(p, "reconciling");
+      };
+      const platform = this.platform;
+      const summary = await reconcileMessages(votes, {
+        platform: platform.name,
+        scale: platform.emoji,
+        messages: votes.postedMessages({
+          platform: platform.name,
+          ...(days > 0 ? { since } : {}),
+          studyIds,
+        }),
+        reactionsOf: async (posted, abort) => {
+          const message = platform.messageOfRef(posted.messageRef);
+          // A reference this platform cannot have written: nothing to read, votes left alone.
+          if (message === undefined) return undefined;
+          const reactions = await platform.listReactions(message, abort);
+          return reactions?.map((reaction) => ({
+            emoji: reaction.emoji,
+            raters: reaction.users.map((user) => `${platform.name}:${user}`),
+          }));
+        },
+        concurrency: RECONCILE_CONCURRENCY,
+        onProgress: progress,
+        signal,
+      });
+      const ms = Math.round(performance.now() - started);
+      for (const failure of summary.failed.slice(0, 5)) {
+        log.warn({ err: failure.error, message: failure.messageRef }, "message not reconciled");
+      }
+      const { failed, ...counts } = summary;
+      log.info({ ...counts, failed: failed.length, ms }, "votes reconciled");
+      const report: ReconcileReport = { reason, summary, ms };
+      this.events.emit("reconcile", report);
+      return report;
+    } catch (error) {
+      log.error({ err: error }, "reconciliation failed");
+      return undefined;
+    } finally {
+      this.reconcileAbort.signal.removeEventListener("abort", stop);
+    }
   }
 
   // ------------------------------------------------------------------ commands

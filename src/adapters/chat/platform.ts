@@ -44,13 +44,19 @@ export interface ImageMessage {
   requester?: string;
 }
 
+/** One reaction on a message and the people who have it (bare platform ids). */
+export interface ReactionUsers {
+  /** As the platform writes it (Discord "1️⃣", Slack "one"). */
+  emoji: string;
+  users: string[];
+}
+
 /**
  * What the flow needs from a platform outside one command: batch-study posts and reactions.
  *
- * Reconciliation (stored votes = visible reactions after downtime) will add, per platform,
- * `listReactions(message)` (Discord GET /channels/{c}/messages/{m}/reactions/{emoji}, Slack
- * reactions.get) and an `onReconnect` hook (gateway RESUMED/READY, Socket Mode reconnect); they
- * belong here, next to addReaction, and the flow drives them like processReaction.
+ * Reconciliation (stored votes = visible reactions after downtime): the platform lists a
+ * message's reactions (listReactions) and calls ChatFlow.reconcile when it starts and after
+ * every reconnect (Discord gateway READY/RESUMED, Slack Socket Mode reconnect).
  */
 export interface ChatPlatform {
   readonly name: PlatformName;
@@ -76,6 +82,13 @@ export interface ChatPlatform {
    * not let a bot do that (Slack) or the bot lacks the permission; the vote counts either way.
    */
   removeReaction(message: PostedMessage, emoji: string, user: string): Promise<boolean>;
+  /**
+   * The people's voting reactions on one of the bot's messages, every page, without the bot's
+   * own; undefined when the message is gone. Waits out the platform's rate limits.
+   */
+  listReactions(message: PostedMessage, signal: AbortSignal): Promise<ReactionUsers[] | undefined>;
+  /** The message a vote-store reference names (the inverse of PostedMessage.ref). */
+  messageOfRef(ref: string): PostedMessage | undefined;
 }
 
 /** Thrown by addReaction when reacting on that message is not allowed at all. */

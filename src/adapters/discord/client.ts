@@ -22,11 +22,16 @@ import {
 import type { ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { ChatFlow } from "../chat/flow.js";
-import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform.js";
+import type { ChatPlatform, ImageMessage, PostedMessage, ReactionUsers } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
-import type { EmojiScale } from "../chat/votes.js";
+import { type EmojiScale, votingReactions } from "../chat/votes.js";
 import { InteractionConversation, imagePayload } from "./messages.js";
-import { addDiscordReaction, discordMessage, removeDiscordReaction } from "./reactions.js";
+import {
+  addDiscordReaction,
+  discordMessage,
+  listDiscordReactions,
+  removeDiscordReaction,
+} from "./reactions.js";
 import type { DiscordSettings } from "./settings.js";
 
 export class DiscordAdapter implements RunningAdapter, ChatPlatform {
@@ -58,6 +63,14 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
     });
     this.client.on(Events.MessageReactionRemove, (reaction, user) => {
       void this.flow.processReaction(reactionEvent(reaction, user, false));
+    });
+    // Reactions changed while the gateway was away are not all replayed (never across a new
+    // session): read them back on every READY (the first login included) and RESUMED.
+    this.client.on(Events.ShardReady, (shard) => {
+      void this.flow.reconcile(`shard ${shard} ready`);
+    });
+    this.client.on(Events.ShardResume, (shard) => {
+      void this.flow.reconcile(`shard ${shard} resumed`);
     });
     this.client.on(Events.Error, (error) =>
       this.logger.error({ err: error }, "discord client error"),
@@ -129,6 +142,21 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
       this.logger.warn({ message: message.ref }, "could not remove a replaced vote's reaction");
     }
     return removed;
+  }
+
+  listReactions(message: PostedMessage, signal: AbortSignal): Promise<ReactionUsers[] | undefined> {
+    return listDiscordReactions(
+      this.client.rest,
+      message,
+      votingReactions(this.emoji),
+      this.botUserId(),
+      signal,
+    );
+  }
+
+  messageOfRef(ref: string): PostedMessage | undefined {
+    const match = /^(\d+)\/(\d+)$/.exec(ref);
+    return match ? discordMessage(match[1] as string, match[2] as string) : undefined;
   }
 
   // ------------------------------------------------------------------ batch studies

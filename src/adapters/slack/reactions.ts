@@ -1,11 +1,12 @@
 /**
  * Slack reactions over the Web API: the bot's voting reactions (reactions.add, by name without
  * colons). A bot cannot remove another person's reaction in Slack, so a replaced vote's old
- * reaction stays visible but no longer counts. Listing a message's reactions (reactions.get) for
- * reconciliation goes here too.
+ * reaction stays visible but no longer counts. Listing a message's reactions (reactions.get with
+ * full=true, every user of every reaction in one answer) is for reconciliation; the Web API
+ * client waits out a 429 (Retry-After) and retries it.
  */
 import type { webApi } from "@slack/bolt";
-import type { PostedMessage } from "../chat/platform.js";
+import type { PostedMessage, ReactionUsers } from "../chat/platform.js";
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 
@@ -34,4 +35,38 @@ export async function addSlackReaction(
   } catch (error) {
     if (slackErrorCode(error) !== "already_reacted") throw error;
   }
+}
+
+/** Errors of reactions.get meaning the message is gone (deleted, or its channel archived away). */
+const GONE = new Set(["message_not_found", "channel_not_found", "thread_not_found"]);
+
+/**
+ * Who has which reaction on a message (the bot itself left out), or undefined when the message
+ * is gone.
+ */
+export async function listSlackReactions(
+  client: WebClient,
+  message: PostedMessage,
+  botUserId: string,
+  signal: AbortSignal,
+): Promise<ReactionUsers[] | undefined> {
+  signal.throwIfAborted();
+  let answer: Awaited<ReturnType<WebClient["reactions"]["get"]>>;
+  try {
+    answer = await client.reactions.get({
+      channel: message.channel,
+      timestamp: message.id,
+      full: true,
+    });
+  } catch (error) {
+    if (GONE.has(slackErrorCode(error) ?? "")) return undefined;
+    throw error;
+  }
+  const reactions: ReactionUsers[] = [];
+  for (const reaction of answer.message?.reactions ?? []) {
+    if (!reaction.name) continue;
+    const users = (reaction.users ?? []).filter((user) => user !== botUserId);
+    if (users.length > 0) reactions.push({ emoji: reaction.name, users });
+  }
+  return reactions;
 }

@@ -9,18 +9,31 @@
  *
  * `/imagine …` is acknowledged at once (Slack wants an answer within 3 s): `help` and text that
  * cannot be parsed are answered in the acknowledgement itself, everything else runs afterwards.
- * Slack retries an event it did not see acknowledged in 3 s (same event_id); Bolt acknowledges
- * every event before the listener runs, and the flow drops the event ids it has seen.
+ * Over HTTP a reaction event is acknowledged once its vote is stored. Slack retries an event it
+ * did not see acknowledged in 3 s (same event_id); the event ids seen are claimed in the vote
+ * store (StoredIds), so a retry is dropped also after a restart or on another process.
+ *
+ * Beyond Bolt's checks (requests.ts): a timestamp more than 5 minutes in the future is
+ * rejected, and an exact replay of a signed slash command is answered privately as a duplicate.
+ * Reactions changed while the bot was down are read back on start and after every Socket Mode
+ * reconnect (ChatFlow.reconcile).
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { App, type RespondFn, type SlashCommand, SocketModeReceiver, webApi } from "@slack/bolt";
+import {
+  App,
+  HTTPReceiver,
+  type RespondFn,
+  type SlashCommand,
+  SocketModeReceiver,
+  webApi,
+} from "@slack/bolt";
 import type { ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { slackName } from "../../core/votes/index.js";
-import type { SeenEvents } from "../chat/dedupe.js";
+import { RecentIds, type SeenEvents, StoredIds } from "../chat/dedupe.js";
 import { ChatFlow } from "../chat/flow.js";
-import type { ChatPlatform, ImageMessage, PostedMessage } from "../chat/platform.js";
+import type { ChatPlatform, ImageMessage, PostedMessage, ReactionUsers } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import type { EmojiScale } from "../chat/votes.js";
 import { boltLogger, errorInfo, type SlackClientOptions, slackClientOptions } from "./client.js";
@@ -31,7 +44,13 @@ import {
   SlackConversation,
   type SlackMessageOptions,
 } from "./messages.js";
-import { addSlackReaction, slackMessage } from "./reactions.js";
+import { addSlackReaction, listSlackReactions, slackMessage } from "./reactions.js";
+import {
+  rejectFutureTimestamps,
+  SIGNED_REQUEST_MEMORY_MS,
+  SIGNED_REQUEST_PROPERTY,
+  signedRequestKey,
+} from "./requests.js";
 import { SLACK_CHANNEL_ID, type SlackSettings } from "./settings.js";
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
@@ -39,9 +58,18 @@ type WebClient = InstanceType<typeof webApi.WebClient>;
 export interface SlackAdapterOptions extends SlackMessageOptions, SlackClientOptions {
   /** HTTP mode: where to listen; default settings.port on every interface. */
   listen?: { port?: number; host?: string };
-  /** Event ids already handled (default: the last 5000 in memory). */
+  /**
+   * Event ids already handled (default: kept in the vote store for EVENT_ID_MEMORY_MS, so a
+   * retry after a restart or on another process is still dropped; without a store the last 5000
+   * in memory).
+   */
   seen?: SeenEvents;
+  /** Signed slash commands already run (default: in the vote store, as `seen`). */
+  seenRequests?: SeenEvents;
 }
+
+/** How long a Slack event id is remembered: Slack retries a failed delivery for about an hour. */
+export const EVENT_ID_MEMORY_MS = 2 * 60 * 60_000;
 
 export class SlackAdapter implements RunningAdapter, ChatPlatform {
   readonly name = "slack";
@@ -54,6 +82,7 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
   /** HTTP mode: the bound port, once started. */
   port: number | undefined;
   private readonly logger: Logger;
+  private readonly seenRequests: SeenEvents;
 
   constructor(
     private readonly settings: SlackSettings,
@@ -66,17 +95,22 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
     this.logger = services.logger.child({ adapter: "slack" });
     this.emoji = services.config.votes.slackEmoji;
     this.channels = settings.channels;
-    this.flow = new ChatFlow(this, services, options.seen ? { seen: options.seen } : {});
+    const votes = services.votes;
+    const seen =
+      options.seen ??
+      (votes ? new StoredIds(votes, "slack-event:", EVENT_ID_MEMORY_MS) : new RecentIds(5000));
+    this.seenRequests =
+      options.seenRequests ??
+      (votes
+        ? new StoredIds(votes, "slack-request:", SIGNED_REQUEST_MEMORY_MS)
+        : new RecentIds(5000));
+    this.flow = new ChatFlow(this, services, { seen });
     this.mode = settings.appToken !== undefined ? "socket" : "http";
     const boltLog = boltLogger(this.logger);
     const receiver =
       this.mode === "socket"
-        ? new SocketModeReceiver({
-            appToken: settings.appToken as string,
-            logger: boltLog,
-            installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
-          })
-        : undefined;
+        ? this.socketReceiver(settings, boltLog)
+        : this.httpReceiver(settings, boltLog);
     this.app = new App({
       token: settings.botToken,
       botUserId: botUser,
@@ -85,18 +119,26 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       // The flow tells the bot's own reactions apart itself (and reports them).
       ignoreSelf: false,
       clientOptions: slackClientOptions(settings, options, boltLog),
-      ...(receiver !== undefined
-        ? { receiver, socketMode: true }
-        : {
-            signingSecret: settings.signingSecret,
-            port: settings.port,
-            processBeforeResponse: false,
-          }),
+      receiver,
+      ...(this.mode === "socket" ? { socketMode: true } : {}),
     });
     this.app.error(async (error) => {
       this.logger.error({ err: errorInfo(error) }, "slack listener failed");
     });
-    this.app.command(SLASH_COMMAND, async ({ command, ack, respond }) => {
+    this.app.command(SLASH_COMMAND, async ({ command, ack, respond, context }) => {
+      const signed = context[SIGNED_REQUEST_PROPERTY];
+      // An exact replay of a signed command (HTTP only; Socket Mode requests are not signed).
+      if (typeof signed === "string" && !(await this.seenRequests.firstTime(signed))) {
+        this.logger.warn(
+          { user: command.user_id, channel: command.channel_id },
+          "replayed slash command not run again",
+        );
+        await ack({
+          response_type: "ephemeral",
+          text: ":information_source: This exact command was already received, so it is not run again.",
+        });
+        return;
+      }
       await this.onSlashCommand(command, ack, respond);
     });
     for (const [kind, added] of [
@@ -106,7 +148,9 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       this.app.event(kind, async ({ event, body }) => {
         const item = event.item as { type: string; channel?: string; ts?: string };
         const eventId = (body as { event_id?: string }).event_id;
-        void this.flow.processReaction({
+        // Awaited: over HTTP (processBeforeResponse) Slack gets its 200 once the vote is stored,
+        // so a crash before that leaves an unacknowledged event that Slack delivers again.
+        await this.flow.processReaction({
           ...(eventId !== undefined ? { eventId } : {}),
           added,
           user: event.user,
@@ -118,6 +162,45 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
         });
       });
     }
+  }
+
+  /**
+   * Socket Mode: events sent while the socket was down are not redelivered, so every
+   * reconnect (not the first connection: start() reconciles) reads the reactions back.
+   */
+  private socketReceiver(settings: SlackSettings, boltLog: ReturnType<typeof boltLogger>) {
+    const receiver = new SocketModeReceiver({
+      appToken: settings.appToken as string,
+      logger: boltLog,
+      installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
+    });
+    let connections = 0;
+    receiver.client.on("connected", () => {
+      connections += 1;
+      if (connections > 1) void this.flow.reconcile("socket mode reconnected");
+    });
+    return receiver;
+  }
+
+  /**
+   * Bolt's HTTP receiver (signature, stale timestamps) behind our own check of timestamps in
+   * the future, with each request's signed-form key in the context (see requests.ts).
+   */
+  private httpReceiver(settings: SlackSettings, boltLog: ReturnType<typeof boltLogger>) {
+    const receiver = new HTTPReceiver({
+      signingSecret: settings.signingSecret as string,
+      port: settings.port,
+      // Answer after the listener: events are acknowledged once handled (see the reactions).
+      processBeforeResponse: true,
+      logger: boltLog,
+      customPropertiesExtractor: (request) => ({
+        [SIGNED_REQUEST_PROPERTY]: signedRequestKey(request),
+      }),
+    });
+    rejectFutureTimestamps(receiver, (timestamp) => {
+      this.logger.warn({ timestamp }, "request timestamp too far from now: rejected");
+    });
+    return receiver;
   }
 
   /** "command" and "reaction" reports (see ChatFlow.events). */
@@ -140,6 +223,8 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       this.port = (server.address() as AddressInfo).port;
     }
     this.logger.info({ mode: this.mode, port: this.port }, "slack adapter started");
+    // Reactions changed while the bot was down (or whose events a crash lost) are read back.
+    void this.flow.reconcile("start");
   }
 
   stopAccepting(): void {
@@ -180,6 +265,15 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
   /** A bot cannot remove another person's reaction in Slack: the old one stays, not counted. */
   async removeReaction(): Promise<boolean> {
     return false;
+  }
+
+  listReactions(message: PostedMessage, signal: AbortSignal): Promise<ReactionUsers[] | undefined> {
+    return listSlackReactions(this.client, message, this.botUser, signal);
+  }
+
+  messageOfRef(ref: string): PostedMessage | undefined {
+    const match = /^([A-Z0-9]+):(\d+\.\d+)$/.exec(ref);
+    return match ? slackMessage(match[1] as string, match[2] as string) : undefined;
   }
 
   // ------------------------------------------------------------------ batch studies
