@@ -5,7 +5,8 @@
  *           at a steady pace by the adapter
  *   stop    closes a study (assignment and posting end; results can be shown)
  *   status  one study, or every study — never an image's arm
- *   results a closed study's Table 1, agreement, Mann–Whitney and the chart
+ *   results a closed study's Table 1 with image-bootstrap CIs, agreement, image-level
+ *           permutation tests (Mann–Whitney secondary) and the chart
  */
 import { randomInt } from "node:crypto";
 import { z } from "zod";
@@ -57,6 +58,12 @@ const options = z.object({
     .optional()
     .describe("batch: plan seed (default: random)"),
   format: z.enum(FORMATS).optional().describe("results: table (default), json or csv"),
+  bootstrap: z
+    .enum(["images", "images-raters"])
+    .optional()
+    .describe(
+      "results: what the CIs resample: images (default) or images and raters (two-way, when raters are a sample too)",
+    ),
   chart: z.boolean().optional().describe("results: attach the chart (default true)"),
 });
 
@@ -97,7 +104,11 @@ export const studyCommand = {
         };
       }
       case "results": {
-        const results = await studies.results(requireId(parsed), requireVotes(context));
+        const results = await studies.results(
+          requireId(parsed),
+          requireVotes(context),
+          parsed.bootstrap === undefined ? {} : { unit: parsed.bootstrap },
+        );
         return reportResult(
           results,
           `Study ${results.study.name} (${results.study.id})`,

@@ -144,6 +144,15 @@ describe("stats command", () => {
     expect(results.files.map((f) => f.name)).toEqual(["means.png"]);
     const all = await statsCommand.execute(context, {});
     expect(all.text).not.toContain("left out");
+    // The two-way bootstrap is one option away, and the table says which one ran.
+    const table = await studyCommand.execute(context, { action: "results", study: studyId });
+    expect(table.text).toContain("bootstrap over images");
+    const twoWay = await studyCommand.execute(context, {
+      action: "results",
+      study: studyId,
+      bootstrap: "images-raters",
+    });
+    expect(twoWay.text).toContain("two-way bootstrap over images and raters");
   });
 
   it("fails clearly without a vote store or study manager", async () => {

@@ -162,21 +162,42 @@ export function registerStudyCommands(program: Command, options: StudyCliOptions
 
   study
     .command("results")
-    .description("A closed study's Table 1, agreement, Mann–Whitney between arms (and chart)")
+    .description(
+      "A closed study's Table 1 with image-bootstrap CIs, agreement per survey and pooled,\n" +
+        "image-level permutation tests between arms (Mann–Whitney secondary), and chart",
+    )
     .argument("<id>", "the study id")
     .addOption(new Option("--format <format>", "output format").choices(formats).default("table"))
     .option("--chart <file.png>", "also write the means chart (800×450 PNG) to this file")
-    .action(async (id: string, flags: { format: (typeof formats)[number]; chart?: string }) => {
-      await withContext(async (context) => {
-        const result = await studyCommand.execute(context, {
-          action: "results",
-          study: id,
-          format: flags.format,
-          chart: flags.chart !== undefined,
+    .addOption(
+      new Option(
+        "--bootstrap <unit>",
+        "what the CIs resample: images, or images and raters (two-way)",
+      )
+        .choices(["images", "images-raters"])
+        .default("images"),
+    )
+    .action(
+      async (
+        id: string,
+        flags: {
+          format: (typeof formats)[number];
+          chart?: string;
+          bootstrap: "images" | "images-raters";
+        },
+      ) => {
+        await withContext(async (context) => {
+          const result = await studyCommand.execute(context, {
+            action: "results",
+            study: id,
+            format: flags.format,
+            chart: flags.chart !== undefined,
+            bootstrap: flags.bootstrap,
+          });
+          await emit(result, flags.chart);
         });
-        await emit(result, flags.chart);
-      });
-    });
+      },
+    );
 
   study
     .command("plan")

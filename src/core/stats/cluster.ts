@@ -103,21 +103,8 @@ export function clusterBootstrapMeanCi(
     increment(counts, i);
   }
   if (unit === "images") {
-    // sfc32 inlined, seeded from the random source (as in clusterPermutationTest: the draws
-    // dominate the cost, and local state runs several times faster than random.next()).
-    let a = (random.next() * 2 ** 32) >>> 0;
-    let b = (random.next() * 2 ** 32) >>> 0;
-    let c = (random.next() * 2 ** 32) >>> 0;
-    let d = 1;
-    for (let i = 0; i < 12; i++) {
-      // Discard a few outputs, as random.ts does, so that the state is well mixed.
-      const t = (((a + b) >>> 0) + d) >>> 0;
-      d = (d + 1) >>> 0;
-      a = b ^ (b >>> 9);
-      b = (c + (c << 3)) >>> 0;
-      c = ((c << 21) | (c >>> 11)) >>> 0;
-      c = (c + t) >>> 0;
-    }
+    // sfc32 inlined (see sfc32State): the draws dominate the cost.
+    let [a, b, c, d] = sfc32State(random);
     for (let resample = 0; resample < resamples; resample++) {
       let sum = 0;
       let count = 0;
@@ -288,21 +275,8 @@ export function clusterPermutationTest(
   // Relative tolerance so that labellings equal to the observed one count despite rounding.
   const threshold = Math.abs(observed) * (1 - 1e-12) - 1e-12;
   const groups = strata.size;
-  // sfc32 inlined, seeded from the random source: the draws dominate the cost, and a local
-  // generator runs several times faster than calls through the RandomSource interface.
-  let a = (random.next() * 2 ** 32) >>> 0;
-  let b = (random.next() * 2 ** 32) >>> 0;
-  let c = (random.next() * 2 ** 32) >>> 0;
-  let d = 1;
-  for (let i = 0; i < 12; i++) {
-    // Discard a few outputs, as random.ts does, so that the state is well mixed.
-    const t = (((a + b) >>> 0) + d) >>> 0;
-    d = (d + 1) >>> 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) >>> 0;
-    c = ((c << 21) | (c >>> 11)) >>> 0;
-    c = (c + t) >>> 0;
-  }
+  // sfc32 inlined (see sfc32State): the draws dominate the cost.
+  let [a, b, c, d] = sfc32State(random);
   let extreme = 0;
   for (let round = 0; round < rounds; round++) {
     let sumFirst = 0;
@@ -339,4 +313,25 @@ export function clusterPermutationTest(
     rounds,
     strata: groups,
   };
+}
+
+/**
+ * The starting state of an sfc32 generator seeded from `random`, mixed by a few discarded
+ * outputs as random.ts does. The hot loops step this state inline: the draws dominate their
+ * cost, and local variables run several times faster than calls through RandomSource.
+ */
+function sfc32State(random: RandomSource): [number, number, number, number] {
+  let a = (random.next() * 2 ** 32) >>> 0;
+  let b = (random.next() * 2 ** 32) >>> 0;
+  let c = (random.next() * 2 ** 32) >>> 0;
+  let d = 1;
+  for (let i = 0; i < 12; i++) {
+    const t = (((a + b) >>> 0) + d) >>> 0;
+    d = (d + 1) >>> 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) >>> 0;
+    c = ((c << 21) | (c >>> 11)) >>> 0;
+    c = (c + t) >>> 0;
+  }
+  return [a, b, c, d];
 }
