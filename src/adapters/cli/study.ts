@@ -3,7 +3,6 @@
  * `imagine-bot export`: the admin commands on the command line, over the configured vote store
  * (votes.storeUrl / IMAGINE_VOTE_STORE) and the study files in the data directory.
  */
-import { writeFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { openApp } from "../../app/index.js";
 import type { CommandContext } from "../../commands/command.js";
@@ -13,7 +12,7 @@ import { studyCommand } from "../../commands/study.js";
 import { UserError } from "../../core/errors.js";
 import { makeStudyPlan, planSurveys, type StudyPlan } from "../../core/study/plan.js";
 import { cliInvocation } from "./context.js";
-import { integer } from "./parse.js";
+import { integer, writeOutputFile } from "./parse.js";
 
 /** What the commands run with; tests pass their own. */
 export type StudyCliContext = CommandContext & { close(): Promise<void> };
@@ -60,7 +59,7 @@ export function registerStudyCommands(program: Command, options: StudyCliOptions
     if (chartFile !== undefined) {
       const png = result.files.find((file) => file.contentType === "image/png");
       if (png === undefined) throw new UserError("USAGE", "no chart: there are no votes to chart");
-      await writeFile(chartFile, png.content);
+      await writeOutputFile(chartFile, png.content);
       process.stderr.write(`chart written to ${chartFile}\n`);
     }
   }
@@ -255,7 +254,7 @@ export function registerStudyCommands(program: Command, options: StudyCliOptions
           if (file === undefined) return;
           if (flags.out === undefined) write(file.content.toString("utf8"));
           else {
-            await writeFile(flags.out, file.content);
+            await writeOutputFile(flags.out, file.content);
             process.stderr.write(result.text.replace(/as \S+\n$/, `to ${flags.out}\n`));
           }
         });

@@ -5,6 +5,7 @@
  */
 import { type Command, Option } from "commander";
 import { openApp } from "../../app/index.js";
+import { UserError } from "../../core/errors.js";
 import {
   EVENT_COLUMNS,
   eventRecords,
@@ -34,6 +35,13 @@ export function registerVotesCommands(program: Command): Command {
     .action(async (flags: { study?: string; format: "csv" | "jsonl"; events?: boolean }) => {
       const app = openApp();
       const studies = await new StudyFiles(app.config.dataDir).list();
+      if (flags.study !== undefined && !studies.some((study) => study.id === flags.study)) {
+        await app.close();
+        throw new UserError(
+          "USAGE",
+          `there is no study ${flags.study} (imagine-bot study status lists the studies)`,
+        );
+      }
       const store = await app.votes();
       const columns = flags.events ? EVENT_COLUMNS : VOTE_COLUMNS;
       const selection = { ...(flags.study === undefined ? {} : { study: flags.study }), studies };

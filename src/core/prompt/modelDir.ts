@@ -4,7 +4,7 @@
  * writes both; a Hugging Face ONNX export of GPT-2 (optimum's decoder_model_merged.onnx or
  * decoder_with_past_model.onnx) loads too once an imagine-model.json is put beside it.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { UserError } from "../errors.js";
@@ -66,6 +66,11 @@ export function readModelDirectory(dirInput: string): ModelDirectory {
   if (!existsSync(dir)) {
     throw invalid(
       `Model directory ${dir} does not exist. Point --model or IMAGINE_MODEL_DIR at a folder written by training/export_onnx.py.`,
+    );
+  }
+  if (!statSync(dir).isDirectory()) {
+    throw invalid(
+      `${dir} is a file, not a model directory. Point --model or IMAGINE_MODEL_DIR at the folder that holds model.onnx and ${METADATA_FILE}.`,
     );
   }
   const metadataPath = join(dir, METADATA_FILE);
