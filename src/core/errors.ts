@@ -27,7 +27,8 @@ export type ErrorCode =
   | "QUEUE_USER_FULL"
   | "QUEUE_CLOSED"
   | "DEADLINE"
-  | "BACKEND_BUSY";
+  | "BACKEND_BUSY"
+  | "PLATFORM_UNREACHABLE";
 
 export class BotError extends Error {
   readonly code: ErrorCode;

@@ -2,6 +2,7 @@
  * The Discord adapter as an entry in `imagine-bot serve`'s list of chat adapters.
  */
 import type { AdapterStarter } from "../chat/services.js";
+import { describeStartFailure } from "../chat/startFailure.js";
 import { startDiscordAdapter } from "./client.js";
 import { discordConfigured, discordSettings } from "./settings.js";
 
@@ -15,6 +16,17 @@ export const discordStarter: AdapterStarter = {
     // DISCORD_CHANNELS wins over the configured allow-list (discord.channels).
     const configured = services.config.discord.channels;
     if (settings.channels === undefined && configured.length > 0) settings.channels = configured;
-    return startDiscordAdapter(settings, services);
+    return startDiscordAdapter(settings, services).catch((error: unknown) => {
+      throw describeStartFailure(error, {
+        platform: "Discord",
+        url: settings.apiUrl,
+        tokenVariable: "DISCORD_TOKEN",
+        urlVariable: "DISCORD_API_URL",
+        // discord.js says TokenInvalid for a 401 at login.
+        tokenRejected: (e) =>
+          (e as { code?: unknown }).code === "TokenInvalid" ||
+          (e as { status?: unknown }).status === 401,
+      });
+    });
   },
 };
