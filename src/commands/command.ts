@@ -10,6 +10,7 @@ import type { ImagineProgress, ImagineResult, Pipeline } from "../core/pipeline.
 import type { PromptArms } from "../core/prompt/arms.js";
 import type { PromptRefusal } from "../core/safety/index.js";
 import type { StudyManager } from "../core/study/manager.js";
+import type { WebSettings } from "../core/study/webSettings.js";
 import type { GeneratedPrompt, Logger, VoteStore } from "../core/types.js";
 
 /** Who invoked a command, and where. */
@@ -34,6 +35,8 @@ export interface CommandContext {
   onProgress?: (event: ImagineProgress) => void;
   /** The vote store (stats, export, study results). */
   votes?: VoteStore;
+  /** Web survey links (study invite), where IMAGINE_WEB_SECRET is set. */
+  web?: WebSettings;
   /** Studies: blind arm assignment, plans, results after close (study, stats, export). */
   studies?: StudyManager;
 }
@@ -62,6 +65,8 @@ export interface ReportResult {
   data: unknown;
   /** Attachments: the chart PNG, an export file. Names never contain an arm. */
   files: ReportFile[];
+  /** Shown only to the person who asked (a rater's web link), never in the channel. */
+  private?: boolean;
 }
 
 export interface ReportFile {

@@ -11,16 +11,18 @@
 import { randomInt } from "node:crypto";
 import { z } from "zod";
 import { UserError } from "../core/errors.js";
+import { makeStudyLink } from "../core/study/links.js";
 import type { StudyManager } from "../core/study/manager.js";
 import { makeStudyPlan } from "../core/study/plan.js";
 import { type PublicStudy, publicStudy } from "../core/study/record.js";
+import { WEB_SECRET_VARIABLE } from "../core/study/webSettings.js";
 import type { Command, CommandContext } from "./command.js";
 import { FORMATS, missing, type ReportResult, reportResult, requireVotes } from "./stats.js";
 
-export const STUDY_ACTIONS = ["start", "stop", "status", "results"] as const;
+export const STUDY_ACTIONS = ["start", "stop", "status", "results", "invite"] as const;
 
 const options = z.object({
-  action: z.enum(STUDY_ACTIONS).describe("start, stop, status or results"),
+  action: z.enum(STUDY_ACTIONS).describe("start, stop, status, results or invite"),
   study: z.string().optional().describe("the study id (stop, results; status of one study)"),
   name: z.string().max(100).optional().describe("start: a name for the study"),
   mode: z
@@ -65,13 +67,21 @@ const options = z.object({
       "results: what the CIs resample: images (default) or images and raters (two-way, when raters are a sample too)",
     ),
   chart: z.boolean().optional().describe("results: attach the chart (default true)"),
+  rater: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("invite: the rater's name (web votes are stored as web:<name>)"),
+  survey: z.number().int().min(1).max(1000).optional().describe("invite: which survey"),
+  expires: z.string().max(10).optional().describe("invite: how long the link works (14d)"),
+  admin: z.boolean().optional().describe("invite: a link to the progress and results page"),
 });
 
 export type StudyOptions = z.infer<typeof options>;
 
 export const studyCommand = {
   name: "study",
-  description: "Blind studies comparing arms: start, stop, status, results",
+  description: "Blind studies comparing arms: start, stop, status, results, invite",
   options,
   adminOnly: true,
   async execute(context, input): Promise<ReportResult> {
@@ -103,6 +113,8 @@ export const studyCommand = {
           files: [],
         };
       }
+      case "invite":
+        return invite(context, studies, parsed);
       case "results": {
         const results = await studies.results(
           requireId(parsed),
@@ -119,6 +131,41 @@ export const studyCommand = {
     }
   },
 } satisfies Command<typeof options, ReportResult>;
+
+/**
+ * A signed web-survey link, for the admin who asked only (a rater's link is as good as their
+ * vote): `private` keeps it out of the channel.
+ */
+async function invite(
+  context: CommandContext,
+  studies: StudyManager,
+  parsed: StudyOptions,
+): Promise<ReportResult> {
+  if (context.web === undefined) {
+    throw new UserError(
+      "USAGE",
+      `web survey links are not set up here: the operator sets ${WEB_SECRET_VARIABLE} (and IMAGINE_WEB_URL) and restarts the bot`,
+    );
+  }
+  if (!parsed.admin && parsed.rater === undefined) {
+    throw new UserError("USAGE", "study invite needs a rater's name (or admin)");
+  }
+  const { url, invite: link } = await makeStudyLink(studies, context.web, {
+    studyId: requireId(parsed),
+    ...(parsed.rater === undefined ? {} : { rater: parsed.rater }),
+    ...(parsed.survey === undefined ? {} : { survey: parsed.survey }),
+    ...(parsed.expires === undefined ? {} : { expires: parsed.expires }),
+    ...(parsed.admin ? { admin: true } : {}),
+  });
+  const who = parsed.admin ? "the results page" : `${link.rater}, survey ${link.survey}`;
+  return {
+    kind: "report",
+    text: `Link for ${who} (expires ${link.expiresAt.toISOString()}):\n${url}\n`,
+    data: { url, link: link.id, study: link.studyId, expiresAt: link.expiresAt.toISOString() },
+    files: [],
+    private: true,
+  };
+}
 
 async function start(
   context: CommandContext,

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PostedMessage } from "../../src/adapters/chat/platform.js";
 import { votingReactions } from "../../src/adapters/chat/votes.js";
 import { slackName } from "../../src/core/votes/index.js";
-import { type ChatDriver, discordDriver, slackDriver } from "./drivers.js";
+import { type ChatDriver, discordDriver, slackDriver, WEB_URL } from "./drivers.js";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -151,6 +151,37 @@ describe.each([
     const chart = seen.files.find((file) => file.name === "means.png");
     if (!chart) throw new Error("no chart posted");
     expect(chart.data.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
+  });
+
+  it("gives an admin a rater's web-survey link privately, never in the channel", async () => {
+    const started = await chat.command(
+      "study",
+      {
+        action: "start",
+        // Single words: Slack's `/imagine study name:…` options end at a space.
+        name: "webraters",
+        mode: "batch",
+        concepts: "lighthouse,teapot",
+        prompts: 1,
+        surveys: 2,
+      },
+      { admin: true },
+    );
+    expect(started.report.outcome).toBe("done");
+    const studyId = /Started batch study webraters \(([^)]+)\)/.exec(
+      started.public.join("\n"),
+    )?.[1];
+    if (studyId === undefined) throw new Error(`no study id in ${started.public.join("\n")}`);
+    const seen = await chat.command(
+      "study",
+      { action: "invite", study: studyId, rater: "alice", survey: 2 },
+      { admin: true },
+    );
+    expect(seen.report.outcome).toBe("done");
+    expect(seen.public.join("\n")).not.toContain(WEB_URL);
+    expect(seen.private.join("\n")).toMatch(new RegExp(`${WEB_URL}/s/v1\\.\\S+`));
+    expect(seen.private.join("\n")).toContain("alice, survey 2");
+    await chat.command("study", { action: "stop", study: studyId }, { admin: true });
   });
 
   it("refuses commands outside the channel allow-list", async () => {

@@ -36,6 +36,9 @@ import { nextEvent } from "../pipeline/fakes.js";
 import { PngBackend, SIGNING_SECRET } from "../slack/harness.js";
 
 /** What a person saw of one command. */
+/** Where the contract's web-survey links point (no server is needed to make them). */
+export const WEB_URL = "https://survey.example";
+
 export interface Seen {
   report: CommandReport;
   /** Texts everyone in the channel saw (the last state of each message). */
@@ -136,6 +139,7 @@ async function shared(): Promise<Shared> {
     pipeline,
     votes,
     studies,
+    web: { secret: "w".repeat(40), host: "127.0.0.1", port: 8787, publicUrl: WEB_URL },
     commands: CHAT_COMMANDS,
   };
   return {

@@ -38,6 +38,9 @@ class RecordingConversation implements Conversation {
   async refuse(text: string) {
     this.record("refuse", text);
   }
+  async whisper(text: string) {
+    this.record("whisper", text);
+  }
   async fail(text: string) {
     this.record("fail", text);
   }
@@ -137,13 +140,27 @@ describe("chat flow", () => {
         refused: [],
       })),
       command("numbers", async () => ({ kind: "report", text: "42", data: 42, files: [] })),
+      command("secret", async () => ({
+        kind: "report",
+        text: "https://survey.example/s/token",
+        data: {},
+        files: [],
+        private: true,
+      })),
     ]);
     const words = new RecordingConversation();
     const numbers = new RecordingConversation();
+    const secret = new RecordingConversation();
     const unknown = new RecordingConversation();
     await flow.processCommand(event("words", words));
     await flow.processCommand(event("numbers", numbers));
+    await flow.processCommand(event("secret", secret));
     await flow.processCommand(event("nothing", unknown));
+    // A private report (a rater's link) is told to the asker only, never posted.
+    expect(secret.calls).toEqual([
+      ["begin", undefined],
+      ["whisper", "https://survey.example/s/token"],
+    ]);
     expect(words.calls).toEqual([
       ["begin", undefined],
       ["prompts", "a cat"],

@@ -38,6 +38,21 @@ describe("parseSlashText", () => {
     });
   });
 
+  it("accepts the free-text option by name too (study action:start), but not twice", () => {
+    expect(parseSlashText("study action:status")).toMatchObject({
+      kind: "run",
+      input: { action: "status" },
+    });
+    expect(parseSlashText("study status")).toMatchObject({ input: { action: "status" } });
+    expect(parseSlashText("subject:lighthouse")).toMatchObject({
+      input: { subject: "lighthouse" },
+    });
+    expect(parseSlashText("study action:start stop")).toMatchObject({
+      kind: "usage",
+      message: expect.stringMatching(/action is given twice/),
+    });
+  });
+
   it("returns usage for bad values and a missing subject, help for help or nothing", () => {
     expect(parseSlashText("")).toEqual({ kind: "help" });
     expect(parseSlashText("HELP")).toEqual({ kind: "help" });

@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeStudyLink } from "../../src/adapters/web/links.js";
 import { verifyInvite } from "../../src/core/study/invite.js";
+import { makeStudyLink } from "../../src/core/study/links.js";
 import { StudyManager } from "../../src/core/study/manager.js";
 import { makeStudyPlan } from "../../src/core/study/plan.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RateLimiter, sameOrigin } from "../../src/adapters/web/security.js";
-import { readWebSettings } from "../../src/adapters/web/settings.js";
+import { readWebSettings } from "../../src/core/study/webSettings.js";
 
 const SECRET = "0123456789abcdef0123456789abcdef";
 

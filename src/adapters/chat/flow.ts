@@ -357,7 +357,9 @@ export class ChatFlow {
           await conversation.prompts(result);
           return report(event, "done");
         case "report":
-          await conversation.report(result);
+          // A private report (a rater's web link) goes to the asker only, like a refusal.
+          if (result.private) await conversation.whisper(result.text);
+          else await conversation.report(result);
           return report(event, "done");
         default:
           return unhandledResult(result);

@@ -118,6 +118,8 @@ export interface Conversation extends ResultRenderers {
   status(text: string): Promise<void>;
   /** Tells only the requester; takes back a public progress line. */
   refuse(text: string): Promise<void>;
+  /** Tells only the requester something that is not a refusal (a private link), the same way. */
+  whisper(text: string): Promise<void>;
   /** Says publicly that the command failed, in place of the progress line. */
   fail(text: string): Promise<void>;
   /** Posts image `index` (counting from 0; the first replaces the progress line). */

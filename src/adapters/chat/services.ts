@@ -7,6 +7,7 @@ import type { Config } from "../../core/config.js";
 import type { ImagineProgress, ImagineResult, Pipeline } from "../../core/pipeline.js";
 import type { PromptArms } from "../../core/prompt/arms.js";
 import type { StudyManager } from "../../core/study/manager.js";
+import type { WebSettings } from "../../core/study/webSettings.js";
 import type { Logger, VoteStore } from "../../core/types.js";
 import type { AnyCommand } from "./commands.js";
 import type { PostedMessage } from "./platform.js";
@@ -20,6 +21,8 @@ export interface ChatServices {
   votes?: VoteStore;
   /** Studies (study, stats and export commands). */
   studies?: StudyManager;
+  /** Web survey links (study invite), when IMAGINE_WEB_SECRET is set. */
+  web?: WebSettings;
   /** The commands to offer (CHAT_COMMANDS unless a test narrows them). */
   commands: readonly AnyCommand[];
 }
@@ -38,6 +41,7 @@ export function commandContext(
     pipeline: services.pipeline,
     ...(services.votes ? { votes: services.votes } : {}),
     ...(services.studies ? { studies: services.studies } : {}),
+    ...(services.web ? { web: services.web } : {}),
     invocation,
     ...(onProgress ? { onProgress } : {}),
   };

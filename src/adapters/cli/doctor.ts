@@ -14,12 +14,12 @@ import { type LoadedConfig, loadConfig } from "../../core/config.js";
 import { checkImageBackend } from "../../core/image/health.js";
 import { createLogger } from "../../core/logger.js";
 import { PromptArms } from "../../core/prompt/arms.js";
+import { readWebSettings, WEB_SECRET_VARIABLE } from "../../core/study/webSettings.js";
 import { openVoteStore } from "../../core/votes/index.js";
 import { checkDiscordToken } from "../discord/health.js";
 import { discordConfigured, discordSettings } from "../discord/settings.js";
 import { checkSlackToken } from "../slack/health.js";
 import { readSlackSettings, slackConfigured } from "../slack/settings.js";
-import { readWebSettings, WEB_SECRET_VARIABLE } from "../web/settings.js";
 import { CommandExit } from "./parse.js";
 
 export interface DoctorCheck {

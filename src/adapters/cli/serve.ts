@@ -13,6 +13,7 @@
 import type { Command } from "commander";
 import { openApp } from "../../app/index.js";
 import { UserError } from "../../core/errors.js";
+import { readWebSettings, WEB_SECRET_VARIABLE } from "../../core/study/webSettings.js";
 import type { ImageBackend, Logger } from "../../core/types.js";
 import type { KeyvVoteStore } from "../../core/votes/index.js";
 import { type AnyCommand, CHAT_COMMANDS } from "../chat/commands.js";
@@ -21,7 +22,6 @@ import { DEFAULT_STUDY_INTERVAL_MS, studyPoster } from "../chat/studyPoster.js";
 import { discordStarter } from "../discord/starter.js";
 import { slackStarter } from "../slack/starter.js";
 import { type RunningWebServer, startWebServer } from "../web/server.js";
-import { readWebSettings, WEB_SECRET_VARIABLE } from "../web/settings.js";
 
 /** Every chat platform serve can run; each starts when its credentials are set. */
 export const CHAT_ADAPTERS: AdapterStarter[] = [discordStarter, slackStarter];
@@ -92,6 +92,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
       pipeline: await app.pipeline(),
       votes: await app.votes(),
       studies: app.studies(),
+      ...(env[WEB_SECRET_VARIABLE]?.trim() ? { web: readWebSettings(env) } : {}),
       commands: options.commands ?? CHAT_COMMANDS,
     };
   } catch (error) {
@@ -122,7 +123,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
   if (env[WEB_SECRET_VARIABLE]?.trim()) {
     try {
       web = await startWebServer({
-        settings: readWebSettings(env),
+        settings: services.web ?? readWebSettings(env),
         dataDir: config.dataDir,
         votes: services.votes as KeyvVoteStore,
         studies,

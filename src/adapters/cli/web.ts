@@ -9,10 +9,10 @@ import { openApp } from "../../app/index.js";
 import { loadConfig } from "../../core/config.js";
 import { UserError } from "../../core/errors.js";
 import { RevocationList } from "../../core/study/invite.js";
+import { makeStudyLink } from "../../core/study/links.js";
 import { StudyManager } from "../../core/study/manager.js";
-import { makeStudyLink } from "../web/links.js";
+import { readWebSettings } from "../../core/study/webSettings.js";
 import { startWebServer } from "../web/server.js";
-import { readWebSettings } from "../web/settings.js";
 import { integer } from "./parse.js";
 
 export interface WebCliOptions {

@@ -94,6 +94,11 @@ export class InteractionConversation implements Conversation {
     await this.interaction.editReply({ content: text });
   }
 
+  /** Ephemeral like a refusal: Discord shows both the same way. */
+  whisper(text: string): Promise<void> {
+    return this.refuse(text);
+  }
+
   async refuse(text: string): Promise<void> {
     const payload = {
       content: truncate(text),

@@ -61,7 +61,7 @@ export function parseSlashText(
   for (const word of words) {
     const match = /^([a-z][a-z0-9_]*):(.+)$/i.exec(word);
     const option = match ? options.find((o) => o.name === match[1]?.toLowerCase()) : undefined;
-    if (!match || option === undefined || option === positional) {
+    if (!match || option === undefined) {
       rest.push(word);
       continue;
     }
@@ -78,7 +78,16 @@ export function parseSlashText(
       values[option.name] = raw;
     }
   }
-  if (positional !== undefined && rest.length > 0) values[positional.name] = rest.join(" ");
+  if (positional !== undefined && rest.length > 0) {
+    // The free text fills the positional option, unless it was also named (`action:start`).
+    if (values[positional.name] !== undefined) {
+      return {
+        kind: "usage",
+        message: `${positional.name} is given twice: as ${positional.name}:… and as the words "${rest.join(" ")}".`,
+      };
+    }
+    values[positional.name] = rest.join(" ");
+  }
   if (positional?.required && values[positional.name] === undefined) {
     const prefix = command === commands[0] ? "" : `${command.name} `;
     return {

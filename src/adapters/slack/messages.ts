@@ -203,14 +203,22 @@ export class SlackConversation implements Conversation {
   }
 
   async refuse(text: string): Promise<void> {
-    // A refusal is the asker's business: take back the public message, say why to them only.
+    await this.whisperMrkdwn(`:no_entry: ${escapeMrkdwn(text)}`);
+  }
+
+  async whisper(text: string): Promise<void> {
+    await this.whisperMrkdwn(escapeMrkdwn(text));
+  }
+
+  /** The asker's business: take back the public message, tell them only. */
+  private async whisperMrkdwn(mrkdwn: string): Promise<void> {
     const ts = this.takeStatus();
     if (ts !== undefined) {
       await this.client.chat
         .delete({ channel: this.invocation.channel, ts })
         .catch((error: unknown) => this.log.warn({ err: error }, "progress message not deleted"));
     }
-    await this.tellPrivately(`:no_entry: ${escapeMrkdwn(text)}`);
+    await this.tellPrivately(mrkdwn);
   }
 
   async fail(text: string): Promise<void> {

@@ -33,6 +33,7 @@ import {
 } from "../../core/study/invite.js";
 import type { StudyManager } from "../../core/study/manager.js";
 import { resultsJson } from "../../core/study/report.js";
+import type { WebSettings } from "../../core/study/webSettings.js";
 import { DIMENSIONS, type Dimension, type Logger } from "../../core/types.js";
 import { ASSETS } from "./assets.js";
 import { donePage, escapeHtml, itemPage, messagePage, page } from "./html.js";
@@ -44,7 +45,6 @@ import {
   sameOrigin,
   securityHeaders,
 } from "./security.js";
-import type { WebSettings } from "./settings.js";
 import { type Survey, Surveys, type SurveyVoteStore, WebRefusal } from "./survey.js";
 
 export interface WebRateLimits {

@@ -1,5 +1,6 @@
 /**
- * The web survey's settings, read from the environment until they move into src/core/config.ts:
+ * The web survey's settings (rater links and the server that answers them), from the
+ * environment, since the secret must never sit in a config file:
  *   IMAGINE_WEB_SECRET  the HMAC secret for links (≥ 32 bytes; required)
  *   IMAGINE_WEB_HOST    the address to bind (default 127.0.0.1: put a TLS proxy in front)
  *   IMAGINE_WEB_PORT    the port (default 8787; 0 picks a free one)
@@ -7,8 +8,8 @@
  * Every error names the variable to fix.
  */
 import { isIP } from "node:net";
-import { UserError } from "../../core/errors.js";
-import { checkWebSecret } from "../../core/study/invite.js";
+import { UserError } from "../errors.js";
+import { checkWebSecret } from "./invite.js";
 
 export const WEB_SECRET_VARIABLE = "IMAGINE_WEB_SECRET";
 export const DEFAULT_WEB_PORT = 8787;

@@ -3,10 +3,10 @@
  * `/imagine study invite`, answered privately): checks the study, the rater and the survey,
  * signs the link and prints it under the public URL.
  */
-import { UserError } from "../../core/errors.js";
-import { createInvite, type Invite, parseDuration, RATER_NAME } from "../../core/study/invite.js";
-import type { StudyManager } from "../../core/study/manager.js";
-import type { WebSettings } from "./settings.js";
+import { UserError } from "../errors.js";
+import { createInvite, type Invite, parseDuration, RATER_NAME } from "./invite.js";
+import type { StudyManager } from "./manager.js";
+import type { WebSettings } from "./webSettings.js";
 
 export interface StudyLinkRequest {
   studyId: string;
