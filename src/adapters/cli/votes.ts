@@ -35,14 +35,19 @@ export function registerVotesCommands(program: Command): Command {
     .action(async (flags: { study?: string; format: "csv" | "jsonl"; events?: boolean }) => {
       const app = openApp();
       const studies = await new StudyFiles(app.config.dataDir).list();
-      if (flags.study !== undefined && !studies.some((study) => study.id === flags.study)) {
+      const store = await app.votes();
+      // A study is known by its record here or by votes in the (possibly shared) store.
+      if (
+        flags.study !== undefined &&
+        !studies.some((study) => study.id === flags.study) &&
+        !(await hasAny(store.studyVotes(flags.study)))
+      ) {
         await app.close();
         throw new UserError(
           "USAGE",
           `there is no study ${flags.study} (imagine-bot study status lists the studies)`,
         );
       }
-      const store = await app.votes();
       const columns = flags.events ? EVENT_COLUMNS : VOTE_COLUMNS;
       const selection = { ...(flags.study === undefined ? {} : { study: flags.study }), studies };
       const out = new Output();
@@ -88,4 +93,9 @@ class Output {
     }
     return !this.gone;
   }
+}
+
+async function hasAny(items: AsyncIterable<unknown>): Promise<boolean> {
+  for await (const _ of items) return true;
+  return false;
 }
