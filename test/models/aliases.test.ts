@@ -165,7 +165,10 @@ describe("aliases", () => {
     expect(resolveSource("gpt2-xl").onnx).toBeUndefined();
     expect(resolveSource("magicprompt").repo).toBe("paralaif/MagicPrompt-Stable-Diffusion-ONNX");
     // Not an alias: a repository id, named by its last part; prototype keys are not aliases.
-    expect(resolveSource("lab/gpt2-medium")).toEqual({ repo: "lab/gpt2-medium", name: "gpt2-medium" });
+    expect(resolveSource("lab/gpt2-medium")).toEqual({
+      repo: "lab/gpt2-medium",
+      name: "gpt2-medium",
+    });
     expect(() => resolveSource("constructor")).toThrow(UserError);
   });
 
@@ -425,9 +428,9 @@ describe("repositories with only PyTorch weights (gpt2-xl)", () => {
       license: "mit",
       convertedFrom: "model.safetensors",
     });
-    expect(hub.served.filter((s) => s.path === "model.safetensors").map((s) => s.status)).toEqual(
-      [200, 206],
-    );
+    expect(hub.served.filter((s) => s.path === "model.safetensors").map((s) => s.status)).toEqual([
+      200, 206,
+    ]);
     expect(hub.resolves("pytorch_model.bin")).toHaveLength(0);
     // The weights were only the means: the directory holds the ONNX and its description.
     expect((await readdir(result.dir)).sort()).toEqual([
@@ -485,7 +488,7 @@ describe("repositories with only PyTorch weights (gpt2-xl)", () => {
     await mkdir(join(shadow, "torch"), { recursive: true });
     await writeFile(
       join(shadow, "torch", "__init__.py"),
-      'raise ModuleNotFoundError("No module named \'torch\'")\n',
+      "raise ModuleNotFoundError(\"No module named 'torch'\")\n",
     );
     const error = await failure(
       pull("gpt2-xl", {
@@ -496,7 +499,9 @@ describe("repositories with only PyTorch weights (gpt2-xl)", () => {
     expect(error.message).toMatch(
       /openai-community\/gpt2-xl publishes PyTorch weights \(model\.safetensors\) but no ONNX export/,
     );
-    expect(error.message).toMatch(/cannot import torch \(ModuleNotFoundError: No module named 'torch'\)/);
+    expect(error.message).toMatch(
+      /cannot import torch \(ModuleNotFoundError: No module named 'torch'\)/,
+    );
     expect(error.message).toMatch(/apt-get install python3-torch/);
     expect(error.message).toMatch(/IMAGINE_PYTHON/);
     expect(hub.resolves("model.safetensors")).toHaveLength(0);

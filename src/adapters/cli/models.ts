@@ -199,7 +199,9 @@ export function createPullProgress(
           `${path}  ${mb(bytes)}/${mb(total)} MB  ${percent}%  ${(rate / 1e6).toFixed(1)} MB/s  ETA ${formatDuration(eta)}`,
         );
       } else if (event.kind === "convert") {
-        line(`converting ${event.from} to ONNX with training/export_onnx.py (minutes for large models)`);
+        line(
+          `converting ${event.from} to ONNX with training/export_onnx.py (minutes for large models)`,
+        );
         stream.write("\n");
         open = false;
       } else {

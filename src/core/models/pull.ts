@@ -601,12 +601,7 @@ async function checkTorch(
 }
 
 function lastLines(text: string | undefined, count: number): string {
-  return (text ?? "")
-    .trim()
-    .split("\n")
-    .slice(-count)
-    .join(" ")
-    .trim();
+  return (text ?? "").trim().split("\n").slice(-count).join(" ").trim();
 }
 
 /** The key of an ONNX StringStringEntryProto ("location") as protobuf bytes, with the value's tag. */
@@ -650,7 +645,10 @@ export async function externalDataLocations(path: string): Promise<string[]> {
       consumedUpTo = from;
     }
     // Keep enough of the tail for an entry cut by the chunk boundary.
-    const keepFrom = Math.max(consumedUpTo, buffer.length - (LOCATION_ENTRY.length + 5 + MAX_LOCATION));
+    const keepFrom = Math.max(
+      consumedUpTo,
+      buffer.length - (LOCATION_ENTRY.length + 5 + MAX_LOCATION),
+    );
     carry = Buffer.from(buffer.subarray(keepFrom));
   }
   return [...found];
