@@ -28,7 +28,9 @@
  * old decoder. Files already in place and verified are hard-linked into the staging folder
  * (copied where links fail) rather than downloaded again.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+
+import { execFile } from "node:child_process";
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import {
   copyFile,
   link,
@@ -40,8 +42,6 @@ import {
   statfs,
   writeFile,
 } from "node:fs/promises";
-import { execFile } from "node:child_process";
-import { createReadStream } from "node:fs";
 import { dirname, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { PACKAGE_ROOT } from "../config.js";
