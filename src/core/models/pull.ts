@@ -502,7 +502,11 @@ async function convertWeights(
     if (keep) files.push(obtained);
   }
   if (reuse) {
-    for (const path of [CONVERTED_ONNX, METADATA_FILE]) files.push(await reuseLive(ctx, path));
+    // Over 2 GB the exporter writes the weights as external data beside model.onnx.
+    const external = await externalDataLocations(join(ctx.target, CONVERTED_ONNX));
+    for (const path of [CONVERTED_ONNX, ...external, METADATA_FILE]) {
+      files.push(await reuseLive(ctx, path));
+    }
     return files;
   }
 
@@ -545,7 +549,14 @@ async function convertWeights(
   await diskCall(metadataPath, () =>
     writeFile(metadataPath, `${JSON.stringify(metadata, null, 2)}\n`),
   );
-  for (const path of [CONVERTED_ONNX, METADATA_FILE]) {
+  const external = await externalDataLocations(join(ctx.staging, CONVERTED_ONNX));
+  for (const path of [CONVERTED_ONNX, ...external, METADATA_FILE]) {
+    if (!safePath(path) || !existsSync(join(ctx.staging, path))) {
+      throw new UserError(
+        "MODEL_INCONSISTENT",
+        `training/export_onnx.py wrote ${CONVERTED_ONNX} naming external data ${path}, which is not in ${ctx.staging}.`,
+      );
+    }
     const hashes = await hashFile(join(ctx.staging, path));
     const file = { path, bytes: hashes.bytes, sha256: hashes.sha256, skipped: false };
     ctx.options.onFile?.({ kind: "done", file });
