@@ -34,7 +34,7 @@ import {
 } from "../../src/core/models/registry.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
 import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
-import { FakeHub } from "../fakes/hub.js";
+import { FakeHub, sha256 } from "../fakes/hub.js";
 import { runCli } from "../helpers/cli.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -476,9 +476,15 @@ describe("repositories with only PyTorch weights (gpt2-xl)", () => {
       "model.onnx",
       "model.safetensors",
     ]);
-    expect(readFileSync(join(result.dir, "model.safetensors"))).toEqual(
-      checkpoint["model.safetensors"],
+    expect(sha256(readFileSync(join(result.dir, "model.safetensors")))).toBe(
+      sha256(checkpoint["model.safetensors"] as Buffer),
     );
+    const loaded = await run(PYTHON, [
+      "-c",
+      `import sys; sys.path.insert(0, ${JSON.stringify(join(ROOT, "training"))}); from checkpoint import load_pretrained; print(load_pretrained(sys.argv[1]).config.n_layer)`,
+      result.dir,
+    ]);
+    expect(loaded.stdout.trim()).toBe("2");
   }, 120_000);
 
   it("without torch: a clear message before any weights are downloaded", async () => {

@@ -23,9 +23,11 @@ export function registerModelsCommands(program: Command): Command {
   models
     .command("pull")
     .description(
-      "Download a model directory (ONNX decoder + imagine-model.json) into the models directory. " +
-        "Resumable: run it again after an interruption. HF_TOKEN for gated or private repositories, " +
-        "HF_ENDPOINT for a mirror.",
+      "Download a model directory (ONNX decoder + imagine-model.json) into the models directory, " +
+        "show its licence and register it as an arm (prompt --arm NAME). Resumable: run it again " +
+        "after an interruption. Repositories with only PyTorch weights are converted with " +
+        "training/export_onnx.py (IMAGINE_PYTHON, default /usr/bin/python3, needs torch). " +
+        "HF_TOKEN for gated or private repositories, HF_ENDPOINT for a mirror.",
     )
     .argument("[model]", `a built-in name (${aliases}) or a repository id owner/name`, "gpt2")
     .option("--revision <rev>", "branch, tag or commit id", "main")
