@@ -76,29 +76,7 @@ read -r -a EXTRA <<<"${FINETUNE_ARGS:-}"
 # ---------------------------------------------------------------------------------------- data
 LAION_URL=${LAION_URL:-https://the-eye.eu/public/AI/cah/laion400m-met-release/laion400m-meta/part-00000-5b54c5d5-bbcf-484d-a2ce-0d6f73df1a36-c000.snappy.parquet}
 
-# download URL DEST: resumable (curl --continue-at), size checked against Content-Length, sha256
-# against LAION_SHA256 when given; DEST appears only once verified.
-download() {
-  local url=$1 dest=$2 expected have
-  expected=$(curl -fsSLI "$url" | tr -d '\r' | awk 'tolower($1) == "content-length:" { n = $2 } END { print n }')
-  [[ -n $expected ]] || die "$url did not state its size (Content-Length); cannot verify a download"
-  have=$(stat -c %s "$dest.part" 2>/dev/null || echo 0)
-  if ((have < expected)); then
-    ((have > 0)) && echo "resuming $dest at $have of $expected bytes"
-    curl -fL --retry 10 --retry-delay 5 --continue-at - -o "$dest.part" "$url" ||
-      die "download of $url stopped; rerun to resume"
-  fi
-  have=$(stat -c %s "$dest.part")
-  if ((have != expected)); then
-    rm -f "$dest.part"
-    die "$url: got $have bytes, the server states $expected; removed, rerun to fetch again"
-  fi
-  if [[ -n ${LAION_SHA256:-} ]]; then
-    echo "$LAION_SHA256  $dest.part" | sha256sum --check --quiet - ||
-      { rm -f "$dest.part"; die "$url does not match LAION_SHA256; removed"; }
-  fi
-  mv "$dest.part" "$dest"
-}
+source "$ROOT/scripts/paper-download.sh"
 
 if [[ -n $LAION ]]; then
   SOURCE=$(realpath "$LAION")
