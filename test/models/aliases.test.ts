@@ -198,6 +198,18 @@ describe("aliases", () => {
     await runsInEngine(result.dir);
   });
 
+  it("the Hub's licence is the one shown, for any repository", async () => {
+    hub.addRepo(
+      "lab/caption-gpt2",
+      { "config.json": TINY_CONFIG, "model.onnx": TINY_ONNX },
+      { license: "cc-by-nc-4.0" },
+    );
+    const result = await pull("lab/caption-gpt2");
+    expect(result.license).toBe("cc-by-nc-4.0");
+    const metadata = JSON.parse(await readFile(join(result.dir, "imagine-model.json"), "utf8"));
+    expect(metadata.provenance.license).toBe("cc-by-nc-4.0");
+  });
+
   it("gpt2-large: fetches every external-data file the graph names, whatever its name", async () => {
     expect(Object.keys(external).sort()).toEqual([
       "Constant_164_attr__value",
@@ -351,6 +363,16 @@ describe("the pulled arm", () => {
       arm: "odd",
       registry: join(dataDir, PULLED_ARMS_FILE),
     });
+
+    // A damaged registry does not undo the pull: the model is there, the arm is not.
+    await writeFile(join(dataDir, PULLED_ARMS_FILE), "{");
+    const damaged = await runCli(
+      ["models", "pull", "lab/Odd.Name", "--dir", modelsDir, "--name", "odd"],
+      env,
+    );
+    expect(damaged.code).toBe(0);
+    expect(damaged.stderr).toMatch(/pulled, but not registered as an arm: .*is not valid JSON/);
+    expect(damaged.stdout).toContain("Use it with --model");
   });
 
   it("PromptArms offers registered arms, and a configured arm of the same name wins", async () => {

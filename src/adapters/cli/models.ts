@@ -72,7 +72,15 @@ export function registerModelsCommands(program: Command): Command {
           keepWeights: flags.keepWeights === true,
         });
         progress.done();
-        const registration = flags.register === false ? undefined : await register(result);
+        let registration: Registration | undefined;
+        try {
+          registration = flags.register === false ? undefined : await register(result);
+        } catch (error) {
+          // The model is in place; only the shortcut is missing.
+          process.stderr.write(
+            `imagine-bot: pulled, but not registered as an arm: ${(error as Error).message}\n`,
+          );
+        }
         process.stdout.write(
           flags.json
             ? `${JSON.stringify({ ...result, arm: registration?.arm ?? null, registry: registration?.file ?? null })}\n`
