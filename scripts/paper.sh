@@ -4,10 +4,11 @@
 #
 #   scripts/paper.sh [--preset full|toy] [--work DIR] [--out DIR] [--laion FILE]
 #
-# full (default; a CUDA GPU with ~40 GB of memory, ~60 GB of disk, internet):
+# full (default; a CUDA GPU, internet, and by estimate ~50 GB of disk: gpt2-xl's weights, three
+#   ONNX exports and two checkpoints of 6-8 GB each):
 #   1. LAION-400M metadata part 00000 (the part the first 450,000 captions come from), downloaded
 #      resumably (rerun to continue) and checked against the server's Content-Length, and against
-#      LAION_SHA256 when set (the-eye.eu publishes no checksum file for these parts);
+#      LAION_SHA256 when set (no published checksum for this part could be confirmed);
 #      --laion FILE uses a copy you already have.
 #   2. `imagine-bot data prepare` on the first 450,000 captions, twice: with tags and without.
 #   3. gpt2-xl through `imagine-bot models pull gpt2-xl --keep-weights` (verified, resumable,
@@ -39,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --work) WORK=${2:?--work needs a folder}; shift 2 ;;
     --out) OUT=${2:?--out needs a folder}; shift 2 ;;
     --laion) LAION=${2:?--laion needs a parquet file}; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "paper.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
