@@ -1,7 +1,8 @@
 /**
  * A fake Hugging Face Hub on 127.0.0.1 for `models pull`, speaking the shapes the real Hub does
  * (see src/core/models/hub.ts for the sources):
- * - GET /api/models/{owner}/{name}/revision/{rev} → { id, sha, siblings: [{ rfilename }] }
+ * - GET /api/models/{owner}/{name}/revision/{rev} → { id, sha, siblings: [{ rfilename }], tags,
+ *   cardData? } with `license:…` in tags and cardData.license when the repository declares one
  * - GET /api/models/{owner}/{name}/tree/{rev}?recursive=true → [{ type, oid, size, path, lfs? }],
  *   paged with a Link rel="next" header when pageSize is set
  * - GET /{owner}/{name}/resolve/{rev}/{path} → the bytes; LFS files by a 302 to /cdn/{sha256},
@@ -40,6 +41,8 @@ interface FakeRepo {
   /** A token required to read it (private), or gated: 403 without the right token. */
   token?: string;
   gated?: boolean;
+  /** The model card's licence (cardData.license and a `license:` tag). */
+  license?: string;
 }
 
 export interface AddRepoOptions {
@@ -49,6 +52,7 @@ export interface AddRepoOptions {
   lfs?: (path: string, bytes: Buffer) => boolean;
   token?: string;
   gated?: boolean;
+  license?: string;
 }
 
 export class FakeHub {
@@ -118,6 +122,7 @@ export class FakeHub {
     };
     repo.token = options.token ?? existing?.token;
     repo.gated = options.gated ?? existing?.gated;
+    repo.license = options.license ?? existing?.license;
     this.repos.set(id, repo);
     return commit;
   }
@@ -168,6 +173,8 @@ export class FakeHub {
           id: `${owner}/${name}`,
           sha: commit,
           siblings: [...files.keys()].map((rfilename) => ({ rfilename })),
+          tags: ["gpt2", ...(repo.license ? [`license:${repo.license}`] : [])],
+          ...(repo.license ? { cardData: { license: repo.license } } : {}),
         });
       }
       if (kind === "tree") {

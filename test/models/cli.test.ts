@@ -37,11 +37,22 @@ describe("imagine-bot models pull", () => {
     });
     const pulled = await runCli(["models", "pull", "gpt2", "--dir", modelsDir, "--json"], {
       HF_ENDPOINT: hub.url,
+      IMAGINE_DATA_DIR: join(modelsDir, "data"),
     });
     expect(pulled.stderr).toBe(""); // not a TTY: no progress line
     expect(pulled.code).toBe(0);
     const result = JSON.parse(pulled.stdout);
-    expect(Object.keys(result).sort()).toEqual(["dir", "files", "name", "repo", "revision"]);
+    expect(Object.keys(result).sort()).toEqual([
+      "arm",
+      "dir",
+      "files",
+      "license",
+      "name",
+      "registry",
+      "repo",
+      "revision",
+    ]);
+    expect(result).toMatchObject({ arm: "gpt2", license: "mit" });
     expect(result).toMatchObject({
       name: "gpt2",
       repo: "Xenova/gpt2",
@@ -70,7 +81,10 @@ describe("imagine-bot models pull", () => {
     expect(prompt.code).toBe(0);
     expect(JSON.parse(prompt.stdout).prompts[0].text.startsWith("a lighthouse")).toBe(true);
 
-    const again = await runCli(["models", "pull", "--dir", modelsDir], { HF_ENDPOINT: hub.url });
+    const again = await runCli(["models", "pull", "--dir", modelsDir], {
+      HF_ENDPOINT: hub.url,
+      IMAGINE_DATA_DIR: join(modelsDir, "data"),
+    });
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/present +onnx\/decoder_model_merged\.onnx/);
   });
@@ -79,6 +93,7 @@ describe("imagine-bot models pull", () => {
     hub.addRepo("lab/private", { "config.json": CONFIG, "model.onnx": ONNX }, { token: "hf_x" });
     const denied = await runCli(["models", "pull", "lab/private", "--dir", modelsDir], {
       HF_ENDPOINT: hub.url,
+      IMAGINE_DATA_DIR: join(modelsDir, "data"),
     });
     expect(denied.code).toBe(2);
     expect(denied.stderr).toMatch(/^imagine-bot: lab\/private needs authentication .*set HF_TOKEN/);
@@ -86,6 +101,7 @@ describe("imagine-bot models pull", () => {
 
     const allowed = await runCli(["models", "pull", "lab/private", "--dir", modelsDir, "--json"], {
       HF_ENDPOINT: hub.url,
+      IMAGINE_DATA_DIR: join(modelsDir, "data"),
       HF_TOKEN: "hf_x",
     });
     expect(allowed.code).toBe(0);
@@ -94,6 +110,7 @@ describe("imagine-bot models pull", () => {
       ["models", "pull", "lab/private", "--revision", "v9", "--dir", modelsDir],
       {
         HF_ENDPOINT: hub.url,
+        IMAGINE_DATA_DIR: join(modelsDir, "data"),
         HF_TOKEN: "hf_x",
       },
     );

@@ -1,10 +1,15 @@
-/** `imagine-bot models …`: model directories from the Hugging Face Hub. */
-import { join } from "node:path";
+/**
+ * `imagine-bot models …`: model directories from the Hugging Face Hub. A pulled model is also
+ * registered as an arm of its folder's name in <data dir>/pulled-arms.json, so that
+ * `prompt --arm NAME` uses it at once (a configured arm of the same name still wins).
+ */
+import { join, resolve } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
-import { PACKAGE_ROOT } from "../../core/config.js";
+import { loadConfig, PACKAGE_ROOT } from "../../core/config.js";
 import { formatDuration } from "../../core/data/progress.js";
 import type { FileEvent, PullResult } from "../../core/models/pull.js";
-import { formatBytes, MODEL_ALIASES, pullModel } from "../../core/models/pull.js";
+import { defaultPython, formatBytes, MODEL_ALIASES, pullModel } from "../../core/models/pull.js";
+import { PULLED_ARM_NAME, registerPulledArm } from "../../core/models/registry.js";
 
 export const DEFAULT_MODELS_DIR = join(PACKAGE_ROOT, "models");
 
@@ -18,9 +23,11 @@ export function registerModelsCommands(program: Command): Command {
   models
     .command("pull")
     .description(
-      "Download a model directory (ONNX decoder + imagine-model.json) into the models directory. " +
-        "Resumable: run it again after an interruption. HF_TOKEN for gated or private repositories, " +
-        "HF_ENDPOINT for a mirror.",
+      "Download a model directory (ONNX decoder + imagine-model.json) into the models directory, " +
+        "show its licence and register it as an arm (prompt --arm NAME). Resumable: run it again " +
+        "after an interruption. Repositories with only PyTorch weights are converted with " +
+        "training/export_onnx.py (IMAGINE_PYTHON, default /usr/bin/python3, needs torch). " +
+        "HF_TOKEN for gated or private repositories, HF_ENDPOINT for a mirror.",
     )
     .argument("[model]", `a built-in name (${aliases}) or a repository id owner/name`, "gpt2")
     .option("--revision <rev>", "branch, tag or commit id", "main")
@@ -36,8 +43,13 @@ export function registerModelsCommands(program: Command): Command {
     )
     .option("--force", "replace an existing folder that models pull did not write")
     .option(
+      "--keep-weights",
+      "for a repository converted from PyTorch weights, keep them beside the ONNX (a checkpoint training/finetune.py --base can start from)",
+    )
+    .option("--no-register", "do not register the model as an arm in <data dir>/pulled-arms.json")
+    .option(
       "--json",
-      'print {"name","repo","revision","dir","files":[{"path","bytes","sha256","skipped"}]}',
+      'print {"name","repo","revision","dir","license","files":[{"path","bytes","sha256","skipped"}],"arm","registry"} (+"convertedFrom")',
     )
     .action(async (model: string, flags) => {
       const controller = new AbortController();
@@ -56,9 +68,24 @@ export function registerModelsCommands(program: Command): Command {
           token: process.env.HF_TOKEN?.trim() || undefined,
           signal: controller.signal,
           onFile: progress.onFile,
+          converter: { python: defaultPython() },
+          keepWeights: flags.keepWeights === true,
         });
         progress.done();
-        process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : summary(result));
+        let registration: Registration | undefined;
+        try {
+          registration = flags.register === false ? undefined : await register(result);
+        } catch (error) {
+          // The model is in place; only the shortcut is missing.
+          process.stderr.write(
+            `imagine-bot: pulled, but not registered as an arm: ${(error as Error).message}\n`,
+          );
+        }
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify({ ...result, arm: registration?.arm ?? null, registry: registration?.file ?? null })}\n`
+            : summary(result, registration),
+        );
       } catch (error) {
         progress.done();
         if (controller.signal.aborted) {
@@ -80,16 +107,59 @@ function positiveNumber(value: string): number {
   return parsed;
 }
 
-function summary(result: PullResult): string {
+interface Registration {
+  arm: string;
+  file: string;
+  /** A configured arm of the same name, which takes precedence. */
+  shadowed: boolean;
+}
+
+/** The data directory as configured; ./data (the default) when the configuration does not load. */
+function dataDir(): { dir: string; configured: Record<string, unknown> } {
+  try {
+    const { config } = loadConfig();
+    return { dir: config.dataDir, configured: config.arms };
+  } catch {
+    return { dir: resolve("data"), configured: {} };
+  }
+}
+
+async function register(result: PullResult): Promise<Registration | undefined> {
+  const arm = result.name.toLowerCase();
+  if (!PULLED_ARM_NAME.test(arm)) return undefined;
+  const { dir, configured } = dataDir();
+  const file = await registerPulledArm(dir, arm, {
+    kind: "onnx",
+    modelDir: result.dir,
+    repo: result.repo,
+    revision: result.revision,
+    license: result.license,
+    pulledAt: new Date().toISOString(),
+  });
+  return { arm, file, shadowed: Object.hasOwn(configured, arm) };
+}
+
+function summary(result: PullResult, registration: Registration | undefined): string {
   const width = Math.max(...result.files.map((file) => file.path.length));
   const lines = result.files.map(
     (file) =>
       `  ${file.skipped ? "present " : "fetched "} ${file.path.padEnd(width)}  ${formatBytes(file.bytes)}`,
   );
-  return (
-    `${result.repo}@${result.revision.slice(0, 12)} → ${result.dir}\n${lines.join("\n")}\n` +
-    `Use it with --model ${result.dir}, IMAGINE_MODEL_DIR or an arm's modelDir.\n`
-  );
+  const converted = result.convertedFrom
+    ? `Converted from ${result.convertedFrom} with training/export_onnx.py.\n`
+    : "";
+  const license = result.license
+    ? `Licence: ${result.license} (see https://huggingface.co/${result.repo}); you must follow its terms.\n`
+    : `Licence: not stated on the Hub; check https://huggingface.co/${result.repo} before you use it.\n`;
+  let use: string;
+  if (!registration) {
+    use = `Use it with --model ${result.dir}, IMAGINE_MODEL_DIR or an arm's modelDir${PULLED_ARM_NAME.test(result.name.toLowerCase()) ? "" : ` (pull with --name <lowercase-name> to register it as an arm)`}.\n`;
+  } else if (registration.shadowed) {
+    use = `Registered as arm "${registration.arm}" in ${registration.file}, but the configuration already has an arm of that name, which wins: use --model ${result.dir}, or pull with another --name.\n`;
+  } else {
+    use = `Registered as arm "${registration.arm}" in ${registration.file}: imagine-bot prompt "a lighthouse" --arm ${registration.arm}\n`;
+  }
+  return `${result.repo}@${result.revision.slice(0, 12)} → ${result.dir}\n${lines.join("\n")}\n${converted}${license}${use}`;
 }
 
 export interface ProgressStream {
@@ -138,6 +208,12 @@ export function createPullProgress(
         line(
           `${path}  ${mb(bytes)}/${mb(total)} MB  ${percent}%  ${(rate / 1e6).toFixed(1)} MB/s  ETA ${formatDuration(eta)}`,
         );
+      } else if (event.kind === "convert") {
+        line(
+          `converting ${event.from} to ONNX with training/export_onnx.py (minutes for large models)`,
+        );
+        stream.write("\n");
+        open = false;
       } else {
         const { file } = event;
         line(

@@ -94,15 +94,37 @@ export class HubClient {
 
   /** The commit a branch, tag or commit id points at. */
   async resolveRevision(repo: string, revision: string): Promise<string> {
+    return (await this.revisionInfo(repo, revision)).sha;
+  }
+
+  /**
+   * The commit a revision points at, and the licence the model card declares: `cardData.license`
+   * (the card's YAML front matter) or else the `license:…` tag the Hub derives from it.
+   */
+  async revisionInfo(repo: string, revision: string): Promise<{ sha: string; license?: string }> {
     const url = `${this.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
-    const body = await this.getJson(url, { repo, revision });
-    const sha = (body as { sha?: unknown } | null)?.sha;
+    const body = (await this.getJson(url, { repo, revision })) as {
+      sha?: unknown;
+      cardData?: { license?: unknown };
+      tags?: unknown;
+    } | null;
+    const sha = body?.sha;
     if (typeof sha !== "string" || !/^[0-9a-f]{40}$/.test(sha)) {
       throw new RemoteCallError(`${url} answered without a commit id ("sha")`, {
         retryable: false,
       });
     }
-    return sha;
+    const fromCard = body?.cardData?.license;
+    const fromTags = Array.isArray(body?.tags)
+      ? (body.tags as unknown[]).find(
+          (tag): tag is string => typeof tag === "string" && tag.startsWith("license:"),
+        )
+      : undefined;
+    const license =
+      typeof fromCard === "string" && fromCard.trim()
+        ? fromCard.trim()
+        : fromTags?.slice("license:".length);
+    return license ? { sha, license } : { sha };
   }
 
   /** Every file of the repository at `commit`, following the tree listing's pages. */

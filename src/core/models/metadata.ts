@@ -78,10 +78,25 @@ export function gpt2Architecture(config: unknown, source: string) {
   return architecture;
 }
 
-/** The imagine-model.json for an untagged (base) GPT-2 export. */
+export interface CaptionTags {
+  start: string;
+  end: string;
+}
+
+/**
+ * The imagine-model.json for a Hugging Face GPT-2 export: untagged unless the model was trained
+ * with tags (a known alias says so), capped at the mean caption length unless told otherwise.
+ */
 export function metadataFromHfConfig(
   config: unknown,
-  options: { onnx: string; provenance: Provenance; meanCaptionTokens?: number; source: string },
+  options: {
+    onnx: string;
+    provenance: Provenance;
+    meanCaptionTokens?: number;
+    source: string;
+    tags?: CaptionTags | null;
+    maxNewTokens?: number;
+  },
 ) {
   return {
     format: "imagine-bot/model" as const,
@@ -90,8 +105,9 @@ export function metadataFromHfConfig(
     architecture: gpt2Architecture(config, options.source),
     // A base model was never trained with caption tags: it continues the subject (the paper's
     // control arm).
-    tags: null,
+    tags: options.tags ?? null,
     meanCaptionTokens: options.meanCaptionTokens ?? DEFAULT_MEAN_CAPTION_TOKENS,
+    ...(options.maxNewTokens !== undefined ? { maxNewTokens: options.maxNewTokens } : {}),
     provenance: {
       ...options.provenance,
       metadata: `written by imagine-bot models pull from config.json; meanCaptionTokens ${options.meanCaptionTokens === undefined ? "is the default estimate" : "was given"}`,

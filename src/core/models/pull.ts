@@ -7,6 +7,16 @@
  * External-data files beside the decoder (`<onnx>_data…`, `<onnx>.data`) come along. Tokenizer
  * files are not needed: the engine has GPT-2's tokenizer built in.
  *
+ * External data: a decoder over 2 GB keeps its weights in other files that the .onnx names
+ * (optimum writes `<onnx>_data`, older exports one file per constant, e.g. gpt2-large's
+ * `Constant_164_attr__value`). Those names are read from the downloaded graph itself
+ * (TensorProto.external_data, key "location"), so whatever layout an exporter chose comes along.
+ *
+ * Conversion: a repository with only PyTorch weights (model.safetensors or pytorch_model.bin,
+ * e.g. openai-community/gpt2-xl) is converted here by training/export_onnx.py, when the Python
+ * interpreter (IMAGINE_PYTHON, default /usr/bin/python3) has torch; torch is checked before the
+ * weights are downloaded, so a machine without it learns that in a second, not after 6 GB.
+ *
  * Consistency: the revision is resolved to a commit first and every file is fetched at that
  * commit, so a push during the pull cannot mix versions. Everything is assembled in a staging
  * folder `<models>/.<name>.pull/` (resumable parts, verified files) and only a complete,
@@ -18,7 +28,9 @@
  * old decoder. Files already in place and verified are hard-linked into the staging folder
  * (copied where links fail) rather than downloaded again.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+
+import { execFile } from "node:child_process";
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import {
   copyFile,
   link,
@@ -30,7 +42,9 @@ import {
   statfs,
   writeFile,
 } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, posix, resolve } from "node:path";
+import { promisify } from "node:util";
+import { PACKAGE_ROOT } from "../config.js";
 import { UserError } from "../errors.js";
 import { readModelDirectory } from "../prompt/modelDir.js";
 import {
@@ -43,20 +57,91 @@ import {
   sizeOf,
 } from "./download.js";
 import { HubClient, type HubClientOptions, type HubFile, isRepoId } from "./hub.js";
-import { gpt2Architecture, METADATA_FILE, metadataFromHfConfig } from "./metadata.js";
+import {
+  type CaptionTags,
+  DEFAULT_MEAN_CAPTION_TOKENS,
+  gpt2Architecture,
+  METADATA_FILE,
+  metadataFromHfConfig,
+} from "./metadata.js";
 
-/** Built-in names for `models pull NAME`. */
-export const MODEL_ALIASES: Record<string, { repo: string; onnx: string; description: string }> = {
+export interface ModelAlias {
+  repo: string;
+  /** The decoder to fetch; absent: the first known layout, else local conversion of the weights. */
+  onnx?: string;
+  description: string;
+  /**
+   * The licence on the model page when the alias was written. The Hub's own statement
+   * (cardData.license) is shown instead when it gives one.
+   */
+  license: string;
+  /** Tags the model was trained with; null for one that continues plain text. */
+  tags: CaptionTags | null;
+  /** The cap on new tokens written into imagine-model.json (else the mean caption length). */
+  maxNewTokens?: number;
+}
+
+/**
+ * Built-in names for `models pull NAME`. Layouts and licences as listed on huggingface.co (tree
+ * main) when they were written; `models pull` resolves each to a commit and checks every file
+ * against the Hub's listing, so a changed layout fails with the files it found.
+ */
+export const MODEL_ALIASES: Record<string, ModelAlias> = {
   /**
    * The paper's control arm, base GPT-2 without finetuning: transformers.js's ONNX export of
-   * openai-community/gpt2. Layout confirmed on huggingface.co/Xenova/gpt2 (tree main): config.json
-   * at the root, onnx/decoder_model_merged.onnx (optimum's merged decoder with KV cache and
-   * use_cache_branch, ~500 MB, Xet/LFS-stored). Newer onnx/model*.onnx variants sit beside it.
+   * openai-community/gpt2. Xenova/gpt2: config.json at the root, onnx/decoder_model_merged.onnx
+   * (optimum's merged decoder with KV cache and use_cache_branch, ~650 MB). Newer
+   * onnx/model*.onnx variants sit beside it.
    */
   gpt2: {
     repo: "Xenova/gpt2",
     onnx: "onnx/decoder_model_merged.onnx",
     description: "base GPT-2 (124M), ONNX export by Xenova",
+    license: "mit",
+    tags: null,
+  },
+  /** openai-community/gpt2-medium: onnx/decoder_model_merged.onnx, one 1.63 GB file (optimum). */
+  "gpt2-medium": {
+    repo: "openai-community/gpt2-medium",
+    onnx: "onnx/decoder_model_merged.onnx",
+    description: "base GPT-2 medium (355M), optimum's ONNX export in the OpenAI repository",
+    license: "mit",
+    tags: null,
+  },
+  /**
+   * openai-community/gpt2-large: onnx/decoder_model_merged.onnx (5.3 MB graph) with its weights
+   * in decoder_model_merged.onnx_data (3.35 GB) and Constant_*_attr__value files beside it.
+   */
+  "gpt2-large": {
+    repo: "openai-community/gpt2-large",
+    onnx: "onnx/decoder_model_merged.onnx",
+    description: "base GPT-2 large (774M), optimum's ONNX export in the OpenAI repository",
+    license: "mit",
+    tags: null,
+  },
+  /**
+   * The paper's base model. openai-community/gpt2-xl has no ONNX export (config.json,
+   * model.safetensors 6.43 GB, pytorch_model.bin, TF/Flax/Rust weights): converted here.
+   */
+  "gpt2-xl": {
+    repo: "openai-community/gpt2-xl",
+    description: "base GPT-2 XL (1.5B), the paper's base model; converted from model.safetensors",
+    license: "mit",
+    tags: null,
+  },
+  /**
+   * A published prompt generator: Gustavosta/MagicPrompt-Stable-Diffusion (GPT-2 124M finetuned
+   * on ~80,000 Lexica.art prompts, MIT), as exported for transformers.js by
+   * paralaif/MagicPrompt-Stable-Diffusion-ONNX (MIT; config.json at the root, decoders under
+   * onnx/). It continues a subject in "prompt-speak" without tags; its prompts run longer than
+   * captions, so the cap is above the base models' 20.
+   */
+  magicprompt: {
+    repo: "paralaif/MagicPrompt-Stable-Diffusion-ONNX",
+    description: "MagicPrompt-Stable-Diffusion (GPT-2 finetuned on Lexica prompts), ONNX",
+    license: "mit",
+    tags: null,
+    maxNewTokens: 60,
   },
 };
 
@@ -68,7 +153,21 @@ export const ONNX_LAYOUTS = [
   "onnx/decoder_model_merged.onnx",
   "decoder_with_past_model.onnx",
   "onnx/decoder_with_past_model.onnx",
+  // transformers.js v3's name for the merged decoder; pulled directories name it in
+  // imagine-model.json, so the engine's own search order does not need it.
+  "onnx/model.onnx",
 ];
+
+/** PyTorch weights a repository without ONNX may have, in order of preference. */
+export const WEIGHT_FILES = ["model.safetensors", "pytorch_model.bin"];
+
+/** What a conversion writes: export_onnx.py's file name. */
+const CONVERTED_ONNX = "model.onnx";
+
+/** The Python that converts PyTorch weights: IMAGINE_PYTHON, else Debian's. */
+export function defaultPython(env: NodeJS.ProcessEnv = process.env): string {
+  return env.IMAGINE_PYTHON?.trim() || "/usr/bin/python3";
+}
 
 /** The pull's record in the model directory (and, with complete: false, in the staging one). */
 export const MANIFEST_FILE = ".pull.json";
@@ -88,12 +187,17 @@ export interface PullResult {
   revision: string;
   dir: string;
   files: PulledFile[];
+  /** The model's licence: the Hub's statement, else the alias table's; null when neither says. */
+  license: string | null;
+  /** The PyTorch weights converted to ONNX here, when the repository had no ONNX export. */
+  convertedFrom?: string;
 }
 
 export type FileEvent =
   | { kind: "start"; path: string; total: number; resumedFrom: number }
   | { kind: "progress"; progress: FileProgress }
-  | { kind: "done"; file: PulledFile };
+  | { kind: "done"; file: PulledFile }
+  | { kind: "convert"; from: string };
 
 export interface PullOptions extends Omit<HubClientOptions, "retry"> {
   /** A built-in alias (gpt2) or a repository id (owner/name). */
@@ -112,13 +216,22 @@ export interface PullOptions extends Omit<HubClientOptions, "retry"> {
   idleTimeoutMs?: number;
   onFile?: (event: FileEvent) => void;
   now?: () => Date;
+  /** For repositories with only PyTorch weights: the interpreter and its environment. */
+  converter?: { python?: string; env?: NodeJS.ProcessEnv };
+  /** Keep converted PyTorch weights beside the ONNX (a checkpoint finetune.py can start from). */
+  keepWeights?: boolean;
 }
 
 const FOLDER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
-export function resolveSource(source: string): { repo: string; onnx?: string; name: string } {
-  const alias = MODEL_ALIASES[source];
-  if (alias) return { repo: alias.repo, onnx: alias.onnx, name: source };
+export function resolveSource(source: string): {
+  repo: string;
+  onnx?: string;
+  name: string;
+  alias?: ModelAlias;
+} {
+  const alias = Object.hasOwn(MODEL_ALIASES, source) ? MODEL_ALIASES[source] : undefined;
+  if (alias) return { repo: alias.repo, onnx: alias.onnx, name: source, alias };
   if (isRepoId(source)) return { repo: source, name: source.split("/")[1] as string };
   throw new UserError(
     "USAGE",
@@ -149,7 +262,9 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     const hub = new HubClient(options);
     const { repo } = source;
     const revision = options.revision ?? "main";
-    const commit = await hub.resolveRevision(repo, revision);
+    const info = await hub.revisionInfo(repo, revision);
+    const commit = info.sha;
+    const license = info.license ?? source.alias?.license ?? null;
     const listing = new Map((await hub.listFiles(repo, commit)).map((file) => [file.path, file]));
     await prepareStaging(staging, repo, commit);
 
@@ -168,6 +283,7 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
 
     let onnx: string;
     let config: unknown;
+    let convertedFrom: string | undefined;
     if (listing.has(METADATA_FILE)) {
       const file = fileAt(METADATA_FILE, "");
       pulled.push(await obtain(ctx, file));
@@ -189,27 +305,65 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
       );
       config = readJson(join(staging, "config.json"), `${repo}/config.json`);
       gpt2Architecture(config, `${repo}/config.json`); // fail before the large download
-      onnx = source.onnx && listing.has(source.onnx) ? source.onnx : firstLayout(listing, repo);
+      const found = source.onnx && listing.has(source.onnx) ? source.onnx : findLayout(listing);
+      const weights = WEIGHT_FILES.find((path) => listing.has(path));
+      if (found === undefined && weights === undefined) firstLayout(listing, repo); // throws
+      onnx = found ?? CONVERTED_ONNX;
+      convertedFrom = found === undefined ? weights : undefined;
     }
-    const rest = [fileAt(onnx, "the ONNX decoder"), ...externalData(listing, onnx)];
-    await checkFreeSpace(ctx, rest);
-    for (const file of rest) pulled.push(await obtain(ctx, file));
-
-    if (config !== undefined) {
+    const provenance = {
+      baseModel: repo,
+      revision: commit,
+      pulledAt: (options.now?.() ?? new Date()).toISOString(),
+      ...(revision !== commit ? { requestedRevision: revision } : {}),
+      endpoint: hub.endpoint,
+      license,
+    };
+    if (convertedFrom !== undefined) {
       pulled.push(
-        await writeMetadata(ctx, config, onnx, {
-          baseModel: repo,
-          revision: commit,
-          pulledAt: (options.now?.() ?? new Date()).toISOString(),
-          ...(revision !== commit ? { requestedRevision: revision } : {}),
-          endpoint: hub.endpoint,
-        }),
+        ...(await convertWeights(
+          ctx,
+          fileAt(convertedFrom, "PyTorch weights"),
+          provenance,
+          source.alias,
+        )),
       );
+    } else {
+      const rest = [fileAt(onnx, "the ONNX decoder"), ...externalData(listing, onnx)];
+      await checkFreeSpace(ctx, rest);
+      for (const file of rest) pulled.push(await obtain(ctx, file));
+      // Whatever else the graph names as external data (known only once it is here).
+      const have = new Set(pulled.map((file) => file.path));
+      for (const location of await externalDataLocations(join(staging, onnx))) {
+        const path = posix.normalize(posix.join(posix.dirname(onnx), location));
+        if (have.has(path)) continue;
+        if (!safePath(path)) {
+          throw new UserError(
+            "MODEL_DIR_INVALID",
+            `${repo}/${onnx} names external data outside the repository (${location}).`,
+          );
+        }
+        const file = fileAt(path, `external data named by ${onnx}`);
+        await checkFreeSpace(ctx, [file]);
+        pulled.push(await obtain(ctx, file));
+        have.add(path);
+      }
+      if (config !== undefined) {
+        pulled.push(await writeMetadata(ctx, config, onnx, provenance, source.alias));
+      }
     }
 
     // The directory must load as the engine will load it, or the old one stays.
     readModelDirectory(staging);
-    const result: PullResult = { name, repo, revision: commit, dir: target, files: pulled };
+    const result: PullResult = {
+      name,
+      repo,
+      revision: commit,
+      dir: target,
+      files: pulled,
+      license,
+      ...(convertedFrom !== undefined ? { convertedFrom } : {}),
+    };
     if (
       existsSync(target) &&
       pulled.every((file) => file.skipped) &&
@@ -221,7 +375,7 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     await diskCall(staging, () =>
       writeFile(
         join(staging, MANIFEST_FILE),
-        `${JSON.stringify({ repo, revision: commit, requestedRevision: revision, complete: true, files: pulled }, null, 2)}\n`,
+        `${JSON.stringify({ repo, revision: commit, requestedRevision: revision, complete: true, license, ...(convertedFrom !== undefined ? { convertedFrom } : {}), files: pulled }, null, 2)}\n`,
       ),
     );
     await swapInto(staging, target, old);
@@ -285,6 +439,7 @@ async function writeMetadata(
   config: unknown,
   onnx: string,
   provenance: { baseModel: string; revision: string; pulledAt: string; [key: string]: unknown },
+  alias: ModelAlias | undefined,
 ): Promise<PulledFile> {
   const staged = join(ctx.staging, METADATA_FILE);
   const live = join(ctx.target, METADATA_FILE);
@@ -307,6 +462,8 @@ async function writeMetadata(
       provenance,
       meanCaptionTokens: ctx.options.meanCaptionTokens,
       source: `${ctx.repo}/config.json`,
+      tags: alias?.tags ?? null,
+      maxNewTokens: alias?.maxNewTokens,
     });
     await diskCall(staged, () => writeFile(staged, `${JSON.stringify(metadata, null, 2)}\n`));
   }
@@ -316,8 +473,204 @@ async function writeMetadata(
   return file;
 }
 
+const run = promisify(execFile);
+const EXPORT_SCRIPT = join(PACKAGE_ROOT, "training", "export_onnx.py");
+
+/**
+ * A repository with only PyTorch weights: the weights are fetched like any file (resumable,
+ * verified), converted by training/export_onnx.py into the staging folder, and dropped unless
+ * keepWeights. A pull of a commit already converted here reuses the live ONNX.
+ */
+async function convertWeights(
+  ctx: Context,
+  weights: HubFile,
+  provenance: Record<string, unknown>,
+  alias: ModelAlias | undefined,
+): Promise<PulledFile[]> {
+  const files: PulledFile[] = [];
+  const keep = ctx.options.keepWeights === true;
+  const reuse = ctx.options.meanCaptionTokens === undefined && convertedBefore(ctx);
+  const python = ctx.options.converter?.python ?? defaultPython();
+  const env = ctx.options.converter?.env ?? process.env;
+  if (!reuse) {
+    await checkTorch(python, env, ctx.repo, weights.path);
+    // The ONNX is about as large as the weights it is made from.
+    await checkFreeSpace(ctx, [weights, { ...weights, path: CONVERTED_ONNX }]);
+  }
+  if (keep || !reuse) {
+    const obtained = await obtain(ctx, weights);
+    if (keep) files.push(obtained);
+  }
+  if (reuse) {
+    // Over 2 GB the exporter writes the weights as external data beside model.onnx.
+    const external = await externalDataLocations(join(ctx.target, CONVERTED_ONNX));
+    for (const path of [CONVERTED_ONNX, ...external, METADATA_FILE]) {
+      files.push(await reuseLive(ctx, path));
+    }
+    return files;
+  }
+
+  ctx.options.onFile?.({ kind: "convert", from: weights.path });
+  const meanCaptionTokens = ctx.options.meanCaptionTokens ?? DEFAULT_MEAN_CAPTION_TOKENS;
+  const args = [
+    EXPORT_SCRIPT,
+    ...["--checkpoint", ctx.staging, "--out", ctx.staging, "--no-golden"],
+    ...["--mean-caption-tokens", String(meanCaptionTokens)],
+    ...(alias?.tags ? ["--tags", `${alias.tags.start},${alias.tags.end}`] : ["--no-tags"]),
+    ...(alias?.maxNewTokens !== undefined ? ["--max-new-tokens", String(alias.maxNewTokens)] : []),
+  ];
+  try {
+    await run(python, args, { env, signal: ctx.options.signal, maxBuffer: 1 << 24 });
+  } catch (error) {
+    if (ctx.options.signal?.aborted) throw error;
+    const detail = lastLines((error as { stderr?: string }).stderr, 3) || (error as Error).message;
+    throw new UserError(
+      "MODEL_INCONSISTENT",
+      `Converting ${ctx.repo}/${weights.path} to ONNX with training/export_onnx.py failed: ${detail}`,
+    );
+  }
+  if (!keep) await rm(join(ctx.staging, weights.path), { force: true });
+
+  // export_onnx.py names the checkpoint folder as the base model; say where it really came from.
+  const metadataPath = join(ctx.staging, METADATA_FILE);
+  const exported = readJson(metadataPath, `${METADATA_FILE} written by export_onnx.py`) as {
+    provenance?: Record<string, unknown>;
+  };
+  const metadata = {
+    ...exported,
+    provenance: {
+      ...exported.provenance,
+      ...provenance,
+      convertedFrom: weights.path,
+      converter: "training/export_onnx.py",
+      metadata: `written by imagine-bot models pull; meanCaptionTokens ${ctx.options.meanCaptionTokens === undefined ? "is the default estimate" : "was given"}`,
+    },
+  };
+  await diskCall(metadataPath, () =>
+    writeFile(metadataPath, `${JSON.stringify(metadata, null, 2)}\n`),
+  );
+  const external = await externalDataLocations(join(ctx.staging, CONVERTED_ONNX));
+  for (const path of [CONVERTED_ONNX, ...external, METADATA_FILE]) {
+    if (!safePath(path) || !existsSync(join(ctx.staging, path))) {
+      throw new UserError(
+        "MODEL_INCONSISTENT",
+        `training/export_onnx.py wrote ${CONVERTED_ONNX} naming external data ${path}, which is not in ${ctx.staging}.`,
+      );
+    }
+    const hashes = await hashFile(join(ctx.staging, path));
+    const file = { path, bytes: hashes.bytes, sha256: hashes.sha256, skipped: false };
+    ctx.options.onFile?.({ kind: "done", file });
+    files.push(file);
+  }
+  return files;
+}
+
+/** The live directory holds a conversion of this very commit. */
+function convertedBefore(ctx: Context): boolean {
+  const manifest = tryReadJson(join(ctx.target, MANIFEST_FILE)) as
+    | { repo?: unknown; revision?: unknown; convertedFrom?: unknown }
+    | undefined;
+  return (
+    manifest?.repo === ctx.repo &&
+    manifest?.revision === ctx.commit &&
+    typeof manifest?.convertedFrom === "string" &&
+    existsSync(join(ctx.target, CONVERTED_ONNX)) &&
+    existsSync(join(ctx.target, METADATA_FILE))
+  );
+}
+
+async function reuseLive(ctx: Context, path: string): Promise<PulledFile> {
+  const staged = join(ctx.staging, path);
+  if (!sameInode(staged, join(ctx.target, path))) await linkOrCopy(join(ctx.target, path), staged);
+  const hashes = await hashFile(staged);
+  const file = { path, bytes: hashes.bytes, sha256: hashes.sha256, skipped: true };
+  ctx.options.onFile?.({ kind: "done", file });
+  return file;
+}
+
+/** Fails in a second, before any weights are fetched, when the converter cannot run. */
+async function checkTorch(
+  python: string,
+  env: NodeJS.ProcessEnv,
+  repo: string,
+  weights: string,
+): Promise<void> {
+  try {
+    await run(python, ["-c", "import numpy, torch"], { env, timeout: 120_000 });
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException & { stderr?: string };
+    const why =
+      failure.code === "ENOENT"
+        ? `there is no Python at ${python}`
+        : `${python} cannot import torch (${lastLines(failure.stderr, 1) || failure.message})`;
+    throw new UserError(
+      "MODEL_DIR_INVALID",
+      `${repo} publishes PyTorch weights (${weights}) but no ONNX export, so models pull converts them with training/export_onnx.py, and ${why}. ` +
+        "Install PyTorch (Debian: sudo apt-get install python3-torch python3-numpy) or set IMAGINE_PYTHON to a Python that has it, then pull again; nothing was downloaded.",
+    );
+  }
+}
+
+function lastLines(text: string | undefined, count: number): string {
+  return (text ?? "").trim().split("\n").slice(-count).join(" ").trim();
+}
+
+/** The key of an ONNX StringStringEntryProto ("location") as protobuf bytes, with the value's tag. */
+const LOCATION_ENTRY = Buffer.from([0x0a, 0x08, ...Buffer.from("location"), 0x12]);
+const MAX_LOCATION = 1024;
+
+/**
+ * The external-data file names an ONNX graph refers to: each TensorProto.external_data entry is a
+ * StringStringEntryProto {key = 1, value = 2}, so "location" is stored as 0x0a 0x08 "location"
+ * 0x12 <varint length> <name>. Scanned in a stream with an overlap, so a 2 GB graph is never
+ * held in memory.
+ */
+export async function externalDataLocations(path: string): Promise<string[]> {
+  const found = new Set<string>();
+  let carry = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    const buffer = carry.length > 0 ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    let from = 0;
+    let consumedUpTo = 0;
+    for (;;) {
+      const at = buffer.indexOf(LOCATION_ENTRY, from);
+      if (at < 0) break;
+      let cursor = at + LOCATION_ENTRY.length;
+      let length = 0;
+      let shift = 0;
+      let complete = false;
+      while (cursor < buffer.length && shift < 35) {
+        const byte = buffer[cursor++] as number;
+        length |= (byte & 0x7f) << shift;
+        shift += 7;
+        if ((byte & 0x80) === 0) {
+          complete = true;
+          break;
+        }
+      }
+      if (!complete || cursor + length > buffer.length) break; // finish with the next chunk
+      if (length > 0 && length <= MAX_LOCATION) {
+        found.add(buffer.subarray(cursor, cursor + length).toString("utf8"));
+      }
+      from = cursor + length;
+      consumedUpTo = from;
+    }
+    // Keep enough of the tail for an entry cut by the chunk boundary.
+    const keepFrom = Math.max(
+      consumedUpTo,
+      buffer.length - (LOCATION_ENTRY.length + 5 + MAX_LOCATION),
+    );
+    carry = Buffer.from(buffer.subarray(keepFrom));
+  }
+  return [...found];
+}
+
+function findLayout(listing: Map<string, HubFile>): string | undefined {
+  return ONNX_LAYOUTS.find((path) => listing.has(path));
+}
+
 function firstLayout(listing: Map<string, HubFile>, repo: string): string {
-  const found = ONNX_LAYOUTS.find((path) => listing.has(path));
+  const found = findLayout(listing);
   if (found) return found;
   const onnxFiles = [...listing.keys()].filter((path) => path.endsWith(".onnx"));
   throw new UserError(
@@ -325,7 +678,7 @@ function firstLayout(listing: Map<string, HubFile>, repo: string): string {
     `${repo} has no ONNX GPT-2 decoder in a known layout (looked for ${ONNX_LAYOUTS.join(", ")})` +
       (onnxFiles.length > 0
         ? `; it has ${onnxFiles.slice(0, 8).join(", ")}. Publish an imagine-model.json whose "onnx" names the KV-cache decoder.`
-        : "; it has no .onnx file at all. Export one with training/export_onnx.py."),
+        : `; it has no .onnx file and no PyTorch weights (${WEIGHT_FILES.join(", ")}) to convert either.`),
   );
 }
 

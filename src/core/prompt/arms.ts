@@ -11,6 +11,7 @@
 import { resolve } from "node:path";
 import { type ArmConfig, armSampling, type Config, type Secrets } from "../config.js";
 import { UserError } from "../errors.js";
+import { readPulledArms } from "../models/registry.js";
 import type { Logger, PromptGenerator } from "../types.js";
 import { Gpt2OnnxDecoder } from "./onnxDecoder.js";
 import { OnnxPromptGenerator } from "./onnxGenerator.js";
@@ -31,15 +32,19 @@ export class PromptArms {
   private readonly generators = new Map<string, Promise<PromptGenerator>>();
   /** Arms that have run their warm-up generation (a failed one is forgotten, to be retried). */
   private readonly warmed = new Map<string, Promise<void>>();
+  /** The configured arms over those `models pull` registered in the data directory. */
+  private readonly arms: Record<string, ArmConfig>;
 
   constructor(
     private readonly config: Config,
     private readonly secrets: Secrets,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.arms = { ...readPulledArms(config.dataDir), ...config.arms };
+  }
 
   get names(): string[] {
-    return Object.keys(this.config.arms);
+    return Object.keys(this.arms);
   }
 
   get defaultArm(): string {
@@ -53,7 +58,7 @@ export class PromptArms {
   }
 
   private armConfig(name: string): ArmConfig {
-    const arm = Object.hasOwn(this.config.arms, name) ? this.config.arms[name] : undefined;
+    const arm = Object.hasOwn(this.arms, name) ? this.arms[name] : undefined;
     if (!arm) {
       throw new UserError(
         "ARM_UNKNOWN",
