@@ -172,7 +172,8 @@ async function start(
   studies: StudyManager,
   parsed: StudyOptions,
 ): Promise<ReportResult> {
-  const configured = Object.keys(context.config.arms);
+  // Configured arms and the ones `models pull` registered.
+  const configured = context.arms.names;
   const arms = parsed.arms === undefined ? configured : list(parsed.arms);
   const unknown = arms.filter((arm) => !configured.includes(arm));
   if (unknown.length > 0) {

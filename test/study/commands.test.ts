@@ -42,7 +42,8 @@ beforeEach(async () => {
   studies = new StudyManager({ dataDir });
   context = {
     config,
-    arms: {} as PromptArms,
+    // Only the arm names are used here (study start checks them); nothing loads a model.
+    arms: { names: Object.keys(config.arms) } as PromptArms,
     logger: createLogger({ level: "silent" }),
     votes,
     studies,

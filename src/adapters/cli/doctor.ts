@@ -80,7 +80,10 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
       await check(`arm ${name}`, async () => {
         const [warmed] = await arms.warm([name]);
         const arm = config.arms[name];
-        const where = arm?.kind === "remote" ? `remote ${arm.model}` : (arm?.modelDir ?? "");
+        const where =
+          arm?.kind === "remote"
+            ? `remote ${arm.model}`
+            : (arm?.modelDir ?? "pulled (models pull)");
         return `${where} loads and writes (${warmed?.ms ?? 0} ms)`;
       });
     }
