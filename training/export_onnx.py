@@ -2,6 +2,8 @@
 
     /usr/bin/python3 training/export_onnx.py --checkpoint checkpoints/gpt2-xl-laion-tags --out models/laion-tags
     /usr/bin/python3 training/export_onnx.py --random gpt2 --seed 1 --out /tmp/gpt2-random   # 124M benchmark model
+    /usr/bin/python3 training/export_onnx.py --random gpt2 --quant int4 --out /tmp/gpt2-int4  # weight-only int4
+    /usr/bin/python3 training/export_onnx.py --from-onnx models/caption-gpt2-small --quant int8 --out /tmp/small-int8
 
 Writes:
   model.onnx           decoder with KV cache, with the input/output names of Hugging Face's ONNX
@@ -10,7 +12,13 @@ Writes:
                        the engine's first call passes zero-length past tensors.
   imagine-model.json   architecture, tags, mean caption length, provenance
   golden.json          reference logits from PyTorch (full forward and a cached greedy run) that the
-                       TypeScript tests compare against onnxruntime-node
+                       TypeScript tests compare against onnxruntime-node (not for --quant: a
+                       quantized model is checked by bench/prompt-quality.ts against its fp32 source)
+
+--quant int8|int4 stores every dense weight (the blocks' MatMuls and lm_head) as block-quantized
+integers for onnxruntime's com.microsoft MatMulNBits, which dequantizes inside the matmul: a decode
+step streams ~4x (int8) or ~7x (int4) fewer weight bytes. Activations, LayerNorm, biases and the
+token embedding's Gather stay float32 (lm_head gets its own quantized copy of the tied matrix).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import inspect
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,6 +46,8 @@ DEFAULT_GOLDEN_IDS = [27, 91, 9688, 1659, 5239, 91, 29, 64, 46371, 319, 257, 195
 GOLDEN_STEPS = 16
 GOLDEN_VOCAB_STRIDE = 97
 MAX_OPSET = 17
+QUANT_BITS = {"int8": 8, "int4": 4}
+QUANT_BLOCK_SIZE = 32
 
 
 def input_names(n_layer: int) -> List[str]:
@@ -126,6 +136,126 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
     with torch.no_grad():
         torch.onnx.export(OnnxDecoder(model), (input_ids, attention_mask, position_ids, *past_flat), path, **kwargs)
     return opset
+
+
+# ---------------------------------------------------------------------------- weight-only quantization
+
+
+def quantize_blocks(weight_nk: np.ndarray, bits: int, block_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric block quantization of a [N, K] float weight along K, in MatMulNBits' layout:
+    codes uint8 [N, k_blocks, block_size * bits / 8] (two 4-bit codes a byte, low nibble first),
+    scales float32 [N * k_blocks], zero points uint8 [N * ceil(k_blocks * bits / 8)] (packed the
+    same way). Each block maps [min(0, lo), max(0, hi)] onto 0 .. 2^bits - 1 so zero stays exact;
+    the weight is (code - zero_point) * scale."""
+    n, k = weight_nk.shape
+    k_blocks = -(-k // block_size)
+    padded = np.zeros((n, k_blocks * block_size), dtype=np.float32)
+    padded[:, :k] = weight_nk
+    blocks = padded.reshape(n, k_blocks, block_size)
+    top = (1 << bits) - 1
+    lo = np.minimum(blocks.min(axis=2), 0.0)
+    hi = np.maximum(blocks.max(axis=2), 0.0)
+    scale = (hi - lo) / top
+    scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
+    zero = np.clip(np.round(-lo / scale), 0, top).astype(np.uint8)
+    codes = np.clip(np.round(blocks / scale[:, :, None]) + zero[:, :, None], 0, top).astype(np.uint8)
+    if bits == 4:
+        codes = codes[:, :, 0::2] | (codes[:, :, 1::2] << 4)
+        if k_blocks % 2:
+            zero = np.concatenate([zero, np.zeros((n, 1), dtype=np.uint8)], axis=1)
+        zero = zero[:, 0::2] | (zero[:, 1::2] << 4)
+    return np.ascontiguousarray(codes), scale.astype(np.float32).reshape(-1), np.ascontiguousarray(zero).reshape(-1)
+
+
+def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, bits: int, k: int) -> np.ndarray:
+    """The [N, K] float weight that MatMulNBits computes with (the inverse of quantize_blocks)."""
+    n, k_blocks, _ = codes.shape
+    if bits == 4:
+        codes = np.stack([codes & 0x0F, codes >> 4], axis=3).reshape(n, k_blocks, -1)
+        zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=1).reshape(n, -1)[:, :k_blocks]
+    else:
+        zeros = zeros.reshape(n, k_blocks)
+    values = (codes.astype(np.float32) - zeros[:, :, None].astype(np.float32)) * scales.reshape(n, k_blocks, 1)
+    return values.reshape(n, -1)[:, :k]
+
+
+def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_BLOCK_SIZE) -> Dict[str, int]:
+    """Rewrites every MatMul whose right-hand side is a float weight (an initializer [K, N], or a
+    Transpose of one [N, K], as lm_head reads the tied embedding) into com.microsoft MatMulNBits.
+    Initializers left unused are dropped. Returns counts for the log."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    bits = QUANT_BITS[quant]
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    new_nodes = []
+    quantized = 0
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+            new_nodes.append(node)
+            continue
+        b = node.input[1]
+        weight_nk = None
+        if b in inits and len(inits[b].dims) == 2:
+            weight_nk = numpy_helper.to_array(inits[b]).T  # Conv1D stores [in, out] = [K, N]
+            source = b
+        elif b in producers and producers[b].op_type == "Transpose" and producers[b].input[0] in inits:
+            perm = next((list(a.ints) for a in producers[b].attribute if a.name == "perm"), [1, 0])
+            source = producers[b].input[0]
+            if perm == [1, 0] and len(inits[source].dims) == 2:
+                weight_nk = numpy_helper.to_array(inits[source])  # already [N, K]
+        if weight_nk is None or inits[source].data_type != onnx.TensorProto.FLOAT:
+            new_nodes.append(node)
+            continue
+        n, k = weight_nk.shape
+        codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size)
+        prefix = f"{source}_q{bits}"
+        graph.initializer.extend([
+            numpy_helper.from_array(codes, f"{prefix}.codes"),
+            numpy_helper.from_array(scales, f"{prefix}.scales"),
+            numpy_helper.from_array(zeros, f"{prefix}.zero_points"),
+        ])
+        new_nodes.append(helper.make_node(
+            "MatMulNBits",
+            [node.input[0], f"{prefix}.codes", f"{prefix}.scales", f"{prefix}.zero_points"],
+            list(node.output),
+            name=(node.name or prefix) + "_nbits",
+            domain="com.microsoft",
+            K=k, N=n, bits=bits, block_size=block_size,
+            # accuracy_level 0: the kernel's default float32 arithmetic (activations not quantized).
+        ))
+        quantized += 1
+    # Drop what nothing reads any more (the float weights, lm_head's Transpose).
+    while True:
+        used = {name for node in new_nodes for name in node.input} | {o.name for o in graph.output}
+        kept = [node for node in new_nodes if any(o in used for o in node.output)]
+        if len(kept) == len(new_nodes):
+            break
+        new_nodes = kept
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    used = {name for node in graph.node for name in node.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for t in unused:
+        graph.initializer.remove(t)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return {"quantized": quantized, "dropped": len(unused)}
+
+
+def write_quantized(source: str, target: str, quant: str) -> Dict[str, int]:
+    """Writes a quantized copy of the ONNX file `source` to `target` (they may be the same path)."""
+    import onnx
+
+    model = onnx.load(source)
+    counts = quantize_onnx(model, quant)
+    if counts["quantized"] == 0:
+        raise SystemExit(f"{source} has no MatMul with a float weight in its main graph to quantize "
+                         "(a merged decoder keeps them inside If branches: quantize our own export instead)")
+    onnx.save(model, target)
+    return counts
 
 
 # ---------------------------------------------------------------------------- golden fixture
@@ -235,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="Hugging Face-layout checkpoint directory (ours or Hugging Face's)")
     src.add_argument("--random", metavar="PRESET", help="random weights of a preset (e.g. gpt2 for a 124M benchmark model)")
+    src.add_argument("--from-onnx", metavar="DIR", help="an existing model directory to convert (with --quant); it is not modified")
     p.add_argument("--seed", type=int, default=1, help="seed for --random")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default {MAX_OPSET}, or 14 on an older torch)")
@@ -249,11 +380,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--golden-ids", default=None, help="comma-separated prompt ids for golden.json (default: 12 fixed ids)")
     p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
+    p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
+                   help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
     return p
+
+
+def quantization_note(quant: str, counts: Dict[str, int]) -> Dict[str, Any]:
+    return {"weights": quant, "op": "com.microsoft.MatMulNBits", "blockSize": QUANT_BLOCK_SIZE,
+            "zeroPoints": True, "matmuls": counts["quantized"]}
+
+
+def convert_model_dir(args: argparse.Namespace) -> int:
+    """--from-onnx DIR --quant Q: a quantized copy of a model directory (ours or a pulled one)."""
+    if not args.quant:
+        raise SystemExit("--from-onnx converts a model directory and needs --quant int8|int4")
+    meta_path = os.path.join(args.from_onnx, "imagine-model.json")
+    if not os.path.isfile(meta_path):
+        print(f"error: {meta_path} is missing: --from-onnx takes a model directory", file=sys.stderr)
+        return 2
+    with open(meta_path, encoding="utf-8") as f:
+        meta = json.load(f)
+    source = os.path.join(args.from_onnx, meta.get("onnx") or "model.onnx")
+    if not os.path.isfile(source):
+        print(f"error: {source} does not exist", file=sys.stderr)
+        return 2
+    if os.path.abspath(args.out) == os.path.abspath(args.from_onnx):
+        raise SystemExit("--out must differ from --from-onnx: the source model stays as it is")
+    os.makedirs(args.out, exist_ok=True)
+    counts = write_quantized(source, os.path.join(args.out, "model.onnx"), args.quant)
+    meta["onnx"] = "model.onnx"
+    meta.setdefault("provenance", {})["quantization"] = {**quantization_note(args.quant, counts),
+                                                         "source": os.path.abspath(source)}
+    with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    size = os.path.getsize(os.path.join(args.out, "model.onnx"))
+    print(f"wrote {args.out}: model.onnx {size / 1e6:.2f} MB ({args.quant}, {counts['quantized']} MatMuls), imagine-model.json")
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_onnx:
+        return convert_model_dir(args)
     training = None
     if args.checkpoint:
         try:
@@ -274,6 +443,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     opset = export_onnx(model, onnx_path, args.opset)
     meta = model_metadata(model, training, args)
     meta["provenance"]["opset"] = opset
+    if args.quant:
+        counts = write_quantized(onnx_path, onnx_path, args.quant)
+        meta["provenance"]["quantization"] = quantization_note(args.quant, counts)
+        args.no_golden = True  # golden.json holds float32 PyTorch logits; bench/prompt-quality.ts checks quality
     with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")
