@@ -14,6 +14,7 @@
  *   npm run bench:prompt -- --model DIR            # any model directory
  *   npm run bench:prompt -- --quant int4           # int4 copy vs fp32, interleaved
  *   npm run bench:prompt -- --preset gpt2-xl --quant int4
+ *   npm run bench:prompt -- --fused-attention       # MultiHeadAttention export vs plain, interleaved
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
 import { execFileSync } from "node:child_process";
@@ -32,6 +33,7 @@ const { values: flags } = parseArgs({
     model: { type: "string" },
     preset: { type: "string", default: "gpt2" },
     quant: { type: "string" },
+    "fused-attention": { type: "boolean", default: false },
     threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -65,14 +67,30 @@ function exportModel(args: string[], dir: string): void {
   );
 }
 
-/** The fp32 model directory: --model, or random weights of --preset exported once into .cache. */
-function fp32Model(): string {
-  if (flags.model) return resolve(flags.model);
+/**
+ * The fp32 model directory: --model, or random weights of --preset exported once into .cache
+ * (the same seed with and without fused attention, so both graphs hold the same weights).
+ */
+function fp32Model(fused: boolean): string {
+  if (flags.model) {
+    if (fused)
+      fail("--fused-attention re-exports a preset's random weights; it does not take --model");
+    return resolve(flags.model);
+  }
   const preset = flags.preset as string;
   if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
-  const dir = join(ROOT, ".cache", "bench", `${preset}-random`);
+  const dir = join(ROOT, ".cache", "bench", `${preset}-random${fused ? "-fused" : ""}`);
   exportModel(
-    ["--random", preset, "--seed", "0", "--no-golden", "--mean-caption-tokens", "24"],
+    [
+      "--random",
+      preset,
+      "--seed",
+      "0",
+      "--no-golden",
+      "--mean-caption-tokens",
+      "24",
+      ...(fused ? ["--fused-attention"] : []),
+    ],
     dir,
   );
   return dir;
@@ -194,12 +212,17 @@ if (!Number.isInteger(threads) || threads < 0)
   fail("--threads must be a whole number (0 = all cores)");
 if (!Number.isInteger(repeats) || repeats < 1) fail("--repeats must be a positive whole number");
 
-const fp32Dir = fp32Model();
-const measuredDir = quant ? quantizedModel(fp32Dir, quant) : fp32Dir;
+const fused = flags["fused-attention"] as boolean;
+const fp32Dir = fp32Model(false);
+const fusedDir = fused ? fp32Model(true) : undefined;
+const measuredDir = quant ? quantizedModel(fusedDir ?? fp32Dir, quant) : (fusedDir ?? fp32Dir);
+const label = [fused ? "fused" : "", quant ?? "fp32"].filter(Boolean).join(" ");
 log(`intra-op threads: ${threads || "onnxruntime default"}; ${repeats} repeats, interleaved`);
-// The measured model loads first, so its resident memory is its own.
-const models: Measured[] = [await load(quant ?? "fp32", measuredDir, threads)];
-if (quant) models.push(await load("fp32", fp32Dir, threads));
+// The measured model loads first, so its resident memory is its own; the baseline is the plain
+// fp32 export of the same weights.
+const models: Measured[] = [await load(label, measuredDir, threads)];
+const compared = quant !== undefined || fused;
+if (compared) models.push(await load("fp32", fp32Dir, threads));
 
 const bandwidths: number[] = [];
 for (let r = 0; r < repeats; r++) {
@@ -245,7 +268,7 @@ for (const m of models) {
     );
   }
 }
-if (quant) {
+if (compared) {
   const [q, f] = models as [Measured, Measured];
   for (const batch of BATCHES) {
     const ratios = (q.steps.get(batch) as number[]).map(
@@ -277,8 +300,9 @@ for (const m of models) await m.decoder.close();
 if (flags.json) {
   const [main, baseline] = models as [Measured, Measured | undefined];
   const result: Record<string, unknown> = summary(main);
-  if (quant && baseline) {
-    result.quant = quant;
+  if (compared && baseline) {
+    if (quant) result.quant = quant;
+    if (fused) result.fusedAttention = true;
     const base = summary(baseline);
     result.fp32 = {
       model: base.model,

@@ -30,6 +30,7 @@ import inspect
 import json
 import os
 import sys
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -103,7 +104,8 @@ def choose_opset(requested: Optional[int]) -> int:
     return requested
 
 
-def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4)) -> int:
+def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4),
+                fused_attention: bool = False) -> int:
     """Traces the decoder with a non-empty past (so concatenation and the causal ranges are recorded as
     shape-dependent ops rather than skipped) and marks every batch/sequence/past axis dynamic.
     trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested)."""
@@ -138,11 +140,21 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
         # matrix, doubling the file; onnxruntime folds what it needs when it loads the model.
         do_constant_folding=False,
     )
+    if fused_attention:
+        kwargs["custom_opsets"] = {"com.microsoft": 1}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # torch 2.x: keep the TorchScript exporter this code is tested with
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(OnnxDecoder(model), (input_ids, attention_mask, position_ids, *past_flat), path, **kwargs)
+    for block in model.transformer.h:
+        block.attn.fused_export = fused_attention
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch cannot infer a contrib op's output shapes; onnxruntime does at load.
+            warnings.filterwarnings("ignore", message="The shape inference of (com.microsoft|prim::Constant)")
+            torch.onnx.export(OnnxDecoder(model), (input_ids, attention_mask, position_ids, *past_flat), path, **kwargs)
+    finally:
+        for block in model.transformer.h:
+            block.attn.fused_export = False
     return opset
 
 
@@ -391,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--golden-ids", default=None, help="comma-separated prompt ids for golden.json (default: 12 fixed ids)")
     p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
+    p.add_argument("--fused-attention", action="store_true",
+                   help="export each block's attention core with its KV cache as one com.microsoft MultiHeadAttention node")
     p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
                    help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
     return p
@@ -452,7 +466,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     model.eval()
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, "model.onnx")
-    opset = export_onnx(model, onnx_path, args.opset)
+    opset = export_onnx(model, onnx_path, args.opset, fused_attention=args.fused_attention)
     meta = model_metadata(model, training, args)
     meta["provenance"]["opset"] = opset
     if args.quant:
