@@ -275,7 +275,7 @@ if (compared) {
       (s, i) => s / ((f.steps.get(batch) as number[])[i] as number),
     );
     log(
-      `${quant} ÷ fp32 at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
+      `${label} ÷ fp32 at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
     );
   }
 }
