@@ -251,21 +251,67 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_
         ))
         quantized += 1
     # Drop what nothing reads any more (the float weights, lm_head's Transpose).
-    while True:
-        used = {name for node in new_nodes for name in node.input} | {o.name for o in graph.output}
-        kept = [node for node in new_nodes if any(o in used for o in node.output)]
-        if len(kept) == len(new_nodes):
-            break
-        new_nodes = kept
     del graph.node[:]
     graph.node.extend(new_nodes)
+    dropped = _drop_unused(graph)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return {"quantized": quantized, "dropped": dropped}
+
+
+def unmerge_onnx(model: "onnx.ModelProto") -> bool:
+    """A Hugging Face "merged" decoder (decoder_model_merged.onnx) picks between a with-past and a
+    no-past copy of the decoder with an If on its use_cache_branch input. onnxruntime prepacks
+    and folds the weights once per branch, which costs ~560 MB more resident memory than a plain
+    export for GPT-2 small. The with-past branch alone also runs the first step (an empty past
+    concatenates to nothing), so this inlines it into the main graph and drops the If and the
+    use_cache_branch input. Returns False when the model is not a merged decoder."""
+    from onnx import helper
+
+    graph = model.graph
+    if_nodes = [n for n in graph.node if n.op_type == "If" and n.input[0] == "use_cache_branch"]
+    if not if_nodes:
+        return False
+    if len(if_nodes) != 1:
+        raise SystemExit("a merged decoder has one If on use_cache_branch; this model has several")
+    if_node = if_nodes[0]
+    branch = next(a.g for a in if_node.attribute if a.name == "then_branch")
+    nodes = []
+    for node in graph.node:
+        if node is not if_node:
+            nodes.append(node)
+            continue
+        nodes.extend(branch.node)
+        # The branch's outputs become the If's outputs (the graph's output names).
+        for inner, outer in zip(branch.output, if_node.output):
+            nodes.append(helper.make_node("Identity", [inner.name], [outer], name=f"unmerged/{outer}"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(branch.initializer)
+    kept_inputs = [i for i in graph.input if i.name != "use_cache_branch"]
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
+    _drop_unused(graph)
+    return True
+
+
+def _drop_unused(graph: "onnx.GraphProto") -> int:
+    """Removes nodes whose outputs nothing reads and initializers no node reads; returns how many
+    initializers went."""
+    nodes = list(graph.node)
+    while True:
+        used = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+        kept = [node for node in nodes if any(o in used for o in node.output)]
+        if len(kept) == len(nodes):
+            break
+        nodes = kept
+    del graph.node[:]
+    graph.node.extend(nodes)
     used = {name for node in graph.node for name in node.input}
     unused = [t for t in graph.initializer if t.name not in used]
     for t in unused:
         graph.initializer.remove(t)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return {"quantized": quantized, "dropped": len(unused)}
+    return len(unused)
 
 
 def write_quantized(source: str, target: str, quant: str) -> Dict[str, int]:
@@ -388,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="Hugging Face-layout checkpoint directory (ours or Hugging Face's)")
     src.add_argument("--random", metavar="PRESET", help="random weights of a preset (e.g. gpt2 for a 124M benchmark model)")
-    src.add_argument("--from-onnx", metavar="DIR", help="an existing model directory to convert (with --quant); it is not modified")
+    src.add_argument("--from-onnx", metavar="DIR",
+                     help="an existing model directory to convert: a merged decoder is unmerged, --quant quantizes; DIR is not modified")
     p.add_argument("--seed", type=int, default=1, help="seed for --random")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default {MAX_OPSET}, or 14 on an older torch)")
@@ -416,32 +463,51 @@ def quantization_note(quant: str, counts: Dict[str, int]) -> Dict[str, Any]:
             "accuracyLevel": QUANT_ACCURACY_LEVEL, "matmuls": counts["quantized"]}
 
 
+# What the Node engine looks for when imagine-model.json names no file (src/core/prompt/modelDir.ts).
+ONNX_CANDIDATES = ["model.onnx", "decoder_model_merged.onnx", "onnx/decoder_model_merged.onnx",
+                   "decoder_with_past_model.onnx", "onnx/decoder_with_past_model.onnx"]
+
+
 def convert_model_dir(args: argparse.Namespace) -> int:
-    """--from-onnx DIR --quant Q: a quantized copy of a model directory (ours or a pulled one)."""
-    if not args.quant:
-        raise SystemExit("--from-onnx converts a model directory and needs --quant int8|int4")
+    """--from-onnx DIR [--quant Q]: a converted copy of a model directory (ours or a pulled one) in
+    --out: a merged decoder is unmerged (unmerge_onnx), and --quant quantizes the dense weights."""
+    import onnx
+
     meta_path = os.path.join(args.from_onnx, "imagine-model.json")
     if not os.path.isfile(meta_path):
         print(f"error: {meta_path} is missing: --from-onnx takes a model directory", file=sys.stderr)
         return 2
     with open(meta_path, encoding="utf-8") as f:
         meta = json.load(f)
-    source = os.path.join(args.from_onnx, meta.get("onnx") or "model.onnx")
-    if not os.path.isfile(source):
-        print(f"error: {source} does not exist", file=sys.stderr)
+    names = [meta["onnx"]] if meta.get("onnx") else ONNX_CANDIDATES
+    source = next((os.path.join(args.from_onnx, n) for n in names if os.path.isfile(os.path.join(args.from_onnx, n))), None)
+    if source is None:
+        print(f"error: no ONNX decoder in {args.from_onnx} (looked for {', '.join(names)})", file=sys.stderr)
         return 2
     if os.path.abspath(args.out) == os.path.abspath(args.from_onnx):
         raise SystemExit("--out must differ from --from-onnx: the source model stays as it is")
+    model = onnx.load(source)
+    unmerged = unmerge_onnx(model)
+    if not unmerged and not args.quant:
+        raise SystemExit(f"{source} is a plain decoder: converting it needs --quant int8|int4")
+    provenance = meta.setdefault("provenance", {})
+    if unmerged:
+        provenance["unmerged"] = {"source": os.path.abspath(source)}
+    if args.quant:
+        counts = quantize_onnx(model, args.quant)
+        if counts["quantized"] == 0:
+            raise SystemExit(f"{source} has no MatMul with a float weight to quantize")
+        provenance["quantization"] = {**quantization_note(args.quant, counts), "source": os.path.abspath(source)}
     os.makedirs(args.out, exist_ok=True)
-    counts = write_quantized(source, os.path.join(args.out, "model.onnx"), args.quant)
+    target = os.path.join(args.out, "model.onnx")
+    onnx.save(model, target)
     meta["onnx"] = "model.onnx"
-    meta.setdefault("provenance", {})["quantization"] = {**quantization_note(args.quant, counts),
-                                                         "source": os.path.abspath(source)}
     with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")
-    size = os.path.getsize(os.path.join(args.out, "model.onnx"))
-    print(f"wrote {args.out}: model.onnx {size / 1e6:.2f} MB ({args.quant}, {counts['quantized']} MatMuls), imagine-model.json")
+    done = ", ".join(filter(None, ["unmerged" if unmerged else "",
+                                   f"{args.quant}, {counts['quantized']} MatMuls" if args.quant else ""]))
+    print(f"wrote {args.out}: model.onnx {os.path.getsize(target) / 1e6:.2f} MB ({done}), imagine-model.json")
     return 0
 
 

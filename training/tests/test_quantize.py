@@ -114,3 +114,27 @@ def test_quantized_export_skips_the_float32_golden_fixture(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["imagine-model.json", "model.onnx"]
     meta = json.loads((tmp_path / "imagine-model.json").read_text())
     assert meta["provenance"]["quantization"]["weights"] == "int8"
+
+
+def test_unmerge_inlines_the_with_past_branch_of_a_merged_decoder(tmp_path):
+    # A merged decoder in optimum's layout (training/make_hf_style_fixture.py builds the test
+    # fixture the same way); the TypeScript test checks the unmerged copy against PyTorch.
+    import make_hf_style_fixture as hf
+
+    torch.manual_seed(6)
+    model = GPT2LMHeadModel(preset("tiny")).eval()
+    merged = hf.merge(hf.export_plain(model, str(tmp_path / "plain.onnx")), 2)
+    weights = {t.name for t in merged.graph.initializer}
+    assert export_onnx.unmerge_onnx(merged) is True
+    onnx.checker.check_model(merged)
+    ops = collections.Counter(n.op_type for n in merged.graph.node)
+    assert ops["If"] == 0 and ops["MatMul"] == 13  # one decoder's worth: 9 dense + 2 per layer attention
+    assert "use_cache_branch" not in [i.name for i in merged.graph.input]
+    assert [o.name for o in merged.graph.output][:3] == ["logits", "present.0.key", "present.0.value"]
+    assert {t.name for t in merged.graph.initializer} <= weights
+    assert export_onnx.unmerge_onnx(merged) is False  # already plain
+
+    src = tmp_path / "plain-dir"
+    assert export_onnx.main(["--random", "tiny", "--seed", "4", "--out", str(src), "--no-golden"]) == 0
+    with pytest.raises(SystemExit, match="plain decoder: converting it needs --quant"):
+        export_onnx.main(["--from-onnx", str(src), "--out", str(tmp_path / "x")])
