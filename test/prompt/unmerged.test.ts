@@ -3,16 +3,17 @@
  * (test/fixtures/hf-merged-gpt2): the with-past branch is inlined and the If dropped, so
  * onnxruntime holds one copy of the prepacked weights instead of one per branch. The unmerged
  * copy must still give PyTorch's golden logits (first step with an empty past included), alone
- * and quantized in the same conversion.
+ * and quantized in the same conversion. unmergeOnnxDecoder does the same in TypeScript (no Python
+ * needed where models are pulled), copying everything but the If byte for byte.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { summarizeOnnxGraph } from "../../bench/lib/onnxGraph.js";
-import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
+import { Gpt2OnnxDecoder, unmergeOnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -87,5 +88,59 @@ describe("an unmerged copy of a merged decoder", () => {
     } finally {
       await decoder.close();
     }
+  });
+});
+
+describe("unmergeOnnxDecoder (TypeScript, on pull)", () => {
+  it("writes a plain decoder that gives PyTorch's logits, and leaves a plain one alone", async () => {
+    const dir = join(scratch, "ts");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await copyFile(join(FIXTURE_DIR, "imagine-model.json"), join(dir, "imagine-model.json"));
+    const target = join(dir, "model.onnx");
+    expect(unmergeOnnxDecoder(join(FIXTURE_DIR, "decoder_model_merged.onnx"), target)).toBe(true);
+
+    const graph = summarizeOnnxGraph(target);
+    expect(graph.nodes.some((n) => n.opType === "If")).toBe(false);
+    const merged = summarizeOnnxGraph(join(FIXTURE_DIR, "decoder_model_merged.onnx"));
+    expect(graph.streamedBytes).toBe(merged.streamedBytes);
+    const session = await ort.InferenceSession.create(target);
+    expect(session.inputNames).not.toContain("use_cache_branch");
+    expect(session.outputNames).toEqual([
+      "logits",
+      "present.0.key",
+      "present.0.value",
+      "present.1.key",
+      "present.1.value",
+    ]);
+    await session.release();
+
+    const decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
+    try {
+      expect(decoder.model.onnxPath).toBe(target);
+      const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
+      expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
+        TOLERANCE,
+      );
+      const { tokens, chosen } = await greedyThroughCache(
+        decoder,
+        golden.inputIds,
+        golden.greedy.steps,
+      );
+      expect(tokens).toEqual(golden.greedy.tokens);
+      expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
+    } finally {
+      await decoder.close();
+    }
+    // Already plain: nothing to do, nothing written.
+    const again = join(dir, "again.onnx");
+    expect(unmergeOnnxDecoder(target, again)).toBe(false);
+    await expect(readFile(again)).rejects.toThrow();
+  });
+
+  it("refuses a file that is not an ONNX model", () => {
+    expect(() =>
+      unmergeOnnxDecoder(join(FIXTURE_DIR, "imagine-model.json"), join(scratch, "x.onnx")),
+    ).toThrow(/not an ONNX file|no ONNX graph/);
   });
 });
