@@ -17,7 +17,7 @@
  * model directory itself is not touched.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder, type KvCache } from "../src/core/prompt/onnxDecoder.js";
@@ -105,9 +105,19 @@ function readCaptions(count: number): string[] {
   return captions;
 }
 
+/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
+function upToDate(dir: string): boolean {
+  const made = join(dir, "imagine-model.json");
+  if (!existsSync(made)) return false;
+  const exporter = ["export_onnx.py", "gpt2.py"].map(
+    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
+  );
+  return statSync(made).mtimeMs > Math.max(...exporter);
+}
+
 function quantizedCopy(dir: string, quant: string): string {
   const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}`);
-  if (!existsSync(join(out, "imagine-model.json"))) {
+  if (!upToDate(out)) {
     execFileSync(
       "/usr/bin/python3",
       [

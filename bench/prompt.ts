@@ -18,7 +18,7 @@
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
@@ -54,9 +54,19 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
+function upToDate(dir: string): boolean {
+  const made = join(dir, "imagine-model.json");
+  if (!existsSync(made)) return false;
+  const exporter = ["export_onnx.py", "gpt2.py"].map(
+    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
+  );
+  return statSync(made).mtimeMs > Math.max(...exporter);
+}
+
 function exportModel(args: string[], dir: string): void {
-  if (existsSync(join(dir, "imagine-model.json"))) return;
-  log(`writing ${dir} (once)…`);
+  if (upToDate(dir)) return;
+  log(`writing ${dir} (once per exporter version)…`);
   execFileSync(
     "/usr/bin/python3",
     [join(ROOT, "training", "export_onnx.py"), ...args, "--out", dir],
