@@ -13,7 +13,7 @@
  *   npm run bench:prompt                           # GPT-2 small, exported once into .cache
  *   npm run bench:prompt -- --model DIR            # any model directory
  *   npm run bench:prompt -- --quant int4           # int4 copy vs fp32, interleaved
- *   npm run bench:prompt -- --preset gpt2-xl --quant int4
+ *   npm run bench:prompt -- --preset gpt2-xl --quant int4 --no-baseline   # no 6.2 GB fp32 session
  *   npm run bench:prompt -- --fused-attention       # MultiHeadAttention export vs plain, interleaved
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
@@ -34,6 +34,7 @@ const { values: flags } = parseArgs({
     preset: { type: "string", default: "gpt2" },
     quant: { type: "string" },
     "fused-attention": { type: "boolean", default: false },
+    "no-baseline": { type: "boolean", default: false },
     threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -223,16 +224,48 @@ if (!Number.isInteger(threads) || threads < 0)
 if (!Number.isInteger(repeats) || repeats < 1) fail("--repeats must be a positive whole number");
 
 const fused = flags["fused-attention"] as boolean;
-const fp32Dir = fp32Model(false);
-const fusedDir = fused ? fp32Model(true) : undefined;
-const measuredDir = quant ? quantizedModel(fusedDir ?? fp32Dir, quant) : (fusedDir ?? fp32Dir);
+const noBaseline = flags["no-baseline"] as boolean;
+if (noBaseline && (!quant || fused))
+  fail("--no-baseline goes with --quant (and not --fused-attention)");
+
+/** gpt2-xl's float32 graph is 6.2 GB: with --no-baseline it is exported straight to --quant. */
+function quantizedPreset(quantName: string): string {
+  const preset = flags.preset as string;
+  if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
+  const dir = join(ROOT, ".cache", "bench", `${preset}-random-${quantName}`);
+  exportModel(
+    [
+      "--random",
+      preset,
+      "--seed",
+      "0",
+      "--no-golden",
+      "--mean-caption-tokens",
+      "24",
+      "--quant",
+      quantName,
+    ],
+    dir,
+  );
+  return dir;
+}
+
+let fp32Dir: string | undefined;
+let measuredDir: string;
+if (noBaseline && quant) {
+  measuredDir = flags.model ? quantizedModel(resolve(flags.model), quant) : quantizedPreset(quant);
+} else {
+  fp32Dir = fp32Model(false);
+  const fusedDir = fused ? fp32Model(true) : undefined;
+  measuredDir = quant ? quantizedModel(fusedDir ?? fp32Dir, quant) : (fusedDir ?? fp32Dir);
+}
 const label = [fused ? "fused" : "", quant ?? "fp32"].filter(Boolean).join(" ");
 log(`intra-op threads: ${threads || "onnxruntime default"}; ${repeats} repeats, interleaved`);
 // The measured model loads first, so its resident memory is its own; the baseline is the plain
 // fp32 export of the same weights.
 const models: Measured[] = [await load(label, measuredDir, threads)];
-const compared = quant !== undefined || fused;
-if (compared) models.push(await load("fp32", fp32Dir, threads));
+const compared = fp32Dir !== undefined && (quant !== undefined || fused);
+if (compared) models.push(await load("fp32", fp32Dir as string, threads));
 
 const bandwidths: number[] = [];
 for (let r = 0; r < repeats; r++) {
@@ -310,8 +343,8 @@ for (const m of models) await m.decoder.close();
 if (flags.json) {
   const [main, baseline] = models as [Measured, Measured | undefined];
   const result: Record<string, unknown> = summary(main);
+  if (quant) result.quant = quant;
   if (compared && baseline) {
-    if (quant) result.quant = quant;
     if (fused) result.fusedAttention = true;
     const base = summary(baseline);
     result.fp32 = {

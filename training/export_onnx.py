@@ -30,6 +30,7 @@ import inspect
 import json
 import os
 import sys
+import tempfile
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -532,13 +533,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     model.eval()
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, "model.onnx")
-    opset = export_onnx(model, onnx_path, args.opset, fused_attention=args.fused_attention)
     meta = model_metadata(model, training, args)
-    meta["provenance"]["opset"] = opset
     if args.quant:
-        counts = write_quantized(onnx_path, onnx_path, args.quant)
+        # The float32 graph goes to a scratch folder first: above 2 GB (gpt2-large, gpt2-xl) torch
+        # writes its weights as one external file per tensor, which must not stay beside the
+        # quantized model.onnx (a single file: gpt2-xl at int4 is ~1.2 GB).
+        with tempfile.TemporaryDirectory(dir=args.out, prefix=".fp32-") as scratch:
+            fp32_path = os.path.join(scratch, "model.onnx")
+            opset = export_onnx(model, fp32_path, args.opset, fused_attention=args.fused_attention)
+            counts = write_quantized(fp32_path, onnx_path, args.quant)
         meta["provenance"]["quantization"] = quantization_note(args.quant, counts)
         args.no_golden = True  # golden.json holds float32 PyTorch logits; bench/prompt-quality.ts checks quality
+    else:
+        opset = export_onnx(model, onnx_path, args.opset, fused_attention=args.fused_attention)
+    meta["provenance"]["opset"] = opset
     with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")
