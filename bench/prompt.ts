@@ -1,90 +1,148 @@
 /**
- * Prompt engine throughput on a GPT-2-small-sized model (124M parameters, random weights
- * exported by training/export_onnx.py), on this machine's CPU.
+ * Prompt engine throughput on a GPT-2-sized model (random weights exported by
+ * training/export_onnx.py, or any model directory), on this machine's CPU.
  *
- * Decoding one token reads every weight once, so a step is memory-bound: the bound is
- *   steps/s ≤ memory read bandwidth ÷ weight bytes.
- * This prints steps/s and tokens/s at batch 1 and 5 (4-token subject, 24 new tokens), the weight
- * bytes read per second, the measured read bandwidth, and their ratio (goal: ≥ 60%).
+ * Decoding one token reads every weight the step uses once, so a step is memory-bound:
+ *   steps/s ≤ memory read bandwidth ÷ bytes streamed per step.
+ * The bytes streamed are counted from the graph (bench/lib/onnxGraph.ts: every initializer a
+ * MatMul/Gemm/LayerNorm/Add reads, lm_head included, not an embedding only indexed by a Gather,
+ * not unused copies), not taken from the file size. The host is shared and its bandwidth swings
+ * (8–32 GB/s), so bandwidth is measured in every repeat right next to the decode timings it
+ * divides, and with --quant the quantized and the fp32 model are timed interleaved.
  *
- *   npm run bench:prompt                 # exports the model on first run (needs python3-torch)
- *   npm run bench:prompt -- --model DIR  # any model directory
+ *   npm run bench:prompt                           # GPT-2 small, exported once into .cache
+ *   npm run bench:prompt -- --model DIR            # any model directory
+ *   npm run bench:prompt -- --quant int4           # int4 copy vs fp32, interleaved
+ *   npm run bench:prompt -- --preset gpt2-xl --quant int4 --no-baseline   # no 6.2 GB fp32 session
+ *   npm run bench:prompt -- --fused-attention       # MultiHeadAttention export vs plain, interleaved
+ *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../src/core/prompt/onnxGenerator.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
+import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
   options: {
     model: { type: "string" },
-    threads: { type: "string", default: "0" },
+    preset: { type: "string", default: "gpt2" },
+    quant: { type: "string" },
+    "fused-attention": { type: "boolean", default: false },
+    "no-baseline": { type: "boolean", default: false },
+    threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
+    json: { type: "boolean", default: false },
   },
 });
 
 const SUBJECT = "a lighthouse at dusk"; // 4 GPT-2 tokens
 const NEW_TOKENS = 24;
-const GOAL = 0.6;
+const BATCHES = [1, 5] as const;
+const GOAL = 0.75;
+const PRESETS = new Set(["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]);
+const QUANTS = new Set(["int8", "int4"]);
 
-function ensureModel(): string {
-  if (flags.model) return resolve(flags.model);
-  const dir = join(ROOT, ".cache", "bench", "gpt2-small-random");
-  if (!existsSync(join(dir, "imagine-model.json"))) {
-    console.log(`exporting a random-weight GPT-2 small to ${dir} (once)…`);
-    execFileSync(
-      "/usr/bin/python3",
-      [
-        join(ROOT, "training", "export_onnx.py"),
-        "--random",
-        "gpt2",
-        "--seed",
-        "0",
-        "--out",
-        dir,
-        "--no-golden",
-        "--mean-caption-tokens",
-        "24",
-      ],
-      { stdio: "inherit" },
-    );
+const log = flags.json ? () => {} : (line: string) => console.log(line);
+
+function fail(message: string): never {
+  console.error(`bench:prompt: ${message}`);
+  process.exit(2);
+}
+
+/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
+function upToDate(dir: string): boolean {
+  const made = join(dir, "imagine-model.json");
+  if (!existsSync(made)) return false;
+  const exporter = ["export_onnx.py", "gpt2.py"].map(
+    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
+  );
+  return statSync(made).mtimeMs > Math.max(...exporter);
+}
+
+function exportModel(args: string[], dir: string): void {
+  if (upToDate(dir)) return;
+  log(`writing ${dir} (once per exporter version)…`);
+  execFileSync(
+    "/usr/bin/python3",
+    [join(ROOT, "training", "export_onnx.py"), ...args, "--out", dir],
+    {
+      // With --json, stdout carries only the JSON line.
+      stdio: ["ignore", flags.json ? "ignore" : "inherit", "inherit"],
+    },
+  );
+}
+
+/**
+ * The fp32 model directory: --model, or random weights of --preset exported once into .cache
+ * (the same seed with and without fused attention, so both graphs hold the same weights).
+ */
+function fp32Model(fused: boolean): string {
+  if (flags.model) {
+    if (fused)
+      fail("--fused-attention re-exports a preset's random weights; it does not take --model");
+    return resolve(flags.model);
   }
+  const preset = flags.preset as string;
+  if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
+  const dir = join(ROOT, ".cache", "bench", `${preset}-random${fused ? "-fused" : ""}`);
+  exportModel(
+    [
+      "--random",
+      preset,
+      "--seed",
+      "0",
+      "--no-golden",
+      "--mean-caption-tokens",
+      "24",
+      ...(fused ? ["--fused-attention"] : []),
+    ],
+    dir,
+  );
   return dir;
 }
 
-/** Read bandwidth with every core busy: workers memcmp two equal 256 MiB buffers (reads only). */
+/** A weight-only quantized copy of `dir` under .cache (the source directory is never touched). */
+function quantizedModel(dir: string, quant: string): string {
+  const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}`);
+  exportModel(["--from-onnx", dir, "--quant", quant], out);
+  return out;
+}
+
+/** Read bandwidth with both cores busy: workers memcmp two equal 128 MiB buffers (reads only). */
 async function measureReadBandwidth(workers: number): Promise<number> {
   const source = `
     const { parentPort } = require("node:worker_threads");
-    const size = 256 * 1024 * 1024;
+    const size = 128 * 1024 * 1024;
     const a = Buffer.alloc(size, 7), b = Buffer.alloc(size, 7);
-    a.compare(b); // warm the pages
+    a.compare(b); // fault the pages in
     const start = process.hrtime.bigint();
     let bytes = 0;
-    for (let i = 0; i < 6; i++) { if (a.compare(b) !== 0) throw new Error("unequal"); bytes += 2 * size; }
+    for (let i = 0; i < 4; i++) { if (a.compare(b) !== 0) throw new Error("unequal"); bytes += 2 * size; }
     parentPort.postMessage({ bytes, seconds: Number(process.hrtime.bigint() - start) / 1e9 });`;
   const results = await Promise.all(
     Array.from(
       { length: workers },
       () =>
-        new Promise<{ bytes: number; seconds: number }>((done, fail) => {
+        new Promise<{ bytes: number; seconds: number }>((done, failed) => {
           const worker = new Worker(source, { eval: true });
           worker.once("message", (m) => {
             done(m);
             void worker.terminate();
           });
-          worker.once("error", fail);
+          worker.once("error", failed);
         }),
     ),
   );
   return results.reduce((sum, r) => sum + r.bytes / r.seconds, 0);
 }
 
+/** Steps/s of `batch` rows decoding NEW_TOKENS one token at a time after a 4-token prefix. */
 async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<number> {
   const prefix = encodeText(SUBJECT);
   const first = await decoder.step([prefix], decoder.emptyCache(1));
@@ -103,62 +161,197 @@ async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<numb
   return NEW_TOKENS / ((performance.now() - start) / 1000);
 }
 
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 
-const modelDir = ensureModel();
+interface Measured {
+  label: string;
+  dir: string;
+  decoder: Gpt2OnnxDecoder;
+  streamedBytes: number;
+  fileBytes: number;
+  rssBytes: number;
+  loadMs: number;
+  /** Per batch: one steps/s and one bound share per repeat. */
+  steps: Map<number, number[]>;
+  shares: Map<number, number[]>;
+}
+
+async function load(label: string, dir: string, threads: number): Promise<Measured> {
+  const rssBefore = process.memoryUsage().rss;
+  const start = performance.now();
+  const decoder = await Gpt2OnnxDecoder.load(dir, { threads });
+  // What a first request waits for beyond the session: the engine's token masks (cleanOutput.ts).
+  new OnnxPromptGenerator(decoder, {
+    sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
+  });
+  const loadMs = performance.now() - start;
+  for (const batch of BATCHES) await timeDecode(decoder, batch); // first runs allocate arenas
+  const graph = summarizeOnnxGraph(decoder.model.onnxPath);
+  const { architecture } = decoder.model.metadata;
+  log(`${label}: ${dir}`);
+  log(
+    `  ${architecture.nLayer} layers × ${architecture.nEmbd} wide; ${gb(graph.initializerBytes)} of weights in the file, ${gb(graph.streamedBytes)} streamed per step (counted from the graph)`,
+  );
+  log(
+    `  load ${loadMs.toFixed(0)} ms (session + token masks); resident memory ${gb(process.memoryUsage().rss)} after load and warm-up (${gb(rssBefore)} before)`,
+  );
+  return {
+    label,
+    dir,
+    decoder,
+    streamedBytes: graph.streamedBytes,
+    fileBytes: graph.initializerBytes,
+    rssBytes: process.memoryUsage().rss,
+    loadMs,
+    steps: new Map(BATCHES.map((b) => [b, []])),
+    shares: new Map(BATCHES.map((b) => [b, []])),
+  };
+}
+
+const quant = flags.quant;
+if (quant !== undefined && !QUANTS.has(quant)) fail("--quant must be int8 or int4");
 const threads = Number(flags.threads);
 const repeats = Number(flags.repeats);
-const rssBefore = process.memoryUsage().rss;
-const loadStart = performance.now();
-const decoder = await Gpt2OnnxDecoder.load(modelDir, { threads });
-// What a first request waits for beyond the session: the engine's token masks (cleanOutput.ts).
-new OnnxPromptGenerator(decoder, {
-  sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
+if (!Number.isInteger(threads) || threads < 0)
+  fail("--threads must be a whole number (0 = all cores)");
+if (!Number.isInteger(repeats) || repeats < 1) fail("--repeats must be a positive whole number");
+
+const fused = flags["fused-attention"] as boolean;
+const noBaseline = flags["no-baseline"] as boolean;
+if (noBaseline && (!quant || fused))
+  fail("--no-baseline goes with --quant (and not --fused-attention)");
+
+/** gpt2-xl's float32 graph is 6.2 GB: with --no-baseline it is exported straight to --quant. */
+function quantizedPreset(quantName: string): string {
+  const preset = flags.preset as string;
+  if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
+  const dir = join(ROOT, ".cache", "bench", `${preset}-random-${quantName}`);
+  exportModel(
+    [
+      "--random",
+      preset,
+      "--seed",
+      "0",
+      "--no-golden",
+      "--mean-caption-tokens",
+      "24",
+      "--quant",
+      quantName,
+    ],
+    dir,
+  );
+  return dir;
+}
+
+let fp32Dir: string | undefined;
+let measuredDir: string;
+if (noBaseline && quant) {
+  measuredDir = flags.model ? quantizedModel(resolve(flags.model), quant) : quantizedPreset(quant);
+} else {
+  fp32Dir = fp32Model(false);
+  const fusedDir = fused ? fp32Model(true) : undefined;
+  measuredDir = quant ? quantizedModel(fusedDir ?? fp32Dir, quant) : (fusedDir ?? fp32Dir);
+}
+const label = [fused ? "fused" : "", quant ?? "fp32"].filter(Boolean).join(" ");
+log(`intra-op threads: ${threads || "onnxruntime default"}; ${repeats} repeats, interleaved`);
+// The measured model loads first, so its resident memory is its own; the baseline is the plain
+// fp32 export of the same weights.
+const models: Measured[] = [await load(label, measuredDir, threads)];
+const compared = fp32Dir !== undefined && (quant !== undefined || fused);
+if (compared) models.push(await load("fp32", fp32Dir as string, threads));
+
+const bandwidths: number[] = [];
+for (let r = 0; r < repeats; r++) {
+  const bandwidth = await measureReadBandwidth(2);
+  bandwidths.push(bandwidth);
+  for (const batch of BATCHES) {
+    for (const m of models) {
+      const steps = await timeDecode(m.decoder, batch);
+      (m.steps.get(batch) as number[]).push(steps);
+      (m.shares.get(batch) as number[]).push((m.streamedBytes * steps) / bandwidth);
+    }
+  }
+}
+const bandwidth = median(bandwidths);
+log("");
+log(
+  `memory read bandwidth (2 workers, memcmp), one reading per repeat: ${bandwidths.map((b) => gb(b)).join(", ")}/s`,
+);
+
+const summary = (m: Measured) => ({
+  model: m.dir,
+  streamedBytesPerStep: m.streamedBytes,
+  bandwidthBytesPerSecond: Math.round(bandwidth),
+  batches: Object.fromEntries(
+    BATCHES.map((b) => [
+      String(b),
+      {
+        stepsPerSecond: Number(median(m.steps.get(b) as number[]).toFixed(2)),
+        boundShare: Number(median(m.shares.get(b) as number[]).toFixed(3)),
+      },
+    ]),
+  ),
+  rssBytes: m.rssBytes,
 });
-const loadMs = performance.now() - loadStart;
-const rssLoaded = process.memoryUsage().rss;
-const weightBytes = statSync(decoder.model.onnxPath).size;
-const { architecture } = decoder.model.metadata;
 
-console.log(`model: ${modelDir}`);
-console.log(
-  `  ${architecture.nLayer} layers × ${architecture.nEmbd} wide, ${gb(weightBytes)} of float32 weights; intra-op threads: ${threads || "onnxruntime default"}`,
-);
-console.log(
-  `  resident memory: ${gb(rssBefore)} before load, ${gb(rssLoaded)} loaded (bound: < 1 GB for GPT-2 small)`,
-);
-console.log(
-  `  load: ${loadMs.toFixed(0)} ms for the session and the generator's token masks (bound: < 1 s for the shipped default model)`,
-);
+for (const m of models) {
+  for (const batch of BATCHES) {
+    const steps = median(m.steps.get(batch) as number[]);
+    const share = median(m.shares.get(batch) as number[]);
+    log(
+      `${m.label} batch ${batch}: ${steps.toFixed(1)} steps/s (${(m.steps.get(batch) as number[]).map((s) => s.toFixed(1)).join(", ")}), ` +
+        `${(steps * batch).toFixed(1)} tokens/s; streamed ${gb(m.streamedBytes * steps)}/s = ${(share * 100).toFixed(0)}% of the bandwidth read beside it (goal ≥ ${GOAL * 100}%)`,
+    );
+  }
+}
+if (compared) {
+  const [q, f] = models as [Measured, Measured];
+  for (const batch of BATCHES) {
+    const ratios = (q.steps.get(batch) as number[]).map(
+      (s, i) => s / ((f.steps.get(batch) as number[])[i] as number),
+    );
+    log(
+      `${label} ÷ fp32 at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
+    );
+  }
+}
 
-const bandwidth = await measureReadBandwidth(2);
-console.log(`memory read bandwidth (2 workers, memcmp): ${gb(bandwidth)}/s`);
-console.log(
-  `bound: ${(bandwidth / weightBytes).toFixed(1)} steps/s at 100% of bandwidth, goal ≥ ${(GOAL * 100).toFixed(0)}%`,
-);
-console.log("");
-
-const generator = new OnnxPromptGenerator(decoder, {
+// End to end with the measured model: prefix, sampling and all; every token of every prompt.
+const generator = new OnnxPromptGenerator((models[0] as Measured).decoder, {
   sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
   maxNewTokens: NEW_TOKENS,
 });
-await timeDecode(decoder, 1); // warm-up: first runs allocate arenas
-
-for (const batch of [1, 5]) {
-  const stepRates: number[] = [];
-  for (let r = 0; r < repeats; r++) stepRates.push(await timeDecode(decoder, batch));
-  const steps = Math.max(...stepRates);
-  const share = (weightBytes * steps) / bandwidth;
-  // End to end: prefix, sampling and all; tokens/s counts every token written for every prompt.
+for (const batch of BATCHES) {
   const start = performance.now();
   const prompts = await generator.generate({ subject: SUBJECT, count: batch, seed: 1 });
   const seconds = (performance.now() - start) / 1000;
   const tokens = prompts.reduce((sum, p) => sum + p.tokens, 0);
-  console.log(
-    `batch ${batch}: ${steps.toFixed(1)} steps/s, ${(steps * batch).toFixed(1)} tokens/s decoding; ` +
-      `weights read ${gb(weightBytes * steps)}/s = ${(share * 100).toFixed(0)}% of bandwidth (goal ≥ ${GOAL * 100}%); ` +
-      `end to end ${(tokens / seconds).toFixed(1)} tokens/s (${tokens} tokens in ${(seconds * 1000).toFixed(0)} ms)`,
+  log(
+    `end to end, batch ${batch}: ${(tokens / seconds).toFixed(1)} tokens/s (${tokens} tokens in ${(seconds * 1000).toFixed(0)} ms)`,
   );
 }
-console.log(`resident memory after decoding: ${gb(process.memoryUsage().rss)}`);
-await decoder.close();
+log(`resident memory at the end: ${gb(process.memoryUsage().rss)}`);
+for (const m of models) await m.decoder.close();
+
+if (flags.json) {
+  const [main, baseline] = models as [Measured, Measured | undefined];
+  const result: Record<string, unknown> = summary(main);
+  if (quant) result.quant = quant;
+  if (compared && baseline) {
+    if (fused) result.fusedAttention = true;
+    const base = summary(baseline);
+    result.fp32 = {
+      model: base.model,
+      streamedBytesPerStep: base.streamedBytesPerStep,
+      batches: base.batches,
+    };
+  }
+  console.log(JSON.stringify(result));
+}

@@ -2,6 +2,8 @@
 
     /usr/bin/python3 training/export_onnx.py --checkpoint checkpoints/gpt2-xl-laion-tags --out models/laion-tags
     /usr/bin/python3 training/export_onnx.py --random gpt2 --seed 1 --out /tmp/gpt2-random   # 124M benchmark model
+    /usr/bin/python3 training/export_onnx.py --random gpt2 --quant int4 --out /tmp/gpt2-int4  # weight-only int4
+    /usr/bin/python3 training/export_onnx.py --from-onnx models/caption-gpt2-small --quant int8 --out /tmp/small-int8
 
 Writes:
   model.onnx           decoder with KV cache, with the input/output names of Hugging Face's ONNX
@@ -10,7 +12,13 @@ Writes:
                        the engine's first call passes zero-length past tensors.
   imagine-model.json   architecture, tags, mean caption length, provenance
   golden.json          reference logits from PyTorch (full forward and a cached greedy run) that the
-                       TypeScript tests compare against onnxruntime-node
+                       TypeScript tests compare against onnxruntime-node (not for --quant: a
+                       quantized model is checked by bench/prompt-quality.ts against its fp32 source)
+
+--quant int8|int4 stores every dense weight (the blocks' MatMuls and lm_head) as block-quantized
+integers for onnxruntime's com.microsoft MatMulNBits, which dequantizes inside the matmul: a decode
+step streams ~3.8x (int8) or ~6-7x (int4, lm_head kept at int8) fewer weight bytes. Activations, LayerNorm, biases and the
+token embedding's Gather stay float32 (lm_head gets its own quantized copy of the tied matrix).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import inspect
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+import tempfile
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,6 +48,16 @@ DEFAULT_GOLDEN_IDS = [27, 91, 9688, 1659, 5239, 91, 29, 64, 46371, 319, 257, 195
 GOLDEN_STEPS = 16
 GOLDEN_VOCAB_STRIDE = 97
 MAX_OPSET = 17
+QUANT_BITS = {"int8": 8, "int4": 4}
+QUANT_BLOCK_SIZE = 32
+# lm_head decides every token: int4 blocks elsewhere, int8 there (as llama.cpp's Q4_K_M keeps its
+# output matrix at 6 bits). It is ~5% of gpt2-xl's weights, so int4's speed is kept.
+QUANT_HEAD_BITS = {"int8": 8, "int4": 8}
+# MatMulNBits' accuracy_level 4 multiplies int8-quantized activations with the int codes (MLAS's
+# fast kernels). Level 0 (float32 arithmetic) has no fast 8-bit kernel in onnxruntime 1.30's CPU
+# provider: it dequantizes the whole weight every step, 10-20x slower than float32 (measured on
+# GPT-2 small: int8 0.8-1 steps/s vs fp32 12-25).
+QUANT_ACCURACY_LEVEL = 4
 
 
 def input_names(n_layer: int) -> List[str]:
@@ -85,7 +105,8 @@ def choose_opset(requested: Optional[int]) -> int:
     return requested
 
 
-def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4)) -> int:
+def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4),
+                fused_attention: bool = False) -> int:
     """Traces the decoder with a non-empty past (so concatenation and the causal ranges are recorded as
     shape-dependent ops rather than skipped) and marks every batch/sequence/past axis dynamic.
     trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested)."""
@@ -120,12 +141,191 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
         # matrix, doubling the file; onnxruntime folds what it needs when it loads the model.
         do_constant_folding=False,
     )
+    if fused_attention:
+        kwargs["custom_opsets"] = {"com.microsoft": 1}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # torch 2.x: keep the TorchScript exporter this code is tested with
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(OnnxDecoder(model), (input_ids, attention_mask, position_ids, *past_flat), path, **kwargs)
+    for block in model.transformer.h:
+        block.attn.fused_export = fused_attention
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch cannot infer a contrib op's output shapes; onnxruntime does at load.
+            warnings.filterwarnings("ignore", message="The shape inference of (com.microsoft|prim::Constant)")
+            torch.onnx.export(OnnxDecoder(model), (input_ids, attention_mask, position_ids, *past_flat), path, **kwargs)
+    finally:
+        for block in model.transformer.h:
+            block.attn.fused_export = False
     return opset
+
+
+# ---------------------------------------------------------------------------- weight-only quantization
+
+
+def quantize_blocks(weight_nk: np.ndarray, bits: int, block_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric block quantization of a [N, K] float weight along K, in MatMulNBits' layout:
+    codes uint8 [N, k_blocks, block_size * bits / 8] (two 4-bit codes a byte, low nibble first),
+    scales float32 [N * k_blocks], zero points uint8 [N * ceil(k_blocks * bits / 8)] (packed the
+    same way). Each block maps [min(0, lo), max(0, hi)] onto 0 .. 2^bits - 1 so zero stays exact;
+    the weight is (code - zero_point) * scale."""
+    n, k = weight_nk.shape
+    k_blocks = -(-k // block_size)
+    padded = np.zeros((n, k_blocks * block_size), dtype=np.float32)
+    padded[:, :k] = weight_nk
+    blocks = padded.reshape(n, k_blocks, block_size)
+    top = (1 << bits) - 1
+    lo = np.minimum(blocks.min(axis=2), 0.0)
+    hi = np.maximum(blocks.max(axis=2), 0.0)
+    scale = (hi - lo) / top
+    scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
+    zero = np.clip(np.round(-lo / scale), 0, top).astype(np.uint8)
+    codes = np.clip(np.round(blocks / scale[:, :, None]) + zero[:, :, None], 0, top).astype(np.uint8)
+    if bits == 4:
+        codes = codes[:, :, 0::2] | (codes[:, :, 1::2] << 4)
+        if k_blocks % 2:
+            zero = np.concatenate([zero, np.zeros((n, 1), dtype=np.uint8)], axis=1)
+        zero = zero[:, 0::2] | (zero[:, 1::2] << 4)
+    return np.ascontiguousarray(codes), scale.astype(np.float32).reshape(-1), np.ascontiguousarray(zero).reshape(-1)
+
+
+def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, bits: int, k: int) -> np.ndarray:
+    """The [N, K] float weight that MatMulNBits computes with (the inverse of quantize_blocks)."""
+    n, k_blocks, _ = codes.shape
+    if bits == 4:
+        codes = np.stack([codes & 0x0F, codes >> 4], axis=3).reshape(n, k_blocks, -1)
+        zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=1).reshape(n, -1)[:, :k_blocks]
+    else:
+        zeros = zeros.reshape(n, k_blocks)
+    values = (codes.astype(np.float32) - zeros[:, :, None].astype(np.float32)) * scales.reshape(n, k_blocks, 1)
+    return values.reshape(n, -1)[:, :k]
+
+
+def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_BLOCK_SIZE,
+                  head_bits: Optional[int] = None, accuracy_level: int = QUANT_ACCURACY_LEVEL) -> Dict[str, int]:
+    """Rewrites every MatMul whose right-hand side is a float weight (an initializer [K, N], or a
+    Transpose of one [N, K], as lm_head reads the tied embedding) into com.microsoft MatMulNBits.
+    head_bits: bits for lm_head (the MatMul that writes `logits`), default QUANT_HEAD_BITS[quant].
+    Initializers left unused are dropped. Returns counts for the log."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    block_bits = QUANT_BITS[quant]
+    head_bits = QUANT_HEAD_BITS[quant] if head_bits is None else head_bits
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    new_nodes = []
+    quantized = 0
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+            new_nodes.append(node)
+            continue
+        b = node.input[1]
+        weight_nk = None
+        if b in inits and len(inits[b].dims) == 2:
+            weight_nk = numpy_helper.to_array(inits[b]).T  # Conv1D stores [in, out] = [K, N]
+            source = b
+        elif b in producers and producers[b].op_type == "Transpose" and producers[b].input[0] in inits:
+            perm = next((list(a.ints) for a in producers[b].attribute if a.name == "perm"), [1, 0])
+            source = producers[b].input[0]
+            if perm == [1, 0] and len(inits[source].dims) == 2:
+                weight_nk = numpy_helper.to_array(inits[source])  # already [N, K]
+        if weight_nk is None or inits[source].data_type != onnx.TensorProto.FLOAT:
+            new_nodes.append(node)
+            continue
+        n, k = weight_nk.shape
+        bits = head_bits if "logits" in node.output else block_bits
+        codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size)
+        prefix = f"{source}_q{bits}"
+        graph.initializer.extend([
+            numpy_helper.from_array(codes, f"{prefix}.codes"),
+            numpy_helper.from_array(scales, f"{prefix}.scales"),
+            numpy_helper.from_array(zeros, f"{prefix}.zero_points"),
+        ])
+        new_nodes.append(helper.make_node(
+            "MatMulNBits",
+            [node.input[0], f"{prefix}.codes", f"{prefix}.scales", f"{prefix}.zero_points"],
+            list(node.output),
+            name=(node.name or prefix) + "_nbits",
+            domain="com.microsoft",
+            K=k, N=n, bits=bits, block_size=block_size, accuracy_level=accuracy_level,
+        ))
+        quantized += 1
+    # Drop what nothing reads any more (the float weights, lm_head's Transpose).
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    dropped = _drop_unused(graph)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return {"quantized": quantized, "dropped": dropped}
+
+
+def unmerge_onnx(model: "onnx.ModelProto") -> bool:
+    """A Hugging Face "merged" decoder (decoder_model_merged.onnx) picks between a with-past and a
+    no-past copy of the decoder with an If on its use_cache_branch input. onnxruntime prepacks
+    and folds the weights once per branch, which costs ~560 MB more resident memory than a plain
+    export for GPT-2 small. The with-past branch alone also runs the first step (an empty past
+    concatenates to nothing), so this inlines it into the main graph and drops the If and the
+    use_cache_branch input. Returns False when the model is not a merged decoder."""
+    from onnx import helper
+
+    graph = model.graph
+    if_nodes = [n for n in graph.node if n.op_type == "If" and n.input[0] == "use_cache_branch"]
+    if not if_nodes:
+        return False
+    if len(if_nodes) != 1:
+        raise SystemExit("a merged decoder has one If on use_cache_branch; this model has several")
+    if_node = if_nodes[0]
+    branch = next(a.g for a in if_node.attribute if a.name == "then_branch")
+    nodes = []
+    for node in graph.node:
+        if node is not if_node:
+            nodes.append(node)
+            continue
+        nodes.extend(branch.node)
+        # The branch's outputs become the If's outputs (the graph's output names).
+        for inner, outer in zip(branch.output, if_node.output):
+            nodes.append(helper.make_node("Identity", [inner.name], [outer], name=f"unmerged/{outer}"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(branch.initializer)
+    kept_inputs = [i for i in graph.input if i.name != "use_cache_branch"]
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
+    _drop_unused(graph)
+    return True
+
+
+def _drop_unused(graph: "onnx.GraphProto") -> int:
+    """Removes nodes whose outputs nothing reads and initializers no node reads; returns how many
+    initializers went."""
+    nodes = list(graph.node)
+    while True:
+        used = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+        kept = [node for node in nodes if any(o in used for o in node.output)]
+        if len(kept) == len(nodes):
+            break
+        nodes = kept
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for t in unused:
+        graph.initializer.remove(t)
+    return len(unused)
+
+
+def write_quantized(source: str, target: str, quant: str) -> Dict[str, int]:
+    """Writes a quantized copy of the ONNX file `source` to `target` (they may be the same path)."""
+    import onnx
+
+    model = onnx.load(source)
+    counts = quantize_onnx(model, quant)
+    if counts["quantized"] == 0:
+        raise SystemExit(f"{source} has no MatMul with a float weight in its main graph to quantize "
+                         "(a merged decoder keeps them inside If branches: quantize our own export instead)")
+    onnx.save(model, target)
+    return counts
 
 
 # ---------------------------------------------------------------------------- golden fixture
@@ -235,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="Hugging Face-layout checkpoint directory (ours or Hugging Face's)")
     src.add_argument("--random", metavar="PRESET", help="random weights of a preset (e.g. gpt2 for a 124M benchmark model)")
+    src.add_argument("--from-onnx", metavar="DIR",
+                     help="an existing model directory to convert: a merged decoder is unmerged, --quant quantizes; DIR is not modified")
     p.add_argument("--seed", type=int, default=1, help="seed for --random")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default {MAX_OPSET}, or 14 on an older torch)")
@@ -249,11 +451,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--golden-ids", default=None, help="comma-separated prompt ids for golden.json (default: 12 fixed ids)")
     p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
+    p.add_argument("--fused-attention", action="store_true",
+                   help="export each block's attention core with its KV cache as one com.microsoft MultiHeadAttention node")
+    p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
+                   help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
     return p
+
+
+def quantization_note(quant: str, counts: Dict[str, int]) -> Dict[str, Any]:
+    return {"weights": quant, "op": "com.microsoft.MatMulNBits", "blockSize": QUANT_BLOCK_SIZE,
+            "lmHeadBits": QUANT_HEAD_BITS[quant], "zeroPoints": True,
+            "accuracyLevel": QUANT_ACCURACY_LEVEL, "matmuls": counts["quantized"]}
+
+
+# What the Node engine looks for when imagine-model.json names no file (src/core/prompt/modelDir.ts).
+ONNX_CANDIDATES = ["model.onnx", "decoder_model_merged.onnx", "onnx/decoder_model_merged.onnx",
+                   "decoder_with_past_model.onnx", "onnx/decoder_with_past_model.onnx"]
+
+
+def convert_model_dir(args: argparse.Namespace) -> int:
+    """--from-onnx DIR [--quant Q]: a converted copy of a model directory (ours or a pulled one) in
+    --out: a merged decoder is unmerged (unmerge_onnx), and --quant quantizes the dense weights."""
+    import onnx
+
+    meta_path = os.path.join(args.from_onnx, "imagine-model.json")
+    if not os.path.isfile(meta_path):
+        print(f"error: {meta_path} is missing: --from-onnx takes a model directory", file=sys.stderr)
+        return 2
+    with open(meta_path, encoding="utf-8") as f:
+        meta = json.load(f)
+    names = [meta["onnx"]] if meta.get("onnx") else ONNX_CANDIDATES
+    source = next((os.path.join(args.from_onnx, n) for n in names if os.path.isfile(os.path.join(args.from_onnx, n))), None)
+    if source is None:
+        print(f"error: no ONNX decoder in {args.from_onnx} (looked for {', '.join(names)})", file=sys.stderr)
+        return 2
+    if os.path.abspath(args.out) == os.path.abspath(args.from_onnx):
+        raise SystemExit("--out must differ from --from-onnx: the source model stays as it is")
+    model = onnx.load(source)
+    unmerged = unmerge_onnx(model)
+    if not unmerged and not args.quant:
+        raise SystemExit(f"{source} is a plain decoder: converting it needs --quant int8|int4")
+    provenance = meta.setdefault("provenance", {})
+    if unmerged:
+        provenance["unmerged"] = {"source": os.path.abspath(source)}
+    if args.quant:
+        counts = quantize_onnx(model, args.quant)
+        if counts["quantized"] == 0:
+            raise SystemExit(f"{source} has no MatMul with a float weight to quantize")
+        provenance["quantization"] = {**quantization_note(args.quant, counts), "source": os.path.abspath(source)}
+    os.makedirs(args.out, exist_ok=True)
+    target = os.path.join(args.out, "model.onnx")
+    onnx.save(model, target)
+    meta["onnx"] = "model.onnx"
+    with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    done = ", ".join(filter(None, ["unmerged" if unmerged else "",
+                                   f"{args.quant}, {counts['quantized']} MatMuls" if args.quant else ""]))
+    print(f"wrote {args.out}: model.onnx {os.path.getsize(target) / 1e6:.2f} MB ({done}), imagine-model.json")
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_onnx:
+        return convert_model_dir(args)
     training = None
     if args.checkpoint:
         try:
@@ -271,8 +533,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     model.eval()
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, "model.onnx")
-    opset = export_onnx(model, onnx_path, args.opset)
     meta = model_metadata(model, training, args)
+    if args.quant:
+        # The float32 graph goes to a scratch folder first: above 2 GB (gpt2-large, gpt2-xl) torch
+        # writes its weights as one external file per tensor, which must not stay beside the
+        # quantized model.onnx (a single file: gpt2-xl at int4 is ~1.2 GB).
+        with tempfile.TemporaryDirectory(dir=args.out, prefix=".fp32-") as scratch:
+            fp32_path = os.path.join(scratch, "model.onnx")
+            opset = export_onnx(model, fp32_path, args.opset, fused_attention=args.fused_attention)
+            counts = write_quantized(fp32_path, onnx_path, args.quant)
+        meta["provenance"]["quantization"] = quantization_note(args.quant, counts)
+        args.no_golden = True  # golden.json holds float32 PyTorch logits; bench/prompt-quality.ts checks quality
+    else:
+        opset = export_onnx(model, onnx_path, args.opset, fused_attention=args.fused_attention)
     meta["provenance"]["opset"] = opset
     with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)

@@ -178,6 +178,9 @@ class Attention(nn.Module):
         self.n_embd = config.n_embd  # Python constants, so tracing does not read them from a shape
         self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
         self.c_proj = Conv1D(config.n_embd, config.n_embd)
+        # Set by training/export_onnx.py --fused-attention: export the attention core (cache
+        # append, scores, softmax, weighted sum) as one com.microsoft MultiHeadAttention node.
+        self.fused_export = False
 
     def forward(
         self, x: torch.Tensor, bias: torch.Tensor, qkv_shape: ShapeLike, past: Optional[KeyValue]
@@ -185,6 +188,9 @@ class Attention(nn.Module):
         """x [b * t, n_embd] (rows: the model runs its dense layers on 2-D activations);
         bias [b or 1, 1, t, past + t], additive (0 = attend, finfo.min = masked), and
         qkv_shape (b, t, 3 * n_head, head_dim), both computed once per forward by the model."""
+        if self.fused_export and past is not None and torch.onnx.is_in_onnx_export():
+            y, pk, pv = _FusedAttention.apply(self.c_attn(x), qkv_shape, bias, past[0], past[1], self.n_head, self.head_dim)
+            return self.c_proj(y), (pk, pv)
         # One reshape + one transpose + one split for q, k and v: [b * t, 3E] -> [b, t, 3h, d] ->
         # [b, 3h, t, d] -> three [b, h, t, d] (c_attn's columns are q | k | v, each head-major).
         qkv = reshape(self.c_attn(x), qkv_shape).transpose(1, 2)
@@ -207,6 +213,47 @@ class Attention(nn.Module):
         y = torch.matmul(att, v)  # [b, h, t, d]
         y = y.transpose(1, 2).reshape(-1, self.n_embd)  # rows [b * t, E]; constant target shape
         return self.c_proj(y), present
+
+
+class _FusedAttention(torch.autograd.Function):
+    """Export-only (no backward): rows [b * t, 3E] of c_attn's output, the shared head shape
+    (b, t, 3h, d), the additive bias [b or 1, 1, t, past + t] and the past key/value [b, h, past, d]
+    -> rows [b * t, E] and the present key/value [b, h, past + t, d]. forward() is the reference
+    computation (what Attention.forward does) so tracing sees the right shapes; symbolic() records
+    onnxruntime's MultiHeadAttention, which appends to the cache and attends in one kernel."""
+
+    @staticmethod
+    def forward(ctx: Any, qkv_rows, qkv_shape, bias, past_k, past_v, n_head: int, head_dim: int):  # type: ignore[override]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            qkv = qkv_rows.reshape([int(n) for n in qkv_shape]).transpose(1, 2)
+        q, k, v = qkv.split(n_head, dim=1)
+        k = torch.cat([past_k, k], dim=2)
+        v = torch.cat([past_v, v], dim=2)
+        att = F.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(head_dim) + bias, dim=-1)
+        y = torch.matmul(att, v).transpose(1, 2).reshape(-1, n_head * head_dim)
+        return y, k, v
+
+    @staticmethod
+    def symbolic(g: Any, qkv_rows, qkv_shape, bias, past_k, past_v, n_head: int, head_dim: int):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            embd = n_head * head_dim
+            qkv = g.op("Reshape", qkv_rows, qkv_shape)  # [b, t, 3h, d]
+            heads = g.op("Constant", value_t=torch.tensor([n_head] * 3, dtype=torch.long))
+            q, k, v = g.op("Split", qkv, heads, axis_i=2, outputs=3)
+            # [b, t, h, d] -> [b, t, E]: Reshape's 0 keeps batch and sequence as they are.
+            bte = g.op("Constant", value_t=torch.tensor([0, 0, embd], dtype=torch.long))
+            q, k, v = (g.op("Reshape", t, bte) for t in (q, k, v))
+            none = g.op("prim::Constant").setType(torch._C.OptionalType.ofTensor())
+            y, pk, pv = g.op(
+                "com.microsoft::MultiHeadAttention",
+                q, k, v, none, none, bias, past_k, past_v,
+                num_heads_i=n_head,
+                outputs=3,
+            )
+            rows = g.op("Constant", value_t=torch.tensor([-1, embd], dtype=torch.long))
+            return g.op("Reshape", y, rows), pk, pv
 
 
 class MLP(nn.Module):

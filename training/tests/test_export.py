@@ -154,3 +154,30 @@ def test_random_preset_export_without_training_json(tmp_path):
         meta = json.load(f)
     assert meta["provenance"]["baseModel"] == "random:tiny (seed 2)" and meta["tags"] is None and meta["meanCaptionTokens"] == 0
     assert onnx.load(str(tmp_path / "model.onnx")).opset_import[0].version == 14
+
+
+def test_fused_attention_export_has_one_attention_node_per_block(tmp_path):
+    # --fused-attention: the per-block Transpose/Concat/MatMul/Softmax chain becomes one
+    # com.microsoft MultiHeadAttention that appends to the cache; the dense layers stay as they
+    # are (so --quant still applies). Numerical equality is checked through onnxruntime-node in
+    # test/prompt/fusedExport.test.ts.
+    counts = {}
+    for fused in (False, True):
+        torch.manual_seed(1)
+        model = GPT2LMHeadModel(preset("tiny"))
+        path = str(tmp_path / f"m{fused}.onnx")
+        export_onnx.export_onnx(model, path, fused_attention=fused)
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        counts[fused] = collections.Counter(n.op_type for n in m.graph.node)
+        assert [o.name for o in m.graph.output] == EXPECTED_OUTPUTS
+        if fused:
+            attention = [n for n in m.graph.node if n.op_type == "MultiHeadAttention"]
+            assert [n.domain for n in attention] == ["com.microsoft"] * 2
+            assert [list(n.output)[1:] for n in attention] == [["present.0.key", "present.0.value"], ["present.1.key", "present.1.value"]]
+            assert {o.domain: o.version for o in m.opset_import}["com.microsoft"] == 1
+    plain, fused = counts[False], counts[True]
+    assert fused["Softmax"] == 0 and fused["Concat"] == plain["Concat"] - 4 and fused["Transpose"] == plain["Transpose"] - 6
+    assert fused["MatMul"] == plain["MatMul"] - 4  # scores and weighted sum are inside the fused node
+    # Model weights are untouched by the flag: the next plain export is the same graph as before.
+    assert all(not block.attn.fused_export for block in model.transformer.h)

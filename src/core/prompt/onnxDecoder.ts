@@ -5,6 +5,7 @@
  * loads as well as ours. The session is created once and shared: onnxruntime allows concurrent
  * run() calls on one session.
  */
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { BotError, UserError } from "../errors.js";
 import { type ModelDirectory, readModelDirectory } from "./modelDir.js";
@@ -217,5 +218,217 @@ export class Gpt2OnnxDecoder {
     if (this.closed) return;
     this.closed = true;
     await this.session.release();
+  }
+}
+
+// ---------------------------------------------------------------------------- merged exports
+
+/**
+ * Writes an unmerged copy of a Hugging Face "merged" decoder (decoder_model_merged.onnx, whose If
+ * on use_cache_branch picks a with-past or a no-past copy of the decoder). onnxruntime prepacks
+ * the weights once per branch, which costs ~560 MB more resident memory than a plain export of
+ * GPT-2 small; the with-past branch alone also runs the first step (an empty past concatenates
+ * to nothing). The copy inlines that branch into the main graph, maps its outputs to the If's
+ * with Identity nodes, and drops the If and the use_cache_branch input. Everything else is copied
+ * byte for byte, so weights stored as external data keep their file names (write `target`
+ * beside `source`). Returns false, writing nothing, when `source` has no such If.
+ */
+export function unmergeOnnxDecoder(source: string, target: string): boolean {
+  const fd = openSync(source, "r");
+  try {
+    const file = new ProtoFile(fd);
+    const model = file.fields(0, file.size);
+    const graphField = model.find((f) => f.number === 7 && f.wireType === 2);
+    if (!graphField) throw new Error(`${source} has no ONNX graph`);
+    const graph = file.fields(graphField.start, graphField.end);
+    let ifField: ProtoField | undefined;
+    let ifOutputs: string[] = [];
+    let branch: ProtoField | undefined;
+    for (const f of graph) {
+      if (f.number !== 1) continue;
+      const node = file.fields(f.start, f.end);
+      const op = node.find((n) => n.number === 4);
+      const inputs = node.filter((n) => n.number === 1).map((n) => file.text(n));
+      if (!op || file.text(op) !== "If" || inputs[0] !== "use_cache_branch") continue;
+      if (ifField) throw new Error(`${source} has more than one If on use_cache_branch`);
+      ifField = f;
+      ifOutputs = node.filter((n) => n.number === 2).map((n) => file.text(n));
+      for (const attribute of node.filter((n) => n.number === 5)) {
+        const parts = file.fields(attribute.start, attribute.end);
+        const name = parts.find((p) => p.number === 1);
+        if (name && file.text(name) === "then_branch") branch = parts.find((p) => p.number === 6);
+      }
+    }
+    if (!ifField) return false;
+    if (!branch) throw new Error(`${source}: the If on use_cache_branch has no then_branch`);
+    const branchFields = file.fields(branch.start, branch.end);
+    const branchOutputs = branchFields
+      .filter((f) => f.number === 12)
+      .map((f) => file.text(file.fields(f.start, f.end).find((p) => p.number === 1) as ProtoField));
+    if (branchOutputs.length !== ifOutputs.length) {
+      throw new Error(
+        `${source}: the with-past branch has ${branchOutputs.length} outputs, the If ${ifOutputs.length}`,
+      );
+    }
+
+    // The new graph: every field as it was, except the If (→ the branch's nodes + Identity
+    // nodes) and the use_cache_branch input; the branch's own initializers appended.
+    const pieces: Piece[] = [];
+    for (const f of graph) {
+      if (f === ifField) {
+        for (const n of branchFields.filter((b) => b.number === 1)) pieces.push(n);
+        branchOutputs.forEach((inner, i) => {
+          pieces.push(identityNode(inner, ifOutputs[i] as string));
+        });
+        continue;
+      }
+      if (f.number === 11) {
+        const name = file.fields(f.start, f.end).find((p) => p.number === 1);
+        if (name && file.text(name) === "use_cache_branch") continue;
+      }
+      pieces.push(f);
+    }
+    for (const n of branchFields.filter((b) => b.number === 5)) pieces.push(n);
+
+    const graphLength = pieces.reduce((sum, p) => sum + pieceLength(p), 0);
+    const out = openSync(target, "w");
+    try {
+      for (const f of model) {
+        if (f === graphField) {
+          writeSync(out, Buffer.concat([varint(7 * 8 + 2), varint(graphLength)]));
+          for (const p of pieces) writePiece(file, out, p);
+        } else {
+          writePiece(file, out, f);
+        }
+      }
+    } finally {
+      closeSync(out);
+    }
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface ProtoField {
+  number: number;
+  wireType: number;
+  /** The whole field, key included: what a byte-for-byte copy writes. */
+  keyStart: number;
+  /** Payload of a length-delimited field; for other wire types start === end. */
+  start: number;
+  end: number;
+}
+
+/** A field copied from the source file, or bytes made here. */
+type Piece = ProtoField | Buffer;
+
+const pieceLength = (p: Piece): number => (Buffer.isBuffer(p) ? p.length : p.end - p.keyStart);
+
+function writePiece(file: ProtoFile, out: number, p: Piece): void {
+  if (Buffer.isBuffer(p)) {
+    writeSync(out, p);
+    return;
+  }
+  const chunk = Buffer.allocUnsafe(Math.min(1 << 24, p.end - p.keyStart));
+  for (let pos = p.keyStart; pos < p.end; ) {
+    const read = readSync(file.fd, chunk, 0, Math.min(chunk.length, p.end - pos), pos);
+    if (read === 0) throw new Error("unexpected end of the ONNX file");
+    writeSync(out, chunk, 0, read);
+    pos += read;
+  }
+}
+
+function varint(value: number): Buffer {
+  const bytes: number[] = [];
+  let v = value;
+  while (v >= 0x80) {
+    bytes.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  bytes.push(v);
+  return Buffer.from(bytes);
+}
+
+function stringField(number: number, text: string): Buffer {
+  const data = Buffer.from(text, "utf8");
+  return Buffer.concat([varint(number * 8 + 2), varint(data.length), data]);
+}
+
+/** GraphProto.node (field 1) holding NodeProto { input, output, name, op_type: "Identity" }. */
+function identityNode(input: string, output: string): Buffer {
+  const node = Buffer.concat([
+    stringField(1, input),
+    stringField(2, output),
+    stringField(3, `unmerged/${output}`),
+    stringField(4, "Identity"),
+  ]);
+  return Buffer.concat([varint(1 * 8 + 2), varint(node.length), node]);
+}
+
+/** Reads protobuf fields at positions of an open file, through a small window. */
+class ProtoFile {
+  readonly size: number;
+  private window = Buffer.alloc(1 << 16);
+  private windowStart = 0;
+  private windowEnd = 0;
+
+  constructor(readonly fd: number) {
+    this.size = fstatSync(fd).size;
+  }
+
+  private byte(pos: number): number {
+    if (pos < this.windowStart || pos >= this.windowEnd) {
+      this.windowEnd = pos + readSync(this.fd, this.window, 0, this.window.length, pos);
+      this.windowStart = pos;
+    }
+    return this.window[pos - this.windowStart] as number;
+  }
+
+  text(field: ProtoField): string {
+    const data = Buffer.alloc(field.end - field.start);
+    readSync(this.fd, data, 0, data.length, field.start);
+    return data.toString("utf8");
+  }
+
+  fields(start: number, end: number): ProtoField[] {
+    const out: ProtoField[] = [];
+    let pos = start;
+    const read = (): number => {
+      let result = 0;
+      let scale = 1;
+      for (;;) {
+        if (pos >= end) throw new Error(`truncated protobuf at byte ${pos}: not an ONNX file`);
+        const b = this.byte(pos++);
+        result += (b & 0x7f) * scale;
+        if (b < 0x80) return result;
+        scale *= 128;
+      }
+    };
+    while (pos < end) {
+      const keyStart = pos;
+      const key = read();
+      const wireType = key % 8;
+      const number = Math.floor(key / 8);
+      let payloadStart = pos;
+      if (wireType === 0) read();
+      else if (wireType === 1) pos += 8;
+      else if (wireType === 5) pos += 4;
+      else if (wireType === 2) {
+        const length = read();
+        payloadStart = pos;
+        pos += length;
+      } else
+        throw new Error(`protobuf wire type ${wireType} at byte ${keyStart}: not an ONNX file`);
+      if (pos > end) throw new Error(`protobuf field ${number} runs past its message`);
+      out.push({
+        number,
+        wireType,
+        keyStart,
+        start: wireType === 2 ? payloadStart : pos,
+        end: pos,
+      });
+    }
+    return out;
   }
 }
