@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime
 import inspect
 import json
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -499,17 +501,39 @@ def convert_model_dir(args: argparse.Namespace) -> int:
         if counts["quantized"] == 0:
             raise SystemExit(f"{source} has no MatMul with a float weight to quantize")
         provenance["quantization"] = {**quantization_note(args.quant, counts), "source": os.path.abspath(source)}
-    os.makedirs(args.out, exist_ok=True)
-    target = os.path.join(args.out, "model.onnx")
-    onnx.save(model, target)
     meta["onnx"] = "model.onnx"
-    with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
+    with staged_output(args.out) as out:
+        onnx.save(model, os.path.join(out, "model.onnx"))
+        size = os.path.getsize(os.path.join(out, "model.onnx"))
+        with open(os.path.join(out, "imagine-model.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+            f.write("\n")
     done = ", ".join(filter(None, ["unmerged" if unmerged else "",
                                    f"{args.quant}, {counts['quantized']} MatMuls" if args.quant else ""]))
-    print(f"wrote {args.out}: model.onnx {os.path.getsize(target) / 1e6:.2f} MB ({done}), imagine-model.json")
+    print(f"wrote {args.out}: model.onnx {size / 1e6:.2f} MB ({done}), imagine-model.json")
     return 0
+
+
+@contextlib.contextmanager
+def staged_output(out: str):
+    """Writes a model directory's files into a staging folder beside `out` and moves them in only
+    once every file is written, the metadata last: an export that fails or is killed midway leaves
+    the earlier model in `out` as it was (a kill -9 leaves a `.NAME.export-*` sibling behind).
+    Files already in `out` that this export does not write (a pull's downloaded weights, a
+    checkpoint) stay where they are."""
+    out = os.path.abspath(out)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.export-")
+    try:
+        yield staging
+        os.makedirs(out, exist_ok=True)
+        # imagine-model.json last: until it moves, the directory still describes the old model.
+        for name in sorted(os.listdir(staging), key=lambda n: n == "imagine-model.json"):
+            if not name.startswith("."):
+                os.replace(os.path.join(staging, name), os.path.join(out, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -531,14 +555,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.manual_seed(args.seed)
         model = GPT2LMHeadModel(preset(args.random))
     model.eval()
-    os.makedirs(args.out, exist_ok=True)
-    onnx_path = os.path.join(args.out, "model.onnx")
+    with staged_output(args.out) as out:
+        opset, size = write_model_dir(model, training, args, out)
+    print(f"wrote {args.out}: model.onnx {size / 1e6:.2f} MB (opset {opset}), imagine-model.json"
+          + ("" if args.no_golden else ", golden.json"))
+    return 0
+
+
+def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argparse.Namespace,
+                    out: str) -> Tuple[int, int]:
+    """model.onnx, imagine-model.json and golden.json into `out`; returns (opset, ONNX size)."""
+    onnx_path = os.path.join(out, "model.onnx")
     meta = model_metadata(model, training, args)
     if args.quant:
         # The float32 graph goes to a scratch folder first: above 2 GB (gpt2-large, gpt2-xl) torch
         # writes its weights as one external file per tensor, which must not stay beside the
         # quantized model.onnx (a single file: gpt2-xl at int4 is ~1.2 GB).
-        with tempfile.TemporaryDirectory(dir=args.out, prefix=".fp32-") as scratch:
+        with tempfile.TemporaryDirectory(dir=out, prefix=".fp32-") as scratch:
             fp32_path = os.path.join(scratch, "model.onnx")
             opset = export_onnx(model, fp32_path, args.opset, fused_attention=args.fused_attention)
             counts = write_quantized(fp32_path, onnx_path, args.quant)
@@ -547,18 +580,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         opset = export_onnx(model, onnx_path, args.opset, fused_attention=args.fused_attention)
     meta["provenance"]["opset"] = opset
-    with open(os.path.join(args.out, "imagine-model.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "imagine-model.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")
     if not args.no_golden:
         ids = DEFAULT_GOLDEN_IDS if args.golden_ids is None else [int(s) for s in args.golden_ids.split(",")]
-        with open(os.path.join(args.out, "golden.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
             json.dump(make_golden(model, ids), f)
             f.write("\n")
-    size = os.path.getsize(onnx_path)
-    print(f"wrote {args.out}: model.onnx {size / 1e6:.2f} MB (opset {opset}), imagine-model.json"
-          + ("" if args.no_golden else ", golden.json"))
-    return 0
+    return opset, os.path.getsize(onnx_path)
 
 
 if __name__ == "__main__":

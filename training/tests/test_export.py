@@ -181,3 +181,30 @@ def test_fused_attention_export_has_one_attention_node_per_block(tmp_path):
     assert fused["MatMul"] == plain["MatMul"] - 4  # scores and weighted sum are inside the fused node
     # Model weights are untouched by the flag: the next plain export is the same graph as before.
     assert all(not block.attn.fused_export for block in model.transformer.h)
+
+
+def test_a_failed_export_leaves_the_earlier_model_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    args = ["--random", "tiny", "--seed", "2", "--out", str(out), "--no-golden", "--opset", "14"]
+    assert export_onnx.main(args) == 0
+    (out / "weights.safetensors").write_bytes(b"kept")  # a file the export does not write
+    before = {name: (out / name).read_bytes() for name in ("model.onnx", "imagine-model.json")}
+
+    real_export = export_onnx.export_onnx
+
+    def export_then_fail(model, path, *rest, **kwargs):
+        real_export(model, path, *rest, **kwargs)  # a complete new model.onnx, staged…
+        raise RuntimeError("killed while writing the metadata")  # …then the export dies
+
+    monkeypatch.setattr(export_onnx, "export_onnx", export_then_fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        export_onnx.main(["--random", "tiny", "--seed", "3", "--out", str(out), "--no-golden", "--opset", "14"])
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert (out / "weights.safetensors").read_bytes() == b"kept"
+    assert sorted(os.listdir(tmp_path)) == ["model"]  # no staging folder left behind
+
+    monkeypatch.setattr(export_onnx, "export_onnx", real_export)
+    assert export_onnx.main(["--random", "tiny", "--seed", "3", "--out", str(out), "--no-golden", "--opset", "14"]) == 0
+    assert (out / "model.onnx").read_bytes() != before["model.onnx"]
+    assert (out / "weights.safetensors").read_bytes() == b"kept"
+    assert sorted(os.listdir(tmp_path)) == ["model"]
