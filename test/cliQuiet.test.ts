@@ -5,10 +5,10 @@
  */
 
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { closedLoopbackPort } from "./fakes/loopback.js";
 import { runCli } from "./helpers/cli.js";
 
 const MODEL_DIR = resolve(import.meta.dirname, "..", "models", "tiny-caption-gpt2");
@@ -21,22 +21,13 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
-
 describe("quiet one-shot commands", () => {
   it("an unreachable image server: one line with the reference, the full error in the log file", async () => {
     const env = {
       IMAGINE_DATA_DIR: dataDir,
       IMAGINE_MODEL_DIR: MODEL_DIR,
       IMAGINE_LOG_LEVEL: "info",
-      A1111_URL: `http://127.0.0.1:${await closedPort()}`,
+      A1111_URL: `http://127.0.0.1:${await closedLoopbackPort()}`,
     };
     const { code, stdout, stderr } = await runCli(["imagine", "a lighthouse", "--seed", "1"], env);
     expect(code).toBe(1);

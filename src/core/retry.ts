@@ -198,6 +198,35 @@ export function networkErrorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Codes that mean the host could not be reached at all (not only the transient ones). */
+const UNREACHABLE_CODES = new Set([
+  ...RETRYABLE_NETWORK_CODES,
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * Why a host could not be reached, for a message an operator can act on: a socket error code in
+ * the cause chain (following an HTTP client's `original` error too, as Slack's Web API client
+ * wraps it), or, when fetch failed without one (undici's "bad port"), the innermost reason.
+ * Undefined when the error is not a failure to connect.
+ */
+export function unreachableReason(error: unknown): string | undefined {
+  let fetchFailed = false;
+  let innermost: string | undefined;
+  for (let current = error, depth = 0; current && depth < 8; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && UNREACHABLE_CODES.has(code)) return code;
+    const message = current instanceof Error ? current.message : "";
+    if (message.includes("fetch failed")) fetchFailed = true;
+    if (message !== "") innermost = message;
+    current =
+      (current as { cause?: unknown }).cause ?? (current as { original?: unknown }).original;
+  }
+  return fetchFailed ? innermost : undefined;
+}
+
 function httpStatusOf(error: unknown): number | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const candidate = error as {

@@ -5,7 +5,6 @@
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import { startServe } from "../../src/adapters/cli/serve.js";
 import { BotError, ConfigError } from "../../src/core/errors.js";
 import { createLogger } from "../../src/core/logger.js";
 import { FakeDiscord } from "../fakes/discord.js";
+import { closedLoopbackPort } from "../fakes/loopback.js";
 import { FakeSlack } from "../fakes/slack.js";
 import { memoryVoteStore } from "../helpers/votes.js";
 import { FakeBackend } from "../pipeline/fakes.js";
@@ -25,14 +25,6 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 async function serveWith(env: Record<string, string>): Promise<unknown> {
   try {
@@ -52,7 +44,7 @@ async function serveWith(env: Record<string, string>): Promise<unknown> {
 
 describe("serve when a platform cannot start", () => {
   it("Discord unreachable: PLATFORM_UNREACHABLE with the URL and DISCORD_API_URL", async () => {
-    const url = `http://127.0.0.1:${await closedPort()}/api`;
+    const url = `http://127.0.0.1:${await closedLoopbackPort()}/api`;
     const error = await serveWith({ DISCORD_TOKEN: "t", DISCORD_API_URL: url });
     expect(error).toBeInstanceOf(BotError);
     expect((error as BotError).code).toBe("PLATFORM_UNREACHABLE");
@@ -90,7 +82,7 @@ describe("serve when a platform cannot start", () => {
   });
 
   it("Slack unreachable: PLATFORM_UNREACHABLE with SLACK_API_URL", async () => {
-    const url = `http://127.0.0.1:${await closedPort()}/api/`;
+    const url = `http://127.0.0.1:${await closedLoopbackPort()}/api/`;
     const error = await serveWith({
       SLACK_BOT_TOKEN: "xoxb-x",
       SLACK_SIGNING_SECRET: "s3cret",

@@ -1,7 +1,7 @@
 /** Starting and stopping the fakes' HTTP servers on 127.0.0.1 (port 0: the OS picks a free one). */
 import { once } from "node:events";
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 
 /** Listens on a free loopback port; resolves to the server's base URL. */
 export async function listenOnLoopback(server: Server): Promise<string> {
@@ -15,4 +15,14 @@ export async function listenOnLoopback(server: Server): Promise<string> {
 export async function closeServer(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/** A loopback port nothing listens on (bound, then released): connecting to it is refused. */
+export async function closedLoopbackPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -4,17 +4,7 @@
  * naming the variable; anything else is passed on as it is.
  */
 import { BotError, ConfigError } from "../../core/errors.js";
-
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
+import { unreachableReason } from "../../core/retry.js";
 
 export interface StartFailureContext {
   /** "Discord" | "Slack". */
@@ -35,7 +25,7 @@ export function describeStartFailure(error: unknown, context: StartFailureContex
       { cause: error },
     );
   }
-  const code = networkCode(error);
+  const code = unreachableReason(error);
   if (code !== undefined) {
     return new BotError(
       "PLATFORM_UNREACHABLE",
@@ -44,24 +34,4 @@ export function describeStartFailure(error: unknown, context: StartFailureContex
     );
   }
   return error;
-}
-
-/**
- * The network error somewhere in an error's cause chain: a socket error code, or — when fetch
- * failed for a reason without one (undici's "bad port") — the innermost reason.
- */
-function networkCode(error: unknown): string | undefined {
-  let fetchFailed = false;
-  let innermost: string | undefined;
-  for (let current = error, depth = 0; current && depth < 8; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
-    const message = current instanceof Error ? current.message : "";
-    if (message.includes("fetch failed")) fetchFailed = true;
-    if (message !== "") innermost = message;
-    const next: unknown =
-      (current as { cause?: unknown }).cause ?? (current as { original?: unknown }).original;
-    current = next;
-  }
-  return fetchFailed ? innermost : undefined;
 }

@@ -10,12 +10,10 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rm, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { type LoadedConfig, loadConfig } from "../../core/config.js";
+import { type App, openApp } from "../../app/index.js";
 import { checkImageBackend } from "../../core/image/health.js";
 import { createLogger } from "../../core/logger.js";
-import { PromptArms } from "../../core/prompt/arms.js";
 import { readWebSettings, WEB_SECRET_VARIABLE } from "../../core/study/webSettings.js";
-import { openVoteStore } from "../../core/votes/index.js";
 import { checkDiscordToken } from "../discord/health.js";
 import { discordConfigured, discordSettings } from "../discord/settings.js";
 import { checkSlackToken } from "../slack/health.js";
@@ -34,7 +32,7 @@ export const MIN_FREE_BYTES = 512 * 1024 ** 2;
 
 export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
-  const check = async (name: string, run: () => Promise<string | { skip: string }>) => {
+  const check: Check = async (name, run) => {
     const started = performance.now();
     try {
       const outcome = await run();
@@ -50,15 +48,26 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     }
   };
 
-  let loaded: LoadedConfig | undefined;
+  // What is checked is opened the way serve opens it: through the composition root.
+  let app: App | undefined;
   await check("configuration", async () => {
-    loaded = loadConfig(env);
+    app = openApp({ env, logger: createLogger({ level: "silent" }) });
     const file = env.IMAGINE_CONFIG?.trim();
     return `valid (config/default.json${file ? ` + ${file}` : ""} + environment)`;
   });
-  if (loaded === undefined) return checks;
-  const { config, secrets } = loaded;
-  const quiet = createLogger({ level: "silent" });
+  if (app === undefined) return checks;
+  try {
+    await checkOpened(app, env, check);
+  } finally {
+    await app.close();
+  }
+  return checks;
+}
+
+type Check = (name: string, run: () => Promise<string | { skip: string }>) => Promise<void>;
+
+async function checkOpened(app: App, env: NodeJS.ProcessEnv, check: Check): Promise<void> {
+  const { config, secrets, arms } = app;
 
   await check("data directory", async () => {
     await mkdir(config.dataDir, { recursive: true });
@@ -74,21 +83,14 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     return `${config.dataDir} writable, ${gb} GB free`;
   });
 
-  const arms = new PromptArms(config, secrets, quiet);
-  try {
-    for (const name of arms.names) {
-      await check(`arm ${name}`, async () => {
-        const [warmed] = await arms.warm([name]);
-        const arm = config.arms[name];
-        const where =
-          arm?.kind === "remote"
-            ? `remote ${arm.model}`
-            : (arm?.modelDir ?? "pulled (models pull)");
-        return `${where} loads and writes (${warmed?.ms ?? 0} ms)`;
-      });
-    }
-  } finally {
-    await arms.close();
+  for (const name of arms.names) {
+    await check(`arm ${name}`, async () => {
+      const [warmed] = await arms.warm([name]);
+      const arm = config.arms[name];
+      const where =
+        arm?.kind === "remote" ? `remote ${arm.model}` : (arm?.modelDir ?? "pulled (models pull)");
+      return `${where} loads and writes (${warmed?.ms ?? 0} ms)`;
+    });
   }
 
   await check("image backend", async () => {
@@ -97,11 +99,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
   });
 
   await check("vote store", async () => {
-    const store = await openVoteStore(config.votes.storeUrl, {
-      dataDir: config.dataDir,
-      logger: quiet,
-    });
-    await store.close();
+    await app.votes();
     return `${config.votes.storeUrl.replace(/\/\/[^@/]*@/, "//…@")} opens`;
   });
 
@@ -118,7 +116,6 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     const web = readWebSettings(env);
     return `links under ${web.publicUrl ?? `http://${web.host}:${web.port}`}`;
   });
-  return checks;
 }
 
 export function formatChecks(checks: readonly DoctorCheck[]): string {

@@ -120,10 +120,10 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
 
   // The web survey and results pages, when their link secret is set.
   let web: RunningWebServer | undefined;
-  if (env[WEB_SECRET_VARIABLE]?.trim()) {
+  if (services.web !== undefined) {
     try {
       web = await startWebServer({
-        settings: services.web ?? readWebSettings(env),
+        settings: services.web,
         dataDir: config.dataDir,
         votes: services.votes as KeyvVoteStore,
         studies,

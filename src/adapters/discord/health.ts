@@ -2,6 +2,7 @@
  * Whether Discord accepts DISCORD_TOKEN: one authenticated GET /users/@me, the cheapest call a
  * bot token can make (for `imagine-bot doctor`).
  */
+import { unreachableReason } from "../../core/retry.js";
 import type { DiscordSettings } from "./settings.js";
 
 export async function checkDiscordToken(
@@ -16,7 +17,9 @@ export async function checkDiscordToken(
       signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
     });
   } catch (error) {
-    throw new Error(`cannot reach Discord at ${settings.apiUrl} (${reason(error)})`);
+    const why =
+      unreachableReason(error) ?? (error instanceof Error ? error.message : String(error));
+    throw new Error(`cannot reach Discord at ${settings.apiUrl} (${why})`);
   }
   if (response.status === 401) {
     throw new Error("Discord rejected DISCORD_TOKEN (401): reset the token on the Bot page");
@@ -24,9 +27,4 @@ export async function checkDiscordToken(
   if (!response.ok) throw new Error(`Discord answered HTTP ${response.status} to ${url}`);
   const user = (await response.json()) as { username?: string; id?: string };
   return `bot ${user.username ?? "?"} (${user.id ?? "?"})`;
-}
-
-function reason(error: unknown): string {
-  const cause = (error as { cause?: { code?: string } }).cause;
-  return cause?.code ?? (error instanceof Error ? error.message : String(error));
 }

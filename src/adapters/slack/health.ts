@@ -2,6 +2,7 @@
  * Whether Slack accepts SLACK_BOT_TOKEN: one auth.test, Slack's own "is this token good" call
  * (for `imagine-bot doctor`).
  */
+import { unreachableReason } from "../../core/retry.js";
 import type { SlackSettings } from "./settings.js";
 
 export async function checkSlackToken(
@@ -16,10 +17,9 @@ export async function checkSlackToken(
       signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
     });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    throw new Error(
-      `cannot reach Slack at ${settings.apiUrl} (${cause?.code ?? (error instanceof Error ? error.message : String(error))})`,
-    );
+    const why =
+      unreachableReason(error) ?? (error instanceof Error ? error.message : String(error));
+    throw new Error(`cannot reach Slack at ${settings.apiUrl} (${why})`);
   }
   const body = (await response.json().catch(() => ({}))) as {
     ok?: boolean;

@@ -4,6 +4,7 @@
  * stats; Hugging Face has no free call that proves a model will render, so it is not probed.
  */
 import type { Config, Secrets } from "../config.js";
+import { unreachableReason } from "../retry.js";
 import { inferBackend } from "./registry.js";
 
 export interface BackendHealth {
@@ -26,8 +27,8 @@ export async function checkImageBackend(
         signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
       });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      const why = cause ?? (error instanceof Error ? error.message : String(error));
+      const why =
+        unreachableReason(error) ?? (error instanceof Error ? error.message : String(error));
       throw new Error(`cannot reach ${url} (${why}): is the server running? check ${variable}`);
     }
     if (!response.ok) throw new Error(`${url} answered HTTP ${response.status}; check ${variable}`);
