@@ -3,16 +3,17 @@
  * matched to the generation that was posted for it, their current answers, and recording an
  * answer as votes (rater `web:<name>`, source "web") exactly once however often it is sent.
  *
- * A plan item is matched to its generation by study, arm, subject and seed (the poster imagines
- * each item with exactly those); when an item was posted twice (a crash between posting and
- * marking it posted) the earliest generation counts, as in chat. Items not posted yet are shown
+ * A plan item is matched to its generation by core's planItemOf (the plan item id the poster
+ * stored, else arm, subject and seed); when an item was posted twice (a crash between posting
+ * and marking it posted) the earliest generation counts, as in chat. Items not posted yet are shown
  * as "not ready" and cannot be answered.
  */
 import { stat } from "node:fs/promises";
 import type { Invite } from "../../core/study/invite.js";
 import type { StudyManager } from "../../core/study/manager.js";
-import { type PlanItem, planSurveys } from "../../core/study/plan.js";
+import { type PlanItem, planSurveys, type StudyPlan } from "../../core/study/plan.js";
 import type { StudyRecord } from "../../core/study/record.js";
+import { planItemOf } from "../../core/study/results.js";
 import {
   DIMENSIONS,
   type Dimension,
@@ -105,7 +106,7 @@ export class Surveys {
         study,
         index,
         items: items.map((item, i) => {
-          const generation = index.get(itemKey(item));
+          const generation = index.get(item.id);
           return { position: i + 1, item, ...(generation ? { generation } : {}) };
         }),
       };
@@ -224,11 +225,11 @@ export class Surveys {
     items: readonly PlanItem[],
   ): Promise<Map<string, Generation>> {
     let index = this.indexes.get(study.id);
-    const complete = index !== undefined && items.every((item) => index?.byKey.has(itemKey(item)));
+    const complete = index !== undefined && items.every((item) => index?.byKey.has(item.id));
     if (index === undefined || (!complete && this.now() - index.at > INDEX_REFRESH_MS)) {
       if (index?.loading === undefined) {
         const entry = index ?? { at: 0, byKey: new Map<string, Generation>() };
-        entry.loading = this.load(study.id).then(
+        entry.loading = this.load(study).then(
           (byKey) => {
             entry.byKey = byKey;
             entry.at = this.now();
@@ -247,13 +248,16 @@ export class Surveys {
     return (this.indexes.get(study.id) as { byKey: Map<string, Generation> }).byKey;
   }
 
-  private async load(studyId: string): Promise<Map<string, Generation>> {
+  /** The study's posted generations by plan item id. */
+  private async load(study: StudyRecord): Promise<Map<string, Generation>> {
     const byKey = new Map<string, Generation>();
+    const itemOf = planItemOf(study.plan as StudyPlan);
     let count = 0;
     for await (const generation of this.votes.generations()) {
-      if (generation.studyId !== studyId) continue;
+      if (generation.studyId !== study.id) continue;
       count++;
-      const key = generationKey(generation);
+      const key = itemOf(generation)?.id;
+      if (key === undefined) continue;
       const known = byKey.get(key);
       if (
         known === undefined ||
@@ -263,26 +267,7 @@ export class Surveys {
         byKey.set(key, generation);
       }
     }
-    this.logger.debug({ studyId, generations: count }, "survey index loaded");
+    this.logger.debug({ studyId: study.id, generations: count }, "survey index loaded");
     return byKey;
   }
-}
-
-const itemKeys = new WeakMap<PlanItem, string>();
-
-function itemKey(item: PlanItem): string {
-  let key = itemKeys.get(item);
-  if (key === undefined) {
-    key = `${item.arm}\u0000${normalise(item.concept)}\u0000${item.seed}`;
-    itemKeys.set(item, key);
-  }
-  return key;
-}
-
-function generationKey(generation: Generation): string {
-  return `${generation.arm}\u0000${normalise(generation.subject)}\u0000${generation.seed}`;
-}
-
-function normalise(subject: string): string {
-  return subject.trim().replace(/\s+/g, " ").toLowerCase();
 }

@@ -154,24 +154,30 @@ export async function collectStudyRatings(
 }
 
 /**
- * Which survey ("1", "2", …) a batch study's generation belongs to: its plan item
- * (`generation.studyItem`, set by the poster), or for generations stored without one, the plan
- * item with the same concept, arm and seed. Undefined when neither finds an item.
+ * The plan item a batch study's generation was made for: its `studyItem` (set by the poster), or
+ * for generations stored without one, the item with the same concept (case and spacing aside),
+ * arm and seed. Undefined when neither finds one. Shared by results, exports and the web survey.
  */
-export function surveyOf(plan: StudyPlan): (generation: Generation) => string | undefined {
+export function planItemOf(plan: StudyPlan): (generation: Generation) => PlanItem | undefined {
   const byId = new Map(plan.items.map((item) => [item.id, item]));
   const byContent = new Map<string, PlanItem>();
   for (const item of plan.items) byContent.set(contentKey(item.concept, item.arm, item.seed), item);
+  return (generation) =>
+    (generation.studyItem === undefined ? undefined : byId.get(generation.studyItem)) ??
+    byContent.get(contentKey(generation.subject, generation.arm, generation.seed));
+}
+
+/** Which survey ("1", "2", …) a batch study's generation belongs to (see planItemOf). */
+export function surveyOf(plan: StudyPlan): (generation: Generation) => string | undefined {
+  const itemOf = planItemOf(plan);
   return (generation) => {
-    const item =
-      (generation.studyItem === undefined ? undefined : byId.get(generation.studyItem)) ??
-      byContent.get(contentKey(generation.subject, generation.arm, generation.seed));
+    const item = itemOf(generation);
     return item === undefined ? undefined : String(item.survey);
   };
 }
 
 function contentKey(concept: string, arm: string, seed: number): string {
-  return `${concept}\u0000${arm}\u0000${seed}`;
+  return `${concept.trim().replace(/\s+/g, " ").toLowerCase()}\u0000${arm}\u0000${seed}`;
 }
 
 /** Replays the event log into the current votes: add/replace set a vote, retract removes it. */
