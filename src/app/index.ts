@@ -22,7 +22,7 @@
  * ```
  */
 import { type Config, type LoadedConfig, loadConfig } from "../core/config.js";
-import { createImageBackend } from "../core/image/registry.js";
+import { openImageBackend } from "../core/image/backends.js";
 import { saveImage } from "../core/image/store.js";
 import { createLogger } from "../core/logger.js";
 import { createPipeline, type Pipeline } from "../core/pipeline.js";
@@ -99,7 +99,9 @@ export function openApp(options: AppOptions = {}): App {
     logger,
     arms,
     backend() {
-      backend ??= createImageBackend(config, secrets, { logger });
+      // With the queue on Redis, every worker counts the backends' slots there.
+      const sharedSlotsUrl = env.IMAGINE_QUEUE_URL?.trim() || undefined;
+      backend ??= openImageBackend(config, secrets, { logger, sharedSlotsUrl });
       return backend;
     },
     votes() {

@@ -10,6 +10,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
+import { BACKENDS_VARIABLE, backendNames, parseBackendList } from "./image/backendList.js";
 
 /** The package root: config/default.json and the shipped models live here. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -56,6 +57,39 @@ const remoteArmSchema = z
 const armSchema = z.discriminatedUnion("kind", [onnxArmSchema, remoteArmSchema]);
 
 const ARM_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/**
+ * One server of several (image.backends / IMAGE_BACKENDS, see src/core/image/pool.ts). Settings
+ * left out come from the single-backend ones (image.automatic1111.sampler, …, image.retries).
+ */
+const backendMemberSchema = z
+  .object({
+    /** Unique; default: its kind and position among that kind ("automatic1111-2"). */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "letters, digits, _ . - (at most 64)")
+      .optional(),
+    backend: z.enum(["huggingface", "automatic1111", "comfyui"]),
+    /** The server (automatic1111, comfyui) or a dedicated endpoint (huggingface). */
+    url: z.url().optional(),
+    /** Renders at once on this backend, across every worker when slots are shared. Default 1. */
+    concurrency: z.number().int().min(1).max(64).optional(),
+    /** Share of renders while several backends have room. Default 1. */
+    weight: z.number().positive().max(1000).optional(),
+    /** Retries on this backend before the pool tries another. Default 0. */
+    retries: z.number().int().min(0).max(10).optional(),
+    sampler: z.string().min(1).optional(),
+    workflowFile: z.string().min(1).optional(),
+    /** huggingface: the model id (default image.huggingface.model). */
+    model: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((member) => member.backend === "huggingface" || member.url !== undefined, {
+    path: ["url"],
+    message: "automatic1111 and comfyui backends need the server's url",
+  });
+
+export type BackendMemberConfig = z.infer<typeof backendMemberSchema>;
 
 export const configSchema = z
   .object({
@@ -113,6 +147,22 @@ export const configSchema = z
             workflowFile: z.string().min(1),
           })
           .strict(),
+        /** Several backends at once (IMAGE_BACKENDS); replaces image.backend when set. */
+        backends: z.array(backendMemberSchema).optional(),
+        /** How the pool of image.backends takes backends out of rotation and back. */
+        pool: z
+          .object({
+            /** First time out of rotation after a failure; doubles per consecutive failure. */
+            backoffBaseMs: z.number().int().min(10),
+            backoffMaxMs: z.number().int().min(10),
+            /** Health calls to backends in rotation; 0 turns them off. */
+            healthIntervalMs: z.number().int().min(0),
+            /** A worker's slot on a backend lapses this long after it stops renewing it. */
+            leaseTtlMs: z.number().int().min(1000),
+          })
+          .partial()
+          .strict()
+          .optional(),
       })
       .strict(),
     /** The job queue in front of prompt generation and rendering. */
@@ -188,6 +238,24 @@ export const configSchema = z
         message: `"${config.defaultArm}" is not one of the configured arms (${Object.keys(config.arms).join(", ") || "none"})`,
       });
     }
+    const members = config.image.backends ?? [];
+    if (members.length > 0 && config.image.backend !== null) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["image", "backend"],
+        message: `image.backends (${BACKENDS_VARIABLE}) lists the backends: leave image.backend (IMAGE_BACKEND) unset`,
+      });
+    }
+    const names = backendNames(members);
+    for (const [index, name] of names.entries()) {
+      if (names.indexOf(name) !== index) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["image", "backends", index, "name"],
+          message: `"${name}" names two backends; give each a unique name`,
+        });
+      }
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;
@@ -260,12 +328,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     setAt(merged, path, setting.isPath ? resolve(value) : value);
     fromEnv.set(path.join("."), setting.variable);
   }
+  const backendList = env[BACKENDS_VARIABLE]?.trim();
+  if (backendList) {
+    const image = isPlainObject(merged.image) ? merged.image : {};
+    merged.image = {
+      ...image,
+      backends: resolveMemberPaths(parseBackendList(backendList), process.cwd()),
+    };
+    fromEnv.set("image.backends", BACKENDS_VARIABLE);
+  }
 
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const path = issue.path.join(".");
-      const variable = fromEnv.get(path);
+      const variable = variableFor(fromEnv, path);
       return `  - ${path || "(root)"}: ${issue.message}${variable ? ` (set by ${variable})` : ""}`;
     });
     throw new ConfigError(
@@ -274,6 +351,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   }
   checkDirectories(parsed.data, fromEnv);
   return { config: parsed.data, secrets: readSecrets(env), sources };
+}
+
+/** The variable that set this setting or the list or object it is in (IMAGE_BACKENDS). */
+function variableFor(fromEnv: Map<string, string>, path: string): string | undefined {
+  for (let at = path; at !== ""; at = at.includes(".") ? at.slice(0, at.lastIndexOf(".")) : "") {
+    const variable = fromEnv.get(at);
+    if (variable) return variable;
+  }
+  return undefined;
 }
 
 function readSecrets(env: NodeJS.ProcessEnv): Secrets {
@@ -331,6 +417,9 @@ function resolvePaths(layer: Json, base: string, dataBase = base): Json {
       comfyui: { ...image.comfyui, workflowFile: resolvePath(image.comfyui.workflowFile) },
     };
   }
+  if (isPlainObject(out.image) && Array.isArray(out.image.backends)) {
+    out.image = { ...out.image, backends: resolveMemberPaths(out.image.backends, base) };
+  }
   if (out.arms && typeof out.arms === "object") {
     const arms: Json = {};
     for (const [name, arm] of Object.entries(out.arms as Json)) {
@@ -342,6 +431,15 @@ function resolvePaths(layer: Json, base: string, dataBase = base): Json {
     out.arms = arms;
   }
   return out;
+}
+
+/** A ComfyUI member's workflowFile, relative to the file (or working directory) that set it. */
+function resolveMemberPaths(members: unknown[], base: string): unknown[] {
+  return members.map((member) =>
+    isPlainObject(member) && typeof member.workflowFile === "string"
+      ? { ...member, workflowFile: resolve(base, member.workflowFile) }
+      : member,
+  );
 }
 
 function deepMerge(base: Json, override: Json): Json {

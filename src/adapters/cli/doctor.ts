@@ -11,6 +11,7 @@ import { mkdir, rm, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { type App, openApp } from "../../app/index.js";
+import { configuredBackends, hasBackendList } from "../../core/image/backends.js";
 import { checkImageBackend } from "../../core/image/health.js";
 import { createLogger } from "../../core/logger.js";
 import { readWebSettings, WEB_SECRET_VARIABLE } from "../../core/study/webSettings.js";
@@ -93,10 +94,20 @@ async function checkOpened(app: App, env: NodeJS.ProcessEnv, check: Check): Prom
     });
   }
 
-  await check("image backend", async () => {
-    const health = await checkImageBackend(config, secrets);
-    return `${health.backend}: ${health.detail}`;
-  });
+  if (hasBackendList(config)) {
+    // One line per backend of image.backends, each with its own health call.
+    for (const backend of configuredBackends(config, secrets)) {
+      await check(`image backend ${backend.name}`, async () => {
+        const health = await checkImageBackend(backend.config, secrets);
+        return `${health.backend}: ${health.detail} (concurrency ${backend.concurrency}, weight ${backend.weight})`;
+      });
+    }
+  } else {
+    await check("image backend", async () => {
+      const health = await checkImageBackend(config, secrets);
+      return `${health.backend}: ${health.detail}`;
+    });
+  }
 
   await check("vote store", async () => {
     await app.votes();
