@@ -303,6 +303,11 @@ export function createBackendPool(
           reject(error);
         }
       };
+      // An abort before the listener is added would never be heard.
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
       waiters.add(done);
       signal.addEventListener("abort", onAbort, { once: true });
       // Slots freed by other processes are not announced here.
