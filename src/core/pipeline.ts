@@ -410,7 +410,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       promptComplete: prompt.complete,
       seed: image.seed,
       image: {
-        backend: backend.name,
+        backend: image.backend ?? backend.name,
         model: image.model,
         width: image.width,
         height: image.height,

@@ -104,6 +104,8 @@ export interface RenderedImage {
   sampler?: string;
   /** The seed the backend used (some backends ignore the requested one). */
   seed: number;
+  /** Which server rendered it, when not the ImageBackend's own name (a pool's choice: "gpu1"). */
+  backend?: string;
 }
 
 /**

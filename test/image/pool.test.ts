@@ -100,6 +100,12 @@ describe("image backend pool", () => {
     expect(brokenStatus).toMatchObject({ name: "broken", state: "down", failures: 1 });
     expect(brokenStatus?.reason).toMatch(/HTTP 503/);
     expect(workingStatus).toMatchObject({ name: "working", state: "up" });
+
+    // Fixed: a health check run now (as a worker may at start) brings it back at once.
+    broken.down = false;
+    const checked = await pool.checkHealth();
+    expect(checked.map((s) => s.state)).toEqual(["up", "up"]);
+    expect((await pool.render(SMALL_REQUEST)).backend).toBe("broken");
   });
 
   it("brings a backend back after its backoff once its health call answers, doubling the wait while it does not", async () => {

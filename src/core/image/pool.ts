@@ -366,7 +366,8 @@ export function createBackendPool(
         try {
           const image = await state.member.backend.render({ ...request, signal });
           state.failures = 0;
-          return image;
+          // The generation record says which server rendered it, not "pool".
+          return { ...image, backend: image.backend ?? state.member.name };
         } catch (error) {
           if (signal.aborted) throwIfAborted(signal);
           const fault = isBackendFault(error);
