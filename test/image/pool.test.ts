@@ -108,6 +108,34 @@ describe("image backend pool", () => {
     expect((await pool.render(SMALL_REQUEST)).backend).toBe("broken");
   });
 
+  it("counts renders that fail together on a server going down as one failure", async () => {
+    const [broken, working] = [await fake(), await fake()];
+    broken.down = true;
+    const health = healthLog();
+    const pool = track(
+      poolFromConfig(
+        [
+          {
+            name: "broken",
+            backend: "automatic1111",
+            url: broken.url,
+            concurrency: 4,
+            weight: 1e3,
+          },
+          { name: "working", backend: "automatic1111", url: working.url, concurrency: 4 },
+        ],
+        {},
+        // 0: every render tries the heavy backend first.
+        { pool: { random: () => 0, onHealthChange: health.onHealthChange } },
+      ),
+    );
+    await Promise.all(Array.from({ length: 4 }, () => pool.render(SMALL_REQUEST)));
+    expect(broken.renders).toHaveLength(4);
+    expect(working.served).toBe(4);
+    expect(health.changes).toHaveLength(1);
+    expect(pool.status()[0]).toMatchObject({ state: "down", failures: 1 });
+  });
+
   it("brings a backend back after its backoff once its health call answers, doubling the wait while it does not", async () => {
     const [flaky, steady] = [await fake(), await fake()];
     flaky.down = true;

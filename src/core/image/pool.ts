@@ -147,6 +147,10 @@ interface MemberState {
   retryAt?: number;
   recheck?: NodeJS.Timeout;
   probing: boolean;
+  /** A recheck was asked for while a health call ran: run another when it ends. */
+  recheckAgain: boolean;
+  /** Counts departures from rotation, so a health answer older than a failure is ignored. */
+  epoch: number;
 }
 
 export function createBackendPool(
@@ -170,6 +174,8 @@ export function createBackendPool(
     up: true,
     failures: 0,
     probing: false,
+    recheckAgain: false,
+    epoch: 0,
   }));
 
   // Wakes renders waiting for a slot; `version` catches a wake-up between a look and the wait.
@@ -191,8 +197,12 @@ export function createBackendPool(
     weight: state.member.weight,
   });
 
-  function takeOut(state: MemberState, error: unknown): void {
+  /** Out of rotation after a failure; `byHealthCall` when the backoff's health call failed. */
+  function takeOut(state: MemberState, error: unknown, byHealthCall = false): void {
     if (lifetime.signal.aborted) return;
+    // Renders that were already running when it went down fail too: one failure, one backoff.
+    if (!state.up && !byHealthCall) return;
+    state.epoch++;
     state.failures++;
     const retryInMs = Math.min(
       settings.backoffMaxMs,
@@ -240,14 +250,26 @@ export function createBackendPool(
   }
 
   async function recheck(state: MemberState): Promise<void> {
-    if (state.probing || lifetime.signal.aborted) return;
+    if (lifetime.signal.aborted) return;
+    if (state.probing) {
+      state.recheckAgain = true;
+      return;
+    }
     state.probing = true;
+    const epoch = state.epoch;
     try {
       const failure = await probe(state);
-      if (failure === undefined) bringBack(state);
-      else takeOut(state, failure);
+      // A render that failed while the call ran is newer news than the call's answer.
+      if (epoch === state.epoch) {
+        if (failure === undefined) bringBack(state);
+        else takeOut(state, failure, true);
+      }
     } finally {
       state.probing = false;
+      if (state.recheckAgain) {
+        state.recheckAgain = false;
+        void recheck(state);
+      }
     }
   }
 
