@@ -5,6 +5,9 @@
  * lease lapses; a live render's lease is renewed. Each test writes under its own key prefix and
  * the run deletes them afterwards.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { resolve } from "node:path";
 import { createClient } from "@keyv/redis";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type BackendCapacity, redisCapacity } from "../../src/core/image/capacity.js";
@@ -13,6 +16,8 @@ import { seededRandom } from "../../src/core/random.js";
 import { PoolFakeA1111, poolFromConfig, SMALL_REQUEST } from "./poolFakes.js";
 
 const url = process.env.IMAGINE_TEST_REDIS_URL?.trim();
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const CAPACITY_MODULE = resolve(ROOT, "src/core/image/capacity.ts");
 const run = `t${Date.now().toString(36)}${process.pid.toString(36)}`;
 
 if (!url) {
@@ -82,18 +87,37 @@ if (!url) {
       expect(await second.tryAcquire("gpu1", 2)).toBeDefined();
     });
 
-    it("frees the slot of a process that died holding it once its lease lapses", async () => {
-      const dying = redisCapacity({ url: redisUrl, prefix, leaseTtlMs: 300 });
-      const survivor = slots(300);
-      expect(await dying.tryAcquire("gpu1", 1)).toBeDefined();
-      // Gone without releasing: its connection and its lease renewals stop.
-      await dying.close();
+    it("frees the slot of a worker process killed while holding it once its lease lapses", async () => {
+      const survivor = slots(400);
+      // A real process takes the slot, then is killed (SIGKILL: no release, no cleanup).
+      const worker = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          `import { redisCapacity } from ${JSON.stringify(CAPACITY_MODULE)};
+           const slots = redisCapacity({ url: ${JSON.stringify(redisUrl)}, prefix: ${JSON.stringify(prefix)}, leaseTtlMs: 400 });
+           const lease = await slots.tryAcquire("gpu1", 1);
+           console.log(lease ? "held" : "refused");
+           setInterval(() => {}, 1000);`,
+        ],
+        { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+      );
+      opened.push({ close: async () => void worker.kill("SIGKILL") });
+      const [line] = (await once(worker.stdout, "data")) as [Buffer];
+      expect(line.toString().trim()).toBe("held");
       expect(await survivor.tryAcquire("gpu1", 1)).toBeUndefined();
+      worker.kill("SIGKILL");
+      await once(worker, "exit");
       const waitedMs = await until(
         async () => (await survivor.tryAcquire("gpu1", 1)) !== undefined,
         5_000,
       );
-      expect(waitedMs).toBeGreaterThan(100);
+      // Not at once (the lease was live), and not later than its TTL plus a look or two.
+      expect(waitedMs).toBeGreaterThan(50);
+      expect(waitedMs).toBeLessThan(2_000);
     });
 
     it("renews a running render's lease, so a long render keeps its slot", async () => {

@@ -53,19 +53,21 @@ export function configuredBackends(config: Config, secrets: Secrets): Configured
   if (members.length === 0) {
     const kind = config.image.backend ?? inferBackend(config, secrets);
     const image = config.image;
-    const url =
+    const where =
       kind === "automatic1111"
         ? image.automatic1111.url
         : kind === "comfyui"
           ? image.comfyui.url
-          : (image.huggingface.endpointUrl ?? undefined);
+          : kind === "huggingface"
+            ? (image.huggingface.endpointUrl ?? image.huggingface.model)
+            : undefined;
     return [
       {
         name: kind,
         config: { ...config, image: { ...image, backend: kind } },
         concurrency: config.queue.concurrency,
         weight: 1,
-        description: describe(kind, url ?? image.huggingface.model),
+        description: describe(kind, where),
       },
     ];
   }
@@ -77,7 +79,10 @@ export function configuredBackends(config: Config, secrets: Secrets): Configured
     weight: member.weight ?? 1,
     description: describe(
       member.backend,
-      member.url ?? member.model ?? config.image.huggingface.model,
+      member.url ??
+        (member.backend === "huggingface"
+          ? (member.model ?? config.image.huggingface.model)
+          : undefined),
     ),
   }));
 }
