@@ -3,7 +3,10 @@
  * 127.0.0.1: failover, backoff and recovery, weights, per-backend concurrency, deadlines while
  * waiting, and the ImageBackend contract for a pool.
  */
+
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PACKAGE_ROOT } from "../../src/core/config.js";
 import { BotError } from "../../src/core/errors.js";
 import { openImageBackend } from "../../src/core/image/backends.js";
 import {
@@ -13,6 +16,7 @@ import {
 } from "../../src/core/image/pool.js";
 import { seededRandom } from "../../src/core/random.js";
 import { RemoteCallError } from "../../src/core/retry.js";
+import { FakeComfyUI } from "../fakes/comfyui.js";
 import { closedLoopbackPort } from "../fakes/loopback.js";
 import { imageConfig } from "./config.js";
 import { imageBackendContract } from "./contract.js";
@@ -47,6 +51,8 @@ imageBackendContract("pool of one automatic1111", async ({ retries, timeoutMs })
     stop: () => fake.stop(),
   };
 });
+
+const WORKFLOW = join(PACKAGE_ROOT, "config", "comfyui-txt2img.json");
 
 describe("image backend pool", () => {
   let fakes: PoolFakeA1111[];
@@ -169,6 +175,38 @@ describe("image backend pool", () => {
     expect(pool.status()[0]?.failures).toBe(0);
     const sequence = health.changes.filter((c) => c.member === "flaky").map((c) => c.retryInMs);
     expect(sequence.slice(0, 2)).toEqual([20, 40]);
+  });
+
+  it("routes to an AUTOMATIC1111 and a ComfyUI server alike, and health-checks both", async () => {
+    const a1111 = await fake();
+    const comfy = await new FakeComfyUI().start();
+    comfy.otherwise({ kind: "image" });
+    const pool = track(
+      poolFromConfig(
+        [
+          { name: "a1111", backend: "automatic1111", url: a1111.url },
+          { name: "comfy", backend: "comfyui", url: comfy.url, workflowFile: WORKFLOW },
+        ],
+        {},
+        // ComfyUI polls its history between checks; the fake answers at once.
+        { sleep: async () => {}, pool: { random: seededRandom(6).next } },
+      ),
+    );
+    try {
+      const images = [];
+      for (let i = 0; i < 12; i++) images.push(await pool.render({ ...SMALL_REQUEST, seed: i }));
+      const byBackend = images.map((image) => image.backend);
+      expect(byBackend.filter((b) => b === "a1111").length).toBe(a1111.served);
+      expect(byBackend.filter((b) => b === "comfy").length).toBe(comfy.renders.length);
+      expect(a1111.served).toBeGreaterThan(0);
+      expect(comfy.renders.length).toBeGreaterThan(0);
+      expect(a1111.served + comfy.renders.length).toBe(12);
+      expect((await pool.checkHealth()).map((s) => s.state)).toEqual(["up", "up"]);
+      expect(comfy.requests.some((r) => r.path === "/system_stats")).toBe(true);
+    } finally {
+      await pool.close();
+      await comfy.stop();
+    }
   });
 
   it("spreads renders by weight over many seeded picks", async () => {
