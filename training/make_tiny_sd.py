@@ -110,6 +110,21 @@ def _export(model: torch.nn.Module, args: Tuple, inputs: List[str], outputs: Lis
     return onnx.load_from_string(buffer.getvalue())
 
 
+def _declare_dims(model: onnx.ModelProto, dims: Dict[str, List]) -> onnx.ModelProto:
+    """Writes the contract's shapes onto the graph's inputs and outputs (ints fixed, strings named
+    dynamic axes): the exporter names output axes after internal nodes, or fixes ones that are dynamic."""
+    for value in [*model.graph.input, *model.graph.output]:
+        shape = value.type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims[value.name]:
+            dim = shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            else:
+                dim.dim_param = d
+    return model
+
+
 def to_float16_boundary(model: onnx.ModelProto) -> onnx.ModelProto:
     """fp16 weights and fp16 inputs/outputs, float32 arithmetic: each float initializer whose values
     are exactly representable in fp16 (all weights, which were rounded before export) is stored as
@@ -237,7 +252,14 @@ def write_model_dir(
         "vae_decoder": _export(vae, (torch.zeros(1, 4, latent, latent),), ["latent_sample"], ["sample"],
                                {"latent_sample": {0: "batch", 2: "height", 3: "width"}, "sample": {0: "batch", 2: "image_height", 3: "image_width"}}),
     }
+    io_dims = {
+        "text_encoder": {"input_ids": ["batch", MAX_TEXT_LENGTH], "last_hidden_state": ["batch", MAX_TEXT_LENGTH, d], "pooler_output": ["batch", d]},
+        "unet": {"sample": ["batch", 4, "height", "width"], "timestep": ["timestep_batch"],
+                 "encoder_hidden_states": ["batch", "sequence", d], "out_sample": ["batch", 4, "height", "width"]},
+        "vae_decoder": {"latent_sample": ["batch", 4, "height", "width"], "sample": ["batch", 3, "image_height", "image_width"]},
+    }
     for name, graph in graphs.items():
+        graph = _declare_dims(graph, io_dims[name])
         if fp16:
             graph = to_float16_boundary(graph)
         _save(graph, os.path.join(staging, name, "model.onnx"), external_data if name == "unet" else None)
