@@ -226,7 +226,15 @@ def components(runner: Runner, seed: int) -> Dict:
 
 
 def make_fixture(out: str, cases: Optional[List[Dict]] = None) -> Dict:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one summation order, so a rerun gives the same bytes
+    try:
+        return _make_fixture(out, cases)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_fixture(out: str, cases: Optional[List[Dict]]) -> Dict:
     os.makedirs(out, exist_ok=True)
     runners = {}
     for name, variant in VARIANTS.items():
