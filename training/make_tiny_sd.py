@@ -213,7 +213,7 @@ def learn_merges(p_name: str) -> List[Tuple[str, str]]:
 def write_model_dir(
     out: str, preset_name: str = "tiny", family: str = "sd1", dtype: str = "fp32", timestep_dtype: str = "int64",
     input_ids_dtype: str = "int32", scheduler: str = "euler", prediction: str = "epsilon",
-    external_data: Optional[str] = None, seed: int = 0,
+    external_data: Optional[str] = None, seed: int = 0, tokenizer_json: bool = False,
 ) -> None:
     if dtype not in ("fp32", "fp16"):
         raise ValueError(f"--dtype must be fp32 or fp16, not {dtype!r}")
@@ -234,7 +234,7 @@ def write_model_dir(
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     pad = sd_tokenizer.EOS if family == "sd1" else "!"
-    sd_tokenizer.write_tokenizer_dir(os.path.join(staging, "tokenizer"), merges, pad)
+    sd_tokenizer.write_tokenizer_dir(os.path.join(staging, "tokenizer"), merges, pad, tokenizer_json=tokenizer_json)
     os.makedirs(os.path.join(staging, "scheduler"))
     _dump_json(os.path.join(staging, "scheduler", "scheduler_config.json"), sched)
 
@@ -325,6 +325,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--scheduler", default="euler", choices=sorted(SCHEDULERS))
     ap.add_argument("--prediction", default="epsilon", choices=["epsilon", "v_prediction", "sample"])
     ap.add_argument("--external-data", default=None, help="store the UNet's weights in this file next to unet/model.onnx (bench default: model.onnx_data)")
+    ap.add_argument("--tokenizer-json", action="store_true", help="also write tokenizer/tokenizer.json (the fast-tokenizer file)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--flops", action="store_true", help="print the FLOPs of one UNet evaluation as JSON (no --out needed)")
     ap.add_argument("--flops-size", type=int, default=512, help="image size for --flops (latent = size / 8)")
@@ -341,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     write_model_dir(
         args.out, preset_name=args.preset, family=args.family, dtype=args.dtype, timestep_dtype=args.timestep_dtype,
         input_ids_dtype=args.input_ids_dtype, scheduler=args.scheduler, prediction=args.prediction,
-        external_data=external or None, seed=args.seed,
+        external_data=external or None, seed=args.seed, tokenizer_json=args.tokenizer_json,
     )
     print(f"wrote {args.out}")
 

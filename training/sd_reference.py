@@ -35,10 +35,11 @@ from sd_tokenizer import ClipTokenizer, build_vocab  # noqa: E402
 
 # The committed model variants: SD 1.x-like fp32 (int32 input_ids, int64 timestep, weights inside
 # the .onnx), and SD 2.x-like fp16 with v-prediction (int64 input_ids, float16 timestep, "!" pad,
-# linear transformer projections, the UNet's weights in an external data file).
+# linear transformer projections, the UNet's weights in an external data file, and a tokenizer.json
+# besides vocab.json/merges.txt: the Hub's exports come both ways).
 VARIANTS: Dict[str, Dict] = {
     "sd1": dict(family="sd1", dtype="fp32", timestep_dtype="int64", input_ids_dtype="int32", scheduler="euler", prediction="epsilon", external_data=None),
-    "sd2-fp16-v": dict(family="sd2", dtype="fp16", timestep_dtype="float32", input_ids_dtype="int64", scheduler="euler", prediction="v_prediction", external_data="weights.pb"),
+    "sd2-fp16-v": dict(family="sd2", dtype="fp16", timestep_dtype="float32", input_ids_dtype="int64", scheduler="euler", prediction="v_prediction", external_data="weights.pb", tokenizer_json=True),
 }
 
 # What a float32 pipeline is held to (the tests check that a float32 PyTorch run meets it; measured:

@@ -105,8 +105,9 @@ def build_vocab(merges: Sequence[Tuple[str, str]]) -> Dict[str, int]:
     return vocab
 
 
-def write_tokenizer_dir(out_dir: str, merges: Sequence[Tuple[str, str]], pad_token: str) -> None:
-    """Writes the four files of a diffusers tokenizer/ folder as the Hub's SD exports have them."""
+def write_tokenizer_dir(out_dir: str, merges: Sequence[Tuple[str, str]], pad_token: str, tokenizer_json: bool = False) -> None:
+    """Writes the four files of a diffusers tokenizer/ folder as the Hub's SD exports have them
+    (and tokenizer.json when asked)."""
     os.makedirs(out_dir, exist_ok=True)
     vocab = build_vocab(merges)
     if pad_token not in vocab:
@@ -134,6 +135,41 @@ def write_tokenizer_dir(out_dir: str, merges: Sequence[Tuple[str, str]], pad_tok
         "unk_token": special(EOS),
     }
     write_json(os.path.join(out_dir, "tokenizer_config.json"), config)
+    if tokenizer_json:
+        write_tokenizer_json(out_dir, merges, pad_token)
+
+
+# CLIP's pre-tokenizer pattern as Hugging Face tokenizers writes it in tokenizer.json (Rust regex syntax).
+HF_CLIP_PATTERN = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+
+
+def write_tokenizer_json(out_dir: str, merges: Sequence[Tuple[str, str]], pad_token: str) -> None:
+    """The fast-tokenizer file (tokenizer.json) as transformers' CLIPTokenizerFast saves it: NFC +
+    whitespace collapse + lower-case, CLIP's split pattern, byte-level alphabet, BPE with "</w>",
+    <|startoftext|> … <|endoftext|> around the ids, padding and truncation to 77 left to the pipeline
+    (as in the Hub's SD exports). Some exports ship it, many do not."""
+    vocab = build_vocab(merges)
+    from make_hf_style_fixture import write_json
+
+    def added(token: str) -> dict:
+        return {"id": vocab[token], "content": token, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": True}
+
+    write_json(os.path.join(out_dir, "tokenizer.json"), {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [added(BOS), added(EOS)],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"}, {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": HF_CLIP_PATTERN}, "behavior": "Removed", "invert": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": {"type": "RobertaProcessing", "sep": [EOS, vocab[EOS]], "cls": [BOS, vocab[BOS]],
+                           "trim_offsets": False, "add_prefix_space": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": EOS, "continuing_subword_prefix": "", "end_of_word_suffix": END_OF_WORD,
+                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": [f"{a} {b}" for a, b in merges]},
+    })
 
 
 class ClipTokenizer:
