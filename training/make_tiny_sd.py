@@ -173,6 +173,105 @@ def to_float16_boundary(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+# Operators the float16 conversion was written for (what these three models export to); another one
+# might need special inputs kept float32, like Resize's scales.
+FP16_GRAPH_OPS = {
+    "Add", "ArgMax", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "Cos", "Div", "Equal", "Erf", "Expand",
+    "Flatten", "Gather", "Gemm", "InstanceNormalization", "LayerNormalization", "MatMul", "Mul", "Range", "Reshape",
+    "Resize", "Shape", "Sigmoid", "Sin", "Slice", "Softmax", "Split", "Transpose", "Unsqueeze", "Where",
+}
+
+
+def to_float16_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A float16 model as fp16 Hub exports are: weights, activations and float inputs/outputs in float16.
+    Kept float32, as diffusers' fp16 UNet keeps them: the timestep embedding (every float tensor that
+    depends on the timestep input alone: sinusoids of t ≈ 999 lose their phase in float16) and
+    Resize's roi/scales inputs (float32 by the operator's definition). For the benchmarks: the
+    reference cannot follow float16 arithmetic (PyTorch 1.13 has no float16 convolution on CPU)."""
+    g = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model)
+    unknown = {n.op_type for n in g.node} - FP16_GRAPH_OPS
+    if unknown:
+        raise ValueError(f"to_float16_graph has not been checked with {sorted(unknown)}")
+    elem = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    for init in g.initializer:
+        elem[init.name] = init.data_type
+    constants = {init.name: init for init in g.initializer}
+    for node in g.node:
+        if node.op_type == "Constant" and node.attribute[0].name == "value":
+            constants[node.output[0]] = node
+            elem[node.output[0]] = node.attribute[0].t.data_type
+
+    # Which graph inputs each tensor's data depends on (a Shape output carries no data dependency).
+    deps: Dict[str, frozenset] = {i.name: frozenset([i.name]) for i in g.input}
+    for node in g.node:
+        d = frozenset() if node.op_type in ("Shape", "Constant") else frozenset().union(*(deps.get(i, frozenset()) for i in node.input if i))
+        for o in node.output:
+            deps[o] = d
+    is_float = lambda name: elem.get(name) == TensorProto.FLOAT  # noqa: E731
+    keep32 = {n for n, d in deps.items() if d == frozenset(["timestep"]) and is_float(n) and n not in constants}
+
+    fp16_copies: Dict[str, str] = {}
+    new_inits: List[onnx.TensorProto] = []
+    head: List[onnx.NodeProto] = []
+    casts: Dict[str, str] = {}
+
+    def as_fp16(name: str) -> str:
+        """The float16 version of a float32 tensor a float16 node consumes."""
+        if name in constants:
+            if name not in fp16_copies:
+                c = constants[name]
+                t = c if isinstance(c, onnx.TensorProto) else c.attribute[0].t
+                arr = numpy_helper.to_array(t).astype(np.float16)
+                fp16_copies[name] = name + "_fp16"
+                new_inits.append(numpy_helper.from_array(arr, name + "_fp16"))
+            return fp16_copies[name]
+        if name not in casts:  # a float32 activation (the timestep embedding) entering float16 arithmetic
+            casts[name] = name + "_fp16"
+            head.append(helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16, name=name + "_to_fp16"))
+        return casts[name]
+
+    nodes: List[onnx.NodeProto] = []
+    for node in g.node:
+        if node.op_type == "Constant":
+            nodes.append(node)  # consumers take a float16 copy where they need one
+            continue
+        float_outputs = [o for o in node.output if is_float(o)]
+        half_node = any(o not in keep32 for o in float_outputs) or (
+            not float_outputs and any(is_float(i) and i not in keep32 and i not in constants for i in node.input))
+        if half_node:
+            for k, name in enumerate(node.input):
+                if not name or not is_float(name):
+                    continue
+                if node.op_type == "Resize" and k in (1, 2):
+                    continue
+                if name in keep32 or name in constants:
+                    node.input[k] = as_fp16(name)
+            for a in node.attribute:
+                if node.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
+                    a.i = TensorProto.FLOAT16
+                if node.op_type == "ConstantOfShape" and a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
+        # The Casts this node needs go right before it (their inputs are produced earlier).
+        nodes.extend(head)
+        head.clear()
+        nodes.append(node)
+
+    used = {i for n in nodes for i in n.input}
+    kept_inits = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept_inits + new_inits)
+    del g.node[:]
+    g.node.extend(n for n in nodes if n.op_type != "Constant" or n.output[0] in used)
+    for v in [*g.input, *g.output]:
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT and v.name not in keep32 and v.name != "timestep":
+            v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    del g.value_info[:]
+    onnx.checker.check_model(model)
+    onnx.shape_inference.infer_shapes(model, strict_mode=True)  # every operator's input types agree
+    return model
+
+
 def _save(model: onnx.ModelProto, path: str, external_data: Optional[str]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if external_data:
@@ -213,7 +312,7 @@ def learn_merges(p_name: str) -> List[Tuple[str, str]]:
 def write_model_dir(
     out: str, preset_name: str = "tiny", family: str = "sd1", dtype: str = "fp32", timestep_dtype: str = "int64",
     input_ids_dtype: str = "int32", scheduler: str = "euler", prediction: str = "epsilon",
-    external_data: Optional[str] = None, seed: int = 0, tokenizer_json: bool = False,
+    external_data: Optional[str] = None, seed: int = 0, tokenizer_json: bool = False, fp16_arithmetic: bool = False,
 ) -> None:
     if dtype not in ("fp32", "fp16"):
         raise ValueError(f"--dtype must be fp32 or fp16, not {dtype!r}")
@@ -223,6 +322,8 @@ def write_model_dir(
         raise ValueError(f"--input-ids-dtype must be int32 or int64, not {input_ids_dtype!r}")
     if prediction not in ("epsilon", "v_prediction", "sample"):
         raise ValueError(f"--prediction must be epsilon, v_prediction or sample, not {prediction!r}")
+    if fp16_arithmetic and dtype != "fp16":
+        raise ValueError("--fp16-arithmetic needs --dtype fp16")
     sched = scheduler_config(scheduler, prediction)
     merges = learn_merges(preset_name)
     vocab_size = len(sd_tokenizer.build_vocab(merges))
@@ -261,7 +362,7 @@ def write_model_dir(
     for name, graph in graphs.items():
         graph = _declare_dims(graph, io_dims[name])
         if fp16:
-            graph = to_float16_boundary(graph)
+            graph = to_float16_graph(graph) if fp16_arithmetic else to_float16_boundary(graph)
         _save(graph, os.path.join(staging, name, "model.onnx"), external_data if name == "unet" else None)
 
     _dump_json(os.path.join(staging, "text_encoder", "config.json"), {
@@ -325,6 +426,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--scheduler", default="euler", choices=sorted(SCHEDULERS))
     ap.add_argument("--prediction", default="epsilon", choices=["epsilon", "v_prediction", "sample"])
     ap.add_argument("--external-data", default=None, help="store the UNet's weights in this file next to unet/model.onnx (bench default: model.onnx_data)")
+    ap.add_argument("--fp16-arithmetic", action="store_true",
+                    help="with --dtype fp16: float16 activations too (as fp16 Hub exports; for the memory benchmark), not float32 between Casts")
     ap.add_argument("--tokenizer-json", action="store_true", help="also write tokenizer/tokenizer.json (the fast-tokenizer file)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--flops", action="store_true", help="print the FLOPs of one UNet evaluation as JSON (no --out needed)")
@@ -343,6 +446,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         args.out, preset_name=args.preset, family=args.family, dtype=args.dtype, timestep_dtype=args.timestep_dtype,
         input_ids_dtype=args.input_ids_dtype, scheduler=args.scheduler, prediction=args.prediction,
         external_data=external or None, seed=args.seed, tokenizer_json=args.tokenizer_json,
+        fp16_arithmetic=args.fp16_arithmetic,
     )
     print(f"wrote {args.out}")
 

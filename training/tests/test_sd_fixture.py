@@ -10,9 +10,11 @@ import shutil
 import subprocess
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
+import make_tiny_sd
 import sd_reference
 from sd_schedulers import Scheduler
 
@@ -47,15 +49,20 @@ def test_fixture_is_small():
         assert models < 1_000_000
 
 
-def test_onnx_equals_pytorch_through_onnxruntime_node():
+def _verify_onnx(fixture, *extra):
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: the ONNX check runs onnxruntime-node (install Node ≥ 20 and run `npm ci`)")
     if not os.path.isdir(os.path.join(ROOT, "node_modules", "onnxruntime-node")):
         pytest.fail(f"{ROOT}/node_modules/onnxruntime-node is missing: run `npm ci` in the repository root first")
-    run = subprocess.run([node, os.path.join("training", "verify_sd_onnx.mjs"), FIXTURE], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([node, os.path.join("training", "verify_sd_onnx.mjs"), str(fixture), *extra],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    report = json.loads(run.stdout)
+    return json.loads(run.stdout)
+
+
+def test_onnx_equals_pytorch_through_onnxruntime_node():
+    report = _verify_onnx(FIXTURE)
     checked = {k: v for k, v in report.items() if not k.endswith("/types")}
     assert len(checked) == 2 * 2 * 4 and all(v["ok"] for v in checked.values())
     assert all(v["maxAbsDiff"] <= 1e-5 for k, v in checked.items() if k.startswith("sd1/"))
@@ -136,3 +143,24 @@ def test_unet_timesteps_follow_the_declared_type(reference):
     assert linspace["timesteps"] == [999.0, 499.5, 0.0] and linspace["unet_timesteps"] == [999, 499, 0]  # int64 truncates
     fp16 = next(c for c in reference["cases"] if c["name"] == "sd2-fp16-v-euler-ancestral-linspace")
     assert fp16["unet_timesteps"] == [999.0, 499.5, 0.0]  # exactly representable in float16
+
+
+def test_float16_arithmetic_export_runs_and_stays_close(tmp_path):
+    # --fp16-arithmetic (the memory benchmark's kind of model): float16 activations, except the
+    # timestep embedding. The reference cannot follow float16 arithmetic; it must stay close to it.
+    variant = dict(family="sd1", dtype="fp16", timestep_dtype="int64", input_ids_dtype="int32")
+    make_tiny_sd.write_model_dir(str(tmp_path / "m"), fp16_arithmetic=True, **variant)
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "m" / "unet" / "model.onnx")))
+    types = {v.name: v.type.tensor_type.elem_type for v in m.graph.value_info}
+    sinusoid = [n for n in m.graph.node if n.op_type in ("Sin", "Cos")]
+    assert len(sinusoid) == 2 and all(types[n.input[0]] == onnx.TensorProto.FLOAT for n in sinusoid)
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    assert convs and all(types.get(n.output[0]) == onnx.TensorProto.FLOAT16 for n in convs if n.output[0] in types)
+    runner = sd_reference.Runner(str(tmp_path / "m"), variant)
+    with open(tmp_path / "reference.json", "w") as f:
+        json.dump({"variants": {"m": {"dir": "m"}}, "components": {"m": sd_reference.components(runner, 100)}}, f)
+    report = _verify_onnx(tmp_path, "--atol", "0.01")
+    assert all(v["ok"] for k, v in report.items() if not k.endswith("/types"))
+    assert max(v["maxAbsDiff"] for k, v in report.items() if not k.endswith("/types")) > 1e-4  # it really is float16 arithmetic
+    with pytest.raises(ValueError, match="needs --dtype fp16"):
+        make_tiny_sd.write_model_dir(str(tmp_path / "x"), fp16_arithmetic=True)
