@@ -143,6 +143,9 @@ def write_tokenizer_dir(out_dir: str, merges: Sequence[Tuple[str, str]], pad_tok
 HF_CLIP_PATTERN = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 
 
+MERGES_PLACEHOLDER = "@@merges@@"
+
+
 def write_tokenizer_json(out_dir: str, merges: Sequence[Tuple[str, str]], pad_token: str) -> None:
     """The fast-tokenizer file (tokenizer.json) as transformers' CLIPTokenizerFast saves it: NFC +
     whitespace collapse + lower-case, CLIP's split pattern, byte-level alphabet, BPE with "</w>",
@@ -154,7 +157,8 @@ def write_tokenizer_json(out_dir: str, merges: Sequence[Tuple[str, str]], pad_to
     def added(token: str) -> dict:
         return {"id": vocab[token], "content": token, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": True}
 
-    write_json(os.path.join(out_dir, "tokenizer.json"), {
+    path = os.path.join(out_dir, "tokenizer.json")
+    write_json(path, {
         "version": "1.0",
         "truncation": None,
         "padding": None,
@@ -168,8 +172,14 @@ def write_tokenizer_json(out_dir: str, merges: Sequence[Tuple[str, str]], pad_to
                            "trim_offsets": False, "add_prefix_space": False},
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         "model": {"type": "BPE", "dropout": None, "unk_token": EOS, "continuing_subword_prefix": "", "end_of_word_suffix": END_OF_WORD,
-                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": [f"{a} {b}" for a, b in merges]},
+                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": MERGES_PLACEHOLDER},
     })
+    # biome puts a long array of strings one per line (make_hf_style_fixture fills only number arrays well).
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    block = "[\n" + ",\n".join(" " * 6 + json.dumps(f"{a} {b}") for a, b in merges) + "\n    ]"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.replace(json.dumps(MERGES_PLACEHOLDER), block))
 
 
 class ClipTokenizer:

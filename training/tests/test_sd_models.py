@@ -199,3 +199,17 @@ def test_bad_arguments_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_tiny_sd.write_model_dir(str(tmp_path / "x"), **kwargs)
     assert not (tmp_path / "x").exists()
+
+
+def test_tokenizer_json_matches_vocab_and_merges(tmp_path):
+    merges = make_tiny_sd.learn_merges("tiny")
+    sd_tokenizer.write_tokenizer_dir(str(tmp_path), merges, "!", tokenizer_json=True)
+    with open(tmp_path / "tokenizer.json", encoding="utf-8") as f:
+        fast = json.load(f)
+    with open(tmp_path / "vocab.json", encoding="utf-8") as f:
+        assert fast["model"]["vocab"] == json.load(f)
+    with open(tmp_path / "merges.txt", encoding="utf-8") as f:
+        assert fast["model"]["merges"] == f.read().splitlines()[1:]
+    assert fast["model"]["end_of_word_suffix"] == "</w>" and fast["model"]["unk_token"] == sd_tokenizer.EOS
+    assert [t["content"] for t in fast["added_tokens"]] == [sd_tokenizer.BOS, sd_tokenizer.EOS]
+    assert fast["post_processor"]["cls"] == [sd_tokenizer.BOS, 712] and fast["post_processor"]["sep"] == [sd_tokenizer.EOS, 713]
