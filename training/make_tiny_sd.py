@@ -287,7 +287,7 @@ def round_weights_to_fp16(*models: torch.nn.Module) -> None:
                 t.copy_(t.half().float())
 
 
-def make_models(p: Preset, family: str, seed: int, fp16: bool) -> Tuple[ClipTextEncoder, UNet, VaeDecoder]:
+def make_models(p: Preset, seed: int, fp16: bool) -> Tuple[ClipTextEncoder, UNet, VaeDecoder]:
     """The three modules exactly as exported (fp16: weights already rounded to fp16)."""
     text, unet, vae = build_models(p, seed)
     if fp16:
@@ -329,7 +329,7 @@ def write_model_dir(
     vocab_size = len(sd_tokenizer.build_vocab(merges))
     p = family_preset(preset_name, family, vocab_size)
     fp16 = dtype == "fp16"
-    text, unet, vae = make_models(p, family, seed, fp16)
+    text, unet, vae = make_models(p, seed, fp16)
 
     staging = out.rstrip("/") + ".partial"
     shutil.rmtree(staging, ignore_errors=True)

@@ -111,7 +111,7 @@ class Runner:
         self.compute = compute
         merges = make_tiny_sd.learn_merges("tiny")
         self.preset = make_tiny_sd.family_preset("tiny", variant["family"], len(build_vocab(merges)))
-        text, unet, vae = make_tiny_sd.make_models(self.preset, variant["family"], seed, self.fp16)
+        text, unet, vae = make_tiny_sd.make_models(self.preset, seed, self.fp16)
         self.text, self.unet, self.vae = text.to(compute), unet.to(compute), vae.to(compute)
         self.tokenizer = ClipTokenizer(os.path.join(model_dir, "tokenizer"))
         with open(os.path.join(model_dir, "vae_decoder", "config.json")) as f:
