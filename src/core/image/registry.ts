@@ -11,6 +11,7 @@ import { createAutomatic1111Backend } from "./automatic1111.js";
 import { createComfyUIBackend } from "./comfyui.js";
 import type { BackendRuntimeOptions } from "./http.js";
 import { createHuggingFaceImageBackend } from "./huggingface.js";
+import { createLocalImageBackend } from "./local/backend.js";
 
 export interface ImageBackendOptions {
   logger?: Logger;
@@ -84,10 +85,12 @@ export function createImageBackend(
         url: image.comfyui.url,
         workflowFile: image.comfyui.workflowFile,
       });
+    case "local":
+      return createLocalImageBackend({ ...image.local, logger: options.logger });
     default: {
       const unknown: never = image.backend as never;
       throw new ConfigError(
-        `IMAGE_BACKEND "${String(unknown)}" is not one of huggingface, automatic1111, comfyui`,
+        `IMAGE_BACKEND "${String(unknown)}" is not one of huggingface, automatic1111, comfyui, local`,
       );
     }
   }
