@@ -12,6 +12,9 @@
  *   settings give the same latents and, through sharp, the same PNG bytes on the same machine.
  * - The signal is checked before each step and before decoding; onStep reports each step.
  */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { BotError, UserError } from "../../errors.js";
 import type { Logger } from "../../types.js";
@@ -417,7 +420,11 @@ async function chooseProvider(
   settings: SessionSettings,
 ): Promise<"cpu" | "cuda"> {
   if (settings.device === "cpu") return "cpu";
-  const offered = ort.listSupportedBackends().some((backend) => backend.name === "cuda");
+  // onnxruntime-node lists CUDA even where its provider library was not installed
+  // (ONNXRUNTIME_NODE_INSTALL=skip, macOS); trying it there only logs a load failure.
+  const offered =
+    ort.listSupportedBackends().some((backend) => backend.name === "cuda") &&
+    cudaProviderInstalled();
   if (!offered) {
     if (settings.device === "cuda") {
       throw new UserError(
@@ -445,6 +452,21 @@ async function chooseProvider(
       "CUDA execution provider unavailable; rendering on the CPU",
     );
     return "cpu";
+  }
+}
+
+/** The CUDA provider library beside onnxruntime-node's binding (its install script fetches it on Linux x64). */
+function cudaProviderInstalled(): boolean {
+  try {
+    const root = dirname(createRequire(import.meta.url).resolve("onnxruntime-node/package.json"));
+    const folder = join(root, "bin", "napi-v6", process.platform, process.arch);
+    const library =
+      process.platform === "win32"
+        ? "onnxruntime_providers_cuda.dll"
+        : "libonnxruntime_providers_cuda.so";
+    return existsSync(join(folder, library));
+  } catch {
+    return false;
   }
 }
 
