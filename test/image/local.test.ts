@@ -203,7 +203,7 @@ describe("local Stable Diffusion backend", () => {
     try {
       const events: ImagineProgress[] = [];
       await pipeline.imagine(
-        { subject: "a lighthouse", requester: "u1", count: 1, seed: 7 },
+        { subject: "a lighthouse", requester: "u1", platform: "cli", count: 1, seed: 7 },
         (event) => events.push(event),
       );
       expect(events.filter((event) => event.kind === "rendering")).toEqual([
