@@ -19,6 +19,7 @@
  *
  *   npm run bench:sd                                   # fp16 stand-in, 4 steps
  *   npm run bench:sd -- --dtype fp32 --steps 3
+ *   npm run bench:sd -- --arena                        # onnxruntime's CPU memory arena on
  *   npm run bench:sd -- --maker /path/to/make_tiny_sd.py --model DIR
  *   npm run -s bench:sd -- --json                      # last line: one JSON object
  */
@@ -42,6 +43,7 @@ const { values: flags } = parseArgs({
     steps: { type: "string", default: "4" },
     size: { type: "string", default: "512" },
     threads: { type: "string", default: "0" },
+    arena: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -97,7 +99,11 @@ const unetFlops = flopsReport.unet_flops;
 const rssBefore = procStatus("VmRSS");
 const model = readSdModelDirectory(modelDir);
 const scheduler = schedulerConfigFrom(model.scheduler, modelDir, "euler");
-const pipeline = await StableDiffusionPipeline.load(model, scheduler, { device: "cpu", threads });
+const pipeline = await StableDiffusionPipeline.load(model, scheduler, {
+  device: "cpu",
+  threads,
+  memoryArena: flags.arena,
+});
 const rssLoaded = procStatus("VmRSS");
 const request = {
   prompt: "a lighthouse on a cliff at sunset, oil painting",
@@ -265,6 +271,7 @@ const figures = {
   size,
   steps,
   threads: threads || "onnxruntime default (all cores)",
+  memoryArena: flags.arena,
   cpus: (await import("node:os")).cpus().length,
   unetParameters: flopsReport.unet_parameters,
   unetGflops: unetFlops / 1e9,
@@ -288,7 +295,9 @@ const figures = {
   },
 };
 
-log(`model ${modelDir} (${flags.dtype}), ${size}×${size}, ${steps} steps, no guidance`);
+log(
+  `model ${modelDir} (${flags.dtype}), ${size}×${size}, ${steps} steps, no guidance, memory arena ${flags.arena ? "on" : "off"}`,
+);
 log(
   `UNet: ${(flopsReport.unet_parameters / 1e6).toFixed(1)}M parameters, ${(unetFlops / 1e9).toFixed(1)} GFLOP per call`,
 );

@@ -35,7 +35,7 @@ function filesUnder(dir: string): Record<string, Buffer> {
 }
 
 /** The stand-in as a Hub export publishes it: plus a VAE encoder, a README and a licence. */
-const REPO_FILES = {
+const REPO_FILES: Record<string, Buffer | string> = {
   ...filesUnder(STAND_IN),
   "vae_encoder/model.onnx": Buffer.alloc(50_000, 7),
   "README.md": "# an SD export\n",
@@ -99,7 +99,7 @@ describe("models pull, Stable Diffusion layout", () => {
     expect(hub.resolves("vae_encoder/model.onnx")).toHaveLength(0);
     for (const file of result.files) {
       expect(sha256(readFileSync(join(result.dir, file.path)))).toBe(
-        sha256(REPO_FILES[file.path as keyof typeof REPO_FILES] as Buffer),
+        sha256(REPO_FILES[file.path] as Buffer),
       );
     }
     const backend = createLocalImageBackend({ modelDir: result.dir, device: "cpu" });

@@ -29,6 +29,12 @@ export interface SessionSettings {
   device: Device;
   /** onnxruntime intra-op threads; 0 = onnxruntime's default (every core). */
   threads: number;
+  /**
+   * onnxruntime's CPU memory arena; default off. The arena keeps a run's activations and grows
+   * in power-of-two chunks: at 512×512 the bench's resident memory was 3.2 GB with it against
+   * 1.6 GB without (weights + onnxruntime's reported activation peaks: 1.5 GB).
+   */
+  memoryArena?: boolean;
   logger?: Logger;
 }
 
@@ -171,7 +177,8 @@ export class StableDiffusionPipeline {
     settings: SessionSettings,
   ): Promise<StableDiffusionPipeline> {
     const provider = await chooseProvider(model, settings);
-    const open = (path: string) => openSession(path, provider, settings.threads);
+    const open = (path: string) =>
+      openSession(path, provider, settings.threads, settings.memoryArena ?? false);
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const path of [model.textEncoder, model.unet, model.vaeDecoder])
@@ -436,7 +443,7 @@ async function chooseProvider(
   }
   try {
     // The smallest of the three models proves the CUDA provider loads before the UNet is read.
-    const probe = await openSession(model.textEncoder, "cuda", settings.threads);
+    const probe = await openSession(model.textEncoder, "cuda", settings.threads, true);
     await probe.release();
     return "cuda";
   } catch (error) {
@@ -474,6 +481,7 @@ async function openSession(
   path: string,
   provider: "cpu" | "cuda",
   threads: number,
+  memoryArena: boolean,
 ): Promise<ort.InferenceSession> {
   try {
     return await ort.InferenceSession.create(path, {
@@ -481,6 +489,7 @@ async function openSession(
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       ...(threads ? { intraOpNumThreads: threads } : {}),
+      enableCpuMemArena: memoryArena,
       logSeverityLevel: 3,
     });
   } catch (error) {
