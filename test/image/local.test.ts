@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/core/config.js";
 import { BotError, ConfigError } from "../../src/core/errors.js";
 import { createLocalImageBackend } from "../../src/core/image/local/backend.js";
 import { createImageBackend } from "../../src/core/image/registry.js";
@@ -182,6 +183,28 @@ describe("local Stable Diffusion backend", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("reads SD_MODEL_DIR (resolved), SD_SCHEDULER and SD_DEVICE, naming the variable when one is wrong", () => {
+    const env = {
+      IMAGE_BACKEND: "local",
+      SD_MODEL_DIR: "test/fixtures/tiny-sd/sd1",
+      SD_SCHEDULER: "ddim",
+    };
+    const { config } = loadConfig(env);
+    expect(config.image.backend).toBe("local");
+    expect(config.image.local).toMatchObject({
+      modelDir: resolve("test/fixtures/tiny-sd/sd1"),
+      scheduler: "ddim",
+      device: "auto",
+      concurrency: 1,
+    });
+    expect(() => loadConfig({ ...env, SD_SCHEDULER: "dpm++" })).toThrow(
+      /image.local.scheduler.*set by SD_SCHEDULER/,
+    );
+    expect(() => loadConfig({ ...env, SD_DEVICE: "tpu" })).toThrow(
+      /image.local.device.*set by SD_DEVICE/,
+    );
   });
 
   it("emits 'rendering' progress with the step through the imagine pipeline", async () => {
