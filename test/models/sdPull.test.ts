@@ -34,10 +34,11 @@ function filesUnder(dir: string): Record<string, Buffer> {
   return files;
 }
 
-/** The stand-in as a Hub export publishes it: plus a VAE encoder, a README and a licence. */
+/** The stand-in as a Hub export publishes it: plus a VAE encoder, a ControlNet, a README and a licence. */
 const REPO_FILES: Record<string, Buffer | string> = {
   ...filesUnder(STAND_IN),
   "vae_encoder/model.onnx": Buffer.alloc(50_000, 7),
+  "controlnet/model.onnx": Buffer.alloc(50_000, 8),
   "README.md": "# an SD export\n",
   LICENSE: "licence text\n",
 };
@@ -77,18 +78,18 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
 describe("models pull, Stable Diffusion layout", () => {
   it("names the image aliases' repositories", () => {
     expect(resolveSource("sd-turbo")).toMatchObject({
-      repo: "onnxruntime/sd-turbo",
+      repo: "TensorStack/SD-Turbo-onnx",
       name: "sd-turbo",
     });
     expect(resolveSource("sd21").repo).toBe("IlyasMoutawwakil/stable-diffusion-2-1-onnx");
   });
 
   it("fetches what text-to-image needs, verified, with the graph's external data, and it renders", async () => {
-    hub.addRepo("onnxruntime/sd-turbo", REPO_FILES, { license: "sai-nc-community" });
+    hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES, { license: "sai-nc-community" });
     const result = await pull();
     expect(result).toMatchObject({
       kind: "stable-diffusion",
-      repo: "onnxruntime/sd-turbo",
+      repo: "TensorStack/SD-Turbo-onnx",
       license: "sai-nc-community",
     });
     const paths = result.files.map((file) => file.path).sort();
@@ -96,6 +97,7 @@ describe("models pull, Stable Diffusion layout", () => {
     expect(paths).toContain("vae_decoder/config.json");
     expect(paths).not.toContain("vae_encoder/model.onnx");
     expect(paths).not.toContain("README.md");
+    expect(hub.resolves("controlnet/model.onnx")).toHaveLength(0);
     expect(hub.resolves("vae_encoder/model.onnx")).toHaveLength(0);
     for (const file of result.files) {
       expect(sha256(readFileSync(join(result.dir, file.path)))).toBe(
@@ -112,7 +114,7 @@ describe("models pull, Stable Diffusion layout", () => {
         guidance: 3,
         seed: 1,
       });
-      expect(image.model).toBe("onnxruntime/sd-turbo"); // from the pull's manifest
+      expect(image.model).toBe("TensorStack/SD-Turbo-onnx"); // from the pull's manifest
       expect((await sharp(image.png).metadata()).width).toBe(64);
     } finally {
       await backend.close();
@@ -126,7 +128,7 @@ describe("models pull, Stable Diffusion layout", () => {
   });
 
   it("resumes an interrupted download of the UNet's weights with a Range request", async () => {
-    hub.addRepo("onnxruntime/sd-turbo", REPO_FILES);
+    hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES);
     hub.fault(WEIGHTS, { kind: "cut", afterBytes: 40_000 });
     const error = await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
     expect(error).toBeInstanceOf(RemoteCallError);
@@ -142,7 +144,7 @@ describe("models pull, Stable Diffusion layout", () => {
   });
 
   it("refuses a corrupted file and keeps no directory", async () => {
-    hub.addRepo("onnxruntime/sd-turbo", REPO_FILES);
+    hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES);
     hub.fault("unet/model.onnx", { kind: "corrupt" });
     const error = await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
     expect(error.message).toMatch(/corrupt/);
@@ -151,7 +153,7 @@ describe("models pull, Stable Diffusion layout", () => {
 
   it("names a missing part of the layout before downloading the large files", async () => {
     const { "vae_decoder/model.onnx": _, ...withoutVae } = REPO_FILES;
-    hub.addRepo("onnxruntime/sd-turbo", withoutVae);
+    hub.addRepo("TensorStack/SD-Turbo-onnx", withoutVae);
     const error = await failure(pull());
     expect(error).toBeInstanceOf(UserError);
     expect(error.message).toMatch(

@@ -147,16 +147,17 @@ export const MODEL_ALIASES: Record<string, ModelAlias> = {
     maxNewTokens: 60,
   },
   /**
-   * Image model for IMAGE_BACKEND=local: SD-Turbo (stabilityai/sd-turbo, 512×512, 1–4 steps,
-   * no guidance) as Microsoft exported it for onnxruntime with Olive. onnxruntime/sd-turbo:
-   * model_index.json, scheduler/ (EulerDiscreteScheduler, trailing), tokenizer/ (vocab.json,
-   * merges.txt), text_encoder/, unet/, vae_decoder/, vae_encoder/ (not fetched), each with a
-   * model.onnx. Licence: Stability AI Non-Commercial Research Community License.
+   * Image model for IMAGE_BACKEND=local: SD-Turbo (stabilityai/sd-turbo, 512×512, 1–4 steps, no
+   * guidance) as TensorStack exported it for OnnxStack, which runs it on CPU and DirectML:
+   * model_index.json, scheduler/, tokenizer/, text_encoder/, unet/, vae_decoder/ (+ config.json),
+   * and vae_encoder/ and controlnet/ (not fetched). Not onnxruntime/sd-turbo: Olive's exports
+   * there are optimized for the CUDA execution provider (its sdxl-turbo sibling says it cannot
+   * run on CPU). Licence: Stability AI Non-Commercial Research Community License.
    */
   "sd-turbo": {
     kind: "stable-diffusion",
-    repo: "onnxruntime/sd-turbo",
-    description: "SD-Turbo image model (1–4 steps, 512×512), ONNX export by onnxruntime",
+    repo: "TensorStack/SD-Turbo-onnx",
+    description: "SD-Turbo image model (1–4 steps, 512×512), ONNX export by TensorStack",
     license: "sai-nc-community",
     tags: null,
   },
