@@ -20,6 +20,7 @@
  *   npm run bench:sd                                   # fp16 stand-in, 4 steps
  *   npm run bench:sd -- --dtype fp32 --steps 3
  *   npm run bench:sd -- --arena                        # onnxruntime's CPU memory arena on
+ *   npm run bench:sd -- --fp16-arithmetic              # float16 activations too, as fp16 Hub exports
  *   npm run bench:sd -- --maker /path/to/make_tiny_sd.py --model DIR
  *   npm run -s bench:sd -- --json                      # last line: one JSON object
  */
@@ -44,6 +45,7 @@ const { values: flags } = parseArgs({
     size: { type: "string", default: "512" },
     threads: { type: "string", default: "0" },
     arena: { type: "boolean", default: false },
+    "fp16-arithmetic": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -60,6 +62,9 @@ const threads = Number(flags.threads);
 if (!Number.isInteger(steps) || steps < 1) fail("--steps must be a whole number ≥ 1");
 if (!Number.isInteger(size) || size % 8 !== 0) fail("--size must be a multiple of 8");
 if (flags.dtype !== "fp16" && flags.dtype !== "fp32") fail("--dtype must be fp16 or fp32");
+if (flags["fp16-arithmetic"] && flags.dtype !== "fp16")
+  fail("--fp16-arithmetic needs --dtype fp16");
+const variant = `${flags.dtype}${flags["fp16-arithmetic"] ? "-arithmetic" : ""}`;
 if (!existsSync(flags.maker)) fail(`${flags.maker} does not exist (training/make_tiny_sd.py)`);
 
 /** /proc/self/status fields in bytes (Linux). */
@@ -73,7 +78,7 @@ function procStatus(field: "VmRSS" | "VmHWM"): number {
 const MB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 // 1. The stand-in model and its FLOPs.
-const modelDir = resolve(flags.model ?? join(ROOT, ".cache", `sd-bench-${flags.dtype}`));
+const modelDir = resolve(flags.model ?? join(ROOT, ".cache", `sd-bench-${variant}`));
 if (!flags.model && !existsSync(join(modelDir, "model_index.json"))) {
   log(`writing the bench stand-in into ${modelDir} (a few minutes, once)…`);
   execFileSync(
@@ -267,7 +272,7 @@ const expectedBytes = weightBytes + activationBytes;
 
 const figures = {
   model: modelDir,
-  dtype: flags.dtype,
+  dtype: variant,
   size,
   steps,
   threads: threads || "onnxruntime default (all cores)",
@@ -296,7 +301,7 @@ const figures = {
 };
 
 log(
-  `model ${modelDir} (${flags.dtype}), ${size}×${size}, ${steps} steps, no guidance, memory arena ${flags.arena ? "on" : "off"}`,
+  `model ${modelDir} (${variant}), ${size}×${size}, ${steps} steps, no guidance, memory arena ${flags.arena ? "on" : "off"}`,
 );
 log(
   `UNet: ${(flopsReport.unet_parameters / 1e6).toFixed(1)}M parameters, ${(unetFlops / 1e9).toFixed(1)} GFLOP per call`,
