@@ -157,6 +157,23 @@ describe("local Stable Diffusion backend", () => {
     expect(order).not.toContain("never");
   });
 
+  it("closing mid-render stops the render at its next step and only then releases the sessions", async () => {
+    const backend = local();
+    let closing: Promise<void> | undefined;
+    const error = await backend
+      .render({
+        ...REQUEST,
+        steps: 4,
+        onStep: (step) => {
+          if (step === 1) closing = backend.close();
+        },
+      })
+      .catch((caught: unknown) => caught);
+    expect((error as BotError).code).toBe("ABORTED");
+    await closing;
+    await expect(backend.render(REQUEST)).rejects.toThrow(/closed/);
+  });
+
   it("rejects a size that is not a multiple of 8", async () => {
     await expect(local().render({ ...REQUEST, width: 60 })).rejects.toThrow(
       /width must be a positive multiple of 8/,

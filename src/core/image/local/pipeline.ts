@@ -117,6 +117,7 @@ export class StableDiffusionPipeline {
     image: Port;
   };
   private closed = false;
+  private readonly running = new Set<Promise<Denoised>>();
 
   private constructor(
     readonly model: SdModelDirectory,
@@ -202,15 +203,29 @@ export class StableDiffusionPipeline {
     }
   }
 
+  /**
+   * Stops renders at their next step and releases the sessions once they have stopped: a
+   * session released under a running inference would crash the process.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([...this.running]);
     await Promise.all([this.textEncoder, this.unet, this.vae].map((m) => m.session.release()));
   }
 
   async generate(request: DenoiseRequest): Promise<Denoised> {
-    if (this.closed)
-      throw new BotError("ABORTED", "The local Stable Diffusion pipeline was closed");
+    const run = this.denoise(request);
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
+    }
+  }
+
+  private async denoise(request: DenoiseRequest): Promise<Denoised> {
+    this.checkOpen();
     const { width, height, steps, guidance } = request;
     for (const [name, value] of [
       ["width", width],
@@ -250,6 +265,7 @@ export class StableDiffusionPipeline {
 
     for (let step = 0; step < schedule.timesteps.length; step++) {
       checkAbort(request.signal);
+      this.checkOpen();
       const input = schedule.scaleModelInput(latents, step);
       const output = await timed("unet", () =>
         this.predictNoise(input, shape, schedule, step, hidden, guided ? 2 : 1),
@@ -270,8 +286,15 @@ export class StableDiffusionPipeline {
       request.onStep?.(step + 1, schedule.timesteps.length);
     }
     checkAbort(request.signal);
+    this.checkOpen();
     const rgb = await timed("vae", () => this.decode(latents, shape));
     return { rgb, width, height, latents, modelMs };
+  }
+
+  private checkOpen(): void {
+    if (this.closed) {
+      throw new BotError("ABORTED", "The local Stable Diffusion pipeline was closed");
+    }
   }
 
   /** last_hidden_state for each prompt, concatenated: [n, 77, D]. */
