@@ -65,6 +65,13 @@ describe("scheduler configuration", () => {
     expect(() => config({ beta_schedule: "squaredcos_cap_v2" })).toThrow(/beta_schedule/);
     expect(() => config({ timestep_spacing: "karras" })).toThrow(/timestep_spacing/);
     expect(() => config({ beta_start: "0.1" })).toThrow(/beta_start must be a number/);
+    expect(() => config({ trained_betas: [0.1, 0.2] })).toThrow(/trained_betas/);
+    expect(() => config({ timestep_type: "continuous" })).toThrow(/timestep_type "continuous"/);
+    expect(() => config({ final_sigmas_type: "sigma_min" })).toThrow(/final_sigmas_type/);
+    // The defaults, as the Hub's configs spell them, are accepted.
+    expect(
+      config({ trained_betas: null, timestep_type: "discrete", final_sigmas_type: "zero" }).kind,
+    ).toBe("euler");
   });
 });
 

@@ -74,6 +74,18 @@ export function schedulerConfigFrom(
   for (const flag of UNSUPPORTED_FLAGS) {
     if (raw[flag] === true) throw bad(`${flag}: true is not supported`);
   }
+  // Settings whose non-default values would change the schedule; refused rather than ignored.
+  if (raw.trained_betas !== undefined && raw.trained_betas !== null) {
+    throw bad("trained_betas is not supported (use beta_start, beta_end and beta_schedule)");
+  }
+  for (const [key, supported] of [
+    ["timestep_type", "discrete"],
+    ["final_sigmas_type", "zero"],
+  ] as const) {
+    if (raw[key] !== undefined && raw[key] !== supported) {
+      throw bad(`${key} "${String(raw[key])}" is not supported (${supported})`);
+    }
+  }
   const number = (key: string, fallback: number): number => {
     const value = raw[key] ?? fallback;
     if (typeof value !== "number" || !Number.isFinite(value)) throw bad(`${key} must be a number`);
