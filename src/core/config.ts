@@ -122,7 +122,7 @@ export const configSchema = z
     image: z
       .object({
         /** null: none configured; `imagine` then says what to set (IMAGE_BACKEND). */
-        backend: z.enum(["huggingface", "automatic1111", "comfyui"]).nullable(),
+        backend: z.enum(["huggingface", "automatic1111", "comfyui", "local"]).nullable(),
         width: z.number().int().min(64).max(2048).multipleOf(8),
         height: z.number().int().min(64).max(2048).multipleOf(8),
         steps: z.number().int().min(1).max(200),
@@ -163,6 +163,26 @@ export const configSchema = z
           .partial()
           .strict()
           .optional(),
+        /** Stable Diffusion in this process (IMAGE_BACKEND=local, src/core/image/local/). */
+        local: z
+          .object({
+            /** A diffusers ONNX export (SD_MODEL_DIR); relative to the file that set it. */
+            modelDir: z.string().min(1).optional(),
+            /** Replaces the export's scheduler class (SD_SCHEDULER). */
+            scheduler: z.enum(["euler", "euler_a", "ddim", "turbo"]).optional(),
+            /** Replace image.steps / guidance / width / height for this backend (SD-Turbo: 1–4 steps, guidance 0, 512). */
+            steps: z.number().int().min(1).max(200).optional(),
+            guidance: z.number().min(0).max(30).optional(),
+            width: z.number().int().min(64).max(2048).multipleOf(8).optional(),
+            height: z.number().int().min(64).max(2048).multipleOf(8).optional(),
+            /** auto: CUDA when onnxruntime-node offers it and it loads, else CPU (SD_DEVICE). */
+            device: z.enum(["auto", "cpu", "cuda"]),
+            /** onnxruntime intra-op threads; 0 = every core. */
+            threads: z.number().int().min(0).max(256),
+            /** Renders at once in this process; 1 keeps one UNet's activations in memory. */
+            concurrency: z.number().int().min(1).max(16),
+          })
+          .strict(),
       })
       .strict(),
     /** The job queue in front of prompt generation and rendering. */
@@ -297,6 +317,9 @@ const ENV_SETTINGS: { variable: string; path: (config: Json) => string[]; isPath
   { variable: "HF_ENDPOINT_URL", path: () => ["image", "huggingface", "endpointUrl"] },
   { variable: "A1111_URL", path: () => ["image", "automatic1111", "url"] },
   { variable: "COMFYUI_URL", path: () => ["image", "comfyui", "url"] },
+  { variable: "SD_MODEL_DIR", path: () => ["image", "local", "modelDir"], isPath: true },
+  { variable: "SD_SCHEDULER", path: () => ["image", "local", "scheduler"] },
+  { variable: "SD_DEVICE", path: () => ["image", "local", "device"] },
 ];
 
 /**
@@ -419,6 +442,10 @@ function resolvePaths(layer: Json, base: string, dataBase = base): Json {
   }
   if (isPlainObject(out.image) && Array.isArray(out.image.backends)) {
     out.image = { ...out.image, backends: resolveMemberPaths(out.image.backends, base) };
+  }
+  const local = isPlainObject(out.image) ? out.image.local : undefined;
+  if (isPlainObject(out.image) && isPlainObject(local) && "modelDir" in local) {
+    out.image = { ...out.image, local: { ...local, modelDir: resolvePath(local.modelDir) } };
   }
   if (out.arms && typeof out.arms === "object") {
     const arms: Json = {};

@@ -67,7 +67,8 @@ export interface ImagineRequest {
 export type ImagineProgress =
   | { kind: "queued"; position: number }
   | { kind: "writing-prompt" }
-  | { kind: "rendering"; index: number; of: number }
+  /** `step`/`steps`: the denoising step just finished, from backends that report steps (local). */
+  | { kind: "rendering"; index: number; of: number; step?: number; steps?: number }
   | { kind: "done" }
   | { kind: "failed"; reason: string; reference: string };
 
@@ -317,6 +318,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
             guidance: config.image.guidance,
             seed: (seed + prompt.index - 1) % (MAX_SEED + 1),
             signal,
+            onStep: (step, steps) => emit({ kind: "rendering", index: i + 1, of, step, steps }),
           });
           const rendered = clock.monotonic();
           if (signal.aborted) throw signal.reason;

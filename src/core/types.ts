@@ -91,6 +91,8 @@ export interface ImageRequest {
   guidance: number;
   seed: number;
   signal?: AbortSignal;
+  /** Called after each denoising step by backends that run the steps themselves (local). */
+  onStep?: (step: number, of: number) => void;
 }
 
 /** A rendered image, always as PNG bytes that have been decoded once to prove they are an image. */
@@ -117,7 +119,7 @@ export interface RenderedImage {
  * const image = await backend.render({ prompt: "a lighthouse at dusk, oil painting", width: 768, height: 768, steps: 30, guidance: 7.5, seed: 42 });
  */
 export interface ImageBackend {
-  /** Registry name: "huggingface" | "automatic1111" | "comfyui" (or a test's own). */
+  /** Registry name: "huggingface" | "automatic1111" | "comfyui" | "local" (or a test's own). */
   readonly name: string;
   render(request: ImageRequest): Promise<RenderedImage>;
   close(): Promise<void>;

@@ -77,6 +77,13 @@ describe("replies", () => {
     expect(progressText({ kind: "writing-prompt" })).toBe("Writing the prompt…");
     expect(progressText({ kind: "rendering", index: 1, of: 1 })).toBe("Rendering…");
     expect(progressText({ kind: "rendering", index: 2, of: 3 })).toBe("Rendering image 2 of 3…");
+    // Backends that run the denoising steps themselves (local) report each one.
+    expect(progressText({ kind: "rendering", index: 1, of: 1, step: 3, steps: 4 })).toBe(
+      "Rendering 3/4…",
+    );
+    expect(progressText({ kind: "rendering", index: 2, of: 3, step: 1, steps: 4 })).toBe(
+      "Rendering image 2 of 3 (step 1/4)…",
+    );
     expect(progressText({ kind: "done" })).toBeUndefined();
   });
 });

@@ -240,3 +240,80 @@ export function imageBackendContract(name: string, make: MakeBackendAndFake): vo
     });
   });
 }
+
+/**
+ * What every ImageBackend does whether or not a server is behind it: the local backend
+ * (IMAGE_BACKEND=local) runs this part, as it has no HTTP to fail. `request` adapts
+ * CONTRACT_REQUEST to what the backend can render quickly (the local stand-in model's size).
+ */
+export interface CoreContractSubject {
+  backend: ImageBackend;
+  /** Makes the next render succeed (a fake scripts an image; the local backend needs nothing). */
+  willRender(): void;
+  /** Makes the next render run until aborted (a fake hangs; the local backend is stopped from its step callback). */
+  willRunLong(): void;
+  request: ImageRequest;
+  stop(): Promise<void>;
+}
+
+export function imageBackendCoreContract(
+  name: string,
+  make: () => Promise<CoreContractSubject>,
+): void {
+  describe(`ImageBackend core contract: ${name}`, () => {
+    let subjects: CoreContractSubject[];
+
+    beforeEach(() => {
+      subjects = [];
+    });
+
+    afterEach(async () => {
+      for (const subject of subjects) {
+        await subject.backend.close();
+        await subject.stop();
+      }
+    });
+
+    async function subject() {
+      const created = await make();
+      subjects.push(created);
+      return created;
+    }
+
+    it("renders a decodable PNG and reports its size, model and seed", async () => {
+      const { backend, willRender, request } = await subject();
+      willRender();
+      const image = await backend.render(request);
+      expect(isPng(image.png)).toBe(true);
+      const metadata = await sharp(image.png).metadata();
+      expect(metadata.format).toBe("png");
+      expect([image.width, image.height]).toEqual([metadata.width, metadata.height]);
+      expect(image.model.length).toBeGreaterThan(0);
+      expect(image.seed).toBe(request.seed);
+      expect(backend.name).toBe(name.split(" ")[0]);
+    });
+
+    it("stops with ABORTED when the request's signal aborts mid-render", async () => {
+      const { backend, willRunLong, request } = await subject();
+      willRunLong();
+      const controller = new AbortController();
+      // A remote fake hangs until the timer; a local render is stopped at its first step.
+      const timer = setTimeout(() => controller.abort(), 100);
+      const error = await backend
+        .render({ ...request, signal: controller.signal, onStep: () => controller.abort() })
+        .then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+      clearTimeout(timer);
+      expect(error).toBeInstanceOf(BotError);
+      expect((error as BotError).code).toBe("ABORTED");
+    });
+
+    it("refuses to render once closed", async () => {
+      const { backend, request } = await subject();
+      await backend.close();
+      await expect(backend.render(request)).rejects.toBeInstanceOf(BotError);
+    });
+  });
+}

@@ -155,6 +155,8 @@ describe("aliases", () => {
       "gpt2-large",
       "gpt2-xl",
       "magicprompt",
+      "sd-turbo",
+      "sd21",
     ]);
     expect(resolveSource("gpt2-medium")).toMatchObject({
       repo: "openai-community/gpt2-medium",

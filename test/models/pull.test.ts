@@ -404,7 +404,7 @@ describe("errors", () => {
     const error = await failure(pull({ source: "not a model" }));
     expect(error).toBeInstanceOf(UserError);
     expect(error.message).toMatch(
-      /neither a built-in model \(gpt2, gpt2-medium, gpt2-large, gpt2-xl, magicprompt\) nor a Hugging Face repository id/,
+      /neither a built-in model \(gpt2, gpt2-medium, gpt2-large, gpt2-xl, magicprompt, sd-turbo, sd21\) nor a Hugging Face repository id/,
     );
   });
 

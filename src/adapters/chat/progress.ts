@@ -1,7 +1,7 @@
 /**
  * A command's public progress line: pipeline events become status() calls on the conversation,
  * one at a time and in order, starting once the flow has begun the public reply. Consecutive
- * queue positions collapse into the latest, so a burst of them costs one edit.
+ * queue positions (and render steps) collapse into the latest, so a burst of them costs one edit.
  */
 import type { ImagineProgress } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
@@ -25,7 +25,9 @@ export class ProgressLine {
     const text = progressText(event);
     if (text === undefined) return;
     const last = this.pending.at(-1);
-    if (last?.kind === "queued" && event.kind === "queued") last.text = text;
+    // Per-step render lines collapse the same way: a slow chat edit shows the latest step.
+    if (last && last.kind === event.kind && (event.kind === "queued" || event.kind === "rendering"))
+      last.text = text;
     else this.pending.push({ kind: event.kind, text });
     this.pump();
   }

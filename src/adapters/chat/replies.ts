@@ -18,8 +18,12 @@ export function progressText(event: ImagineProgress): string | undefined {
       return `Queued (position ${event.position})…`;
     case "writing-prompt":
       return "Writing the prompt…";
-    case "rendering":
-      return event.of > 1 ? `Rendering image ${event.index} of ${event.of}…` : "Rendering…";
+    case "rendering": {
+      const steps = event.step !== undefined && event.steps ? ` ${event.step}/${event.steps}` : "";
+      return event.of > 1
+        ? `Rendering image ${event.index} of ${event.of}${steps ? ` (step${steps})` : ""}…`
+        : `Rendering${steps}…`;
+    }
     default:
       return undefined;
   }

@@ -24,7 +24,8 @@ export function registerModelsCommands(program: Command): Command {
     .command("pull")
     .description(
       "Download a model directory (ONNX decoder + imagine-model.json) into the models directory, " +
-        "show its licence and register it as an arm (prompt --arm NAME). Resumable: run it again " +
+        "show its licence and register it as an arm (prompt --arm NAME); a Stable Diffusion ONNX " +
+        "export (diffusers layout: sd-turbo, sd21) is fetched for IMAGE_BACKEND=local. Resumable: run it again " +
         "after an interruption. Repositories with only PyTorch weights are converted with " +
         "training/export_onnx.py (IMAGINE_PYTHON, default /usr/bin/python3, needs torch). " +
         "HF_TOKEN for gated or private repositories, HF_ENDPOINT for a mirror.",
@@ -74,7 +75,11 @@ export function registerModelsCommands(program: Command): Command {
         progress.done();
         let registration: Registration | undefined;
         try {
-          registration = flags.register === false ? undefined : await register(result);
+          // An image model is not a prompt arm; summary() says how to render with it.
+          registration =
+            flags.register === false || result.kind === "stable-diffusion"
+              ? undefined
+              : await register(result);
         } catch (error) {
           // The model is in place; only the shortcut is missing.
           process.stderr.write(
@@ -152,7 +157,9 @@ function summary(result: PullResult, registration: Registration | undefined): st
     ? `Licence: ${result.license} (see https://huggingface.co/${result.repo}); you must follow its terms.\n`
     : `Licence: not stated on the Hub; check https://huggingface.co/${result.repo} before you use it.\n`;
   let use: string;
-  if (!registration) {
+  if (result.kind === "stable-diffusion") {
+    use = `Render with it: IMAGE_BACKEND=local SD_MODEL_DIR=${result.dir} imagine-bot imagine "a lighthouse"\n`;
+  } else if (!registration) {
     use = `Use it with --model ${result.dir}, IMAGINE_MODEL_DIR or an arm's modelDir${PULLED_ARM_NAME.test(result.name.toLowerCase()) ? "" : ` (pull with --name <lowercase-name> to register it as an arm)`}.\n`;
   } else if (registration.shadowed) {
     use = `Registered as arm "${registration.arm}" in ${registration.file}, but the configuration already has an arm of that name, which wins: use --model ${result.dir}, or pull with another --name.\n`;

@@ -5,6 +5,7 @@
  */
 import type { Config, Secrets } from "../config.js";
 import { unreachableReason } from "../retry.js";
+import { readSdModelDirectory } from "./local/modelDir.js";
 import { inferBackend } from "./registry.js";
 
 export interface BackendHealth {
@@ -58,5 +59,14 @@ export async function checkImageBackend(
         state: "unchecked",
         detail: `${config.image.huggingface.endpointUrl ?? config.image.huggingface.model} (no health call: the first render tells)`,
       };
+    case "local": {
+      // The directory's files and configs are checked; the sessions load at the first render.
+      const model = readSdModelDirectory(config.image.local.modelDir ?? "");
+      return {
+        backend,
+        state: "unchecked",
+        detail: `${model.dir} (${model.name}; the ONNX sessions load at the first render)`,
+      };
+    }
   }
 }

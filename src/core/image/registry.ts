@@ -11,6 +11,7 @@ import { createAutomatic1111Backend } from "./automatic1111.js";
 import { createComfyUIBackend } from "./comfyui.js";
 import type { BackendRuntimeOptions } from "./http.js";
 import { createHuggingFaceImageBackend } from "./huggingface.js";
+import { createLocalImageBackend } from "./local/backend.js";
 
 export interface ImageBackendOptions {
   logger?: Logger;
@@ -25,7 +26,8 @@ export interface ImageBackendOptions {
 export const NO_BACKEND_MESSAGE =
   "No image backend is configured. Set IMAGE_BACKEND=huggingface with HF_TOKEN for Hugging Face " +
   "Inference (HF_IMAGE_MODEL picks the model, HF_ENDPOINT_URL a dedicated endpoint), or run a local " +
-  "server and set IMAGE_BACKEND=automatic1111 with A1111_URL, or IMAGE_BACKEND=comfyui with COMFYUI_URL.";
+  "server and set IMAGE_BACKEND=automatic1111 with A1111_URL, or IMAGE_BACKEND=comfyui with COMFYUI_URL, " +
+  "or render in this process with IMAGE_BACKEND=local and SD_MODEL_DIR (imagine-bot models pull sd-turbo).";
 
 type BackendName = NonNullable<Config["image"]["backend"]>;
 
@@ -84,10 +86,12 @@ export function createImageBackend(
         url: image.comfyui.url,
         workflowFile: image.comfyui.workflowFile,
       });
+    case "local":
+      return createLocalImageBackend({ ...image.local, logger: options.logger });
     default: {
       const unknown: never = image.backend as never;
       throw new ConfigError(
-        `IMAGE_BACKEND "${String(unknown)}" is not one of huggingface, automatic1111, comfyui`,
+        `IMAGE_BACKEND "${String(unknown)}" is not one of huggingface, automatic1111, comfyui, local`,
       );
     }
   }

@@ -46,6 +46,7 @@ import { dirname, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { PACKAGE_ROOT } from "../config.js";
 import { UserError } from "../errors.js";
+import { readSdModelDirectory } from "../image/local/modelDir.js";
 import { readModelDirectory } from "../prompt/modelDir.js";
 import {
   diskCall,
@@ -66,6 +67,8 @@ import {
 } from "./metadata.js";
 
 export interface ModelAlias {
+  /** What the model is for; default "prompt" (a GPT-2 arm). */
+  kind?: "prompt" | "stable-diffusion";
   repo: string;
   /** The decoder to fetch; absent: the first known layout, else local conversion of the weights. */
   onnx?: string;
@@ -143,7 +146,63 @@ export const MODEL_ALIASES: Record<string, ModelAlias> = {
     tags: null,
     maxNewTokens: 60,
   },
+  /**
+   * Image model for IMAGE_BACKEND=local: SD-Turbo (stabilityai/sd-turbo, 512×512, 1–4 steps, no
+   * guidance) as TensorStack exported it for OnnxStack, which runs it on CPU and DirectML:
+   * model_index.json, scheduler/, tokenizer/, text_encoder/, unet/, vae_decoder/ (+ config.json),
+   * and vae_encoder/ and controlnet/ (not fetched). Not onnxruntime/sd-turbo: Olive's exports
+   * there are optimized for the CUDA execution provider (its sdxl-turbo sibling says it cannot
+   * run on CPU). Licence: Stability AI Non-Commercial Research Community License.
+   */
+  "sd-turbo": {
+    kind: "stable-diffusion",
+    repo: "TensorStack/SD-Turbo-onnx",
+    description: "SD-Turbo image model (1–4 steps, 512×512), ONNX export by TensorStack",
+    license: "sai-nc-community",
+    tags: null,
+  },
+  /**
+   * The paper's image model family. stabilityai/stable-diffusion-2 (SD 2.0) publishes no ONNX
+   * export (its discussion #59 asks for one), so this is SD 2.1 at 768×768 with v-prediction,
+   * the same architecture and text encoder, as optimum exported it:
+   * IlyasMoutawwakil/stable-diffusion-2-1-onnx (unet/model.onnx with unet/model.onnx_data).
+   */
+  sd21: {
+    kind: "stable-diffusion",
+    repo: "IlyasMoutawwakil/stable-diffusion-2-1-onnx",
+    description: "Stable Diffusion 2.1 (768×768, v-prediction), optimum's ONNX export",
+    license: "openrail++",
+    tags: null,
+  },
 };
+
+/**
+ * What a Stable Diffusion pull fetches: the diffusers ONNX layout the local backend reads
+ * (src/core/image/local/modelDir.ts), plus each model's external data. vae_encoder,
+ * safety_checker and feature_extractor are not needed for text-to-image and stay behind.
+ */
+export const SD_REQUIRED = [
+  "model_index.json",
+  "scheduler/scheduler_config.json",
+  "tokenizer/tokenizer_config.json",
+  "text_encoder/model.onnx",
+  "unet/model.onnx",
+  "vae_decoder/model.onnx",
+];
+const SD_OPTIONAL = [
+  "tokenizer/tokenizer.json",
+  "tokenizer/vocab.json",
+  "tokenizer/merges.txt",
+  "tokenizer/special_tokens_map.json",
+  "text_encoder/config.json",
+  "unet/config.json",
+  "vae_decoder/config.json",
+];
+
+/** A repository in the diffusers layout rather than a GPT-2 export. */
+function isStableDiffusionListing(listing: Map<string, HubFile>): boolean {
+  return listing.has("model_index.json") && listing.has("unet/model.onnx");
+}
 
 /** Looked for, in order, when neither an alias nor imagine-model.json names the decoder. */
 export const ONNX_LAYOUTS = [
@@ -181,6 +240,8 @@ export interface PulledFile {
 }
 
 export interface PullResult {
+  /** "stable-diffusion": an image model for IMAGE_BACKEND=local, not a prompt arm. */
+  kind: "prompt" | "stable-diffusion";
   name: string;
   repo: string;
   /** The commit the requested revision resolved to. */
@@ -281,6 +342,26 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
       return file;
     };
 
+    if (source.alias?.kind === "stable-diffusion" || isStableDiffusionListing(listing)) {
+      for (const file of await stableDiffusionFiles(ctx, listing, fileAt)) pulled.push(file);
+      // The directory must read as the local backend will read it, or the old one stays.
+      readSdModelDirectory(staging);
+      return await finish(
+        ctx,
+        old,
+        {
+          kind: "stable-diffusion",
+          name,
+          repo,
+          revision: commit,
+          dir: target,
+          files: pulled,
+          license,
+        },
+        revision,
+      );
+    }
+
     let onnx: string;
     let config: unknown;
     let convertedFrom: string | undefined;
@@ -355,34 +436,96 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
 
     // The directory must load as the engine will load it, or the old one stays.
     readModelDirectory(staging);
-    const result: PullResult = {
-      name,
-      repo,
-      revision: commit,
-      dir: target,
-      files: pulled,
-      license,
-      ...(convertedFrom !== undefined ? { convertedFrom } : {}),
-    };
-    if (
-      existsSync(target) &&
-      pulled.every((file) => file.skipped) &&
-      sameManifest(target, repo, commit)
-    ) {
-      await rm(staging, { recursive: true, force: true });
-      return result;
-    }
-    await diskCall(staging, () =>
-      writeFile(
-        join(staging, MANIFEST_FILE),
-        `${JSON.stringify({ repo, revision: commit, requestedRevision: revision, complete: true, license, ...(convertedFrom !== undefined ? { convertedFrom } : {}), files: pulled }, null, 2)}\n`,
-      ),
+    return await finish(
+      ctx,
+      old,
+      {
+        kind: "prompt",
+        name,
+        repo,
+        revision: commit,
+        dir: target,
+        files: pulled,
+        license,
+        ...(convertedFrom !== undefined ? { convertedFrom } : {}),
+      },
+      revision,
     );
-    await swapInto(staging, target, old);
-    return result;
   } finally {
     await release();
   }
+}
+
+/** Writes the manifest and swaps the staging folder in, unless the live one is already this pull. */
+async function finish(
+  ctx: Context,
+  old: string,
+  result: PullResult,
+  revision: string,
+): Promise<PullResult> {
+  const { staging, target, repo, commit } = ctx;
+  const { files: pulled, license, convertedFrom } = result;
+  if (
+    existsSync(target) &&
+    pulled.every((file) => file.skipped) &&
+    sameManifest(target, repo, commit)
+  ) {
+    await rm(staging, { recursive: true, force: true });
+    return result;
+  }
+  await diskCall(staging, () =>
+    writeFile(
+      join(staging, MANIFEST_FILE),
+      `${JSON.stringify({ repo, revision: commit, requestedRevision: revision, complete: true, license, ...(convertedFrom !== undefined ? { convertedFrom } : {}), files: pulled }, null, 2)}\n`,
+    ),
+  );
+  await swapInto(staging, target, old);
+  return result;
+}
+
+/**
+ * The Stable Diffusion layout's files, each verified against the listing like a prompt model's,
+ * then the external data every graph names (optimum's model.onnx_data, Olive's model.onnx.data,
+ * or one file per tensor), found in the downloaded graph itself.
+ */
+async function stableDiffusionFiles(
+  ctx: Context,
+  listing: Map<string, HubFile>,
+  fileAt: (path: string, why: string) => HubFile,
+): Promise<PulledFile[]> {
+  const wanted = [
+    ...SD_REQUIRED.map((path) => fileAt(path, "needed by the local Stable Diffusion backend")),
+    ...SD_OPTIONAL.flatMap((path) => listing.get(path) ?? []),
+  ];
+  if (!listing.has("tokenizer/tokenizer.json") && !listing.has("tokenizer/vocab.json")) {
+    fileAt(
+      "tokenizer/vocab.json",
+      "CLIP's tokenizer: neither tokenizer.json nor vocab.json is there",
+    );
+  }
+  const graphs = SD_REQUIRED.filter((path) => path.endsWith(".onnx"));
+  const sidecars = graphs.flatMap((graph) => externalData(listing, graph));
+  await checkFreeSpace(ctx, [...wanted, ...sidecars]);
+  const pulled: PulledFile[] = [];
+  for (const file of [...wanted, ...sidecars]) pulled.push(await obtain(ctx, file));
+  const have = new Set(pulled.map((file) => file.path));
+  for (const graph of graphs) {
+    for (const location of await externalDataLocations(join(ctx.staging, graph))) {
+      const path = posix.normalize(posix.join(posix.dirname(graph), location));
+      if (have.has(path)) continue;
+      if (!safePath(path)) {
+        throw new UserError(
+          "MODEL_DIR_INVALID",
+          `${ctx.repo}/${graph} names external data outside the repository (${location}).`,
+        );
+      }
+      const file = fileAt(path, `external data named by ${graph}`);
+      await checkFreeSpace(ctx, [file]);
+      pulled.push(await obtain(ctx, file));
+      have.add(path);
+    }
+  }
+  return pulled;
 }
 
 interface Context {
