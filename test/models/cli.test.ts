@@ -46,13 +46,14 @@ describe("imagine-bot models pull", () => {
       "arm",
       "dir",
       "files",
+      "kind",
       "license",
       "name",
       "registry",
       "repo",
       "revision",
     ]);
-    expect(result).toMatchObject({ arm: "gpt2", license: "mit" });
+    expect(result).toMatchObject({ arm: "gpt2", kind: "prompt", license: "mit" });
     expect(result).toMatchObject({
       name: "gpt2",
       repo: "Xenova/gpt2",
