@@ -196,10 +196,18 @@ export interface VoteEvent {
    * Absent on events written before this field existed (those were all live).
    */
   source?: string;
+  /** The platform's id of the reaction event, when it gave one (Slack's event_id). */
+  eventId?: string;
 }
 
-/** A vote as given to castVote / retractVote, with where it came from (VoteEvent.source). */
-export type Ballot = Omit<Vote, "at"> & { source?: string };
+/**
+ * A vote as given to castVote / retractVote, with where it came from (VoteEvent.source) and,
+ * when the platform says, when it happened (`at`, ISO 8601) and the event's id (`eventId`).
+ * Changes to one vote resolve to the latest by (at, event id) in every process on the store; a
+ * change with an event id the store has seen for that vote is not applied or logged twice.
+ * Without `at` the store's clock stamps it on arrival.
+ */
+export type Ballot = Omit<Vote, "at"> & { source?: string; at?: string; eventId?: string };
 
 /** One posted image message, for reconciliation (VoteStore.postedMessages). */
 export interface PostedMessage {
