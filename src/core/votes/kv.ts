@@ -41,6 +41,7 @@
  *     time; a later commit that read this one's version writes every key again.
  *   - Memory: checked and written with no `await` in between.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import KeyvPostgres from "@keyv/postgres";
@@ -517,6 +518,8 @@ end
 return 1
 `;
 
+const COMMIT_SCRIPT_SHA1 = createHash("sha1").update(COMMIT_SCRIPT).digest("hex");
+
 function redisAtomic(client: RedisClient, prefix: string): Atomic {
   return {
     read: async (key) => (await client.get(key)) ?? undefined,
@@ -532,7 +535,12 @@ function redisAtomic(client: RedisClient, prefix: string): Atomic {
         );
         args.push(write.raw === undefined ? "d" : "s", write.raw ?? "", member);
       }
-      const reply = await client.eval(COMMIT_SCRIPT, { keys, arguments: args });
+      const options = { keys, arguments: args };
+      // By digest (the script is not sent each time); once per server the whole script.
+      const reply = await client.evalSha(COMMIT_SCRIPT_SHA1, options).catch((error: unknown) => {
+        if (!String((error as Error).message).startsWith("NOSCRIPT")) throw error;
+        return client.eval(COMMIT_SCRIPT, options);
+      });
       return reply === 1;
     },
   };
