@@ -242,7 +242,11 @@ export interface VoteStore extends GenerationStore {
   findGenerationByMessage(platform: string, messageRef: string): Promise<Generation | undefined>;
   /** Records where a generation was posted, once the adapter knows. */
   setMessageRef(generationId: string, messageRef: string): Promise<void>;
-  /** Adds or replaces the rater's vote on that dimension; returns the event it appended. */
+  /**
+   * Adds or replaces the rater's vote on that dimension unless a later change (by `at`, then
+   * event id) is already stored; returns the change's event (for a redelivered event id, the
+   * one logged before, as it reads now). Atomic across processes on the store.
+   */
   castVote(vote: Ballot): Promise<VoteEvent>;
   /**
    * Retracts the rater's vote on that dimension if its current score is `score`; returns the

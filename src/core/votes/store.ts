@@ -7,14 +7,18 @@
  *   msg/<platform>/<messageRef>                     → generationId
  *   study/<studyId>/<generationId>                  → generationId               (listed per study)
  *   vote/<generationId>/<rater>/<dimension>         the current Vote             (listed per generation)
- *   event/<ISO time>-<sequence>-<random>            one VoteEvent, never rewritten (listed: event/)
+ *   trail/<generationId>/<rater>/<dimension>        the vote's recent changes (trail.ts), replaced
+ *                                                   by compare-and-set: the vote's guard
+ *   event/<ISO time>-<change id>                    one VoteEvent (listed: event/, in change order)
  *   claim/<key>                                     a claimOnce claim, with its expiry (never listed)
  *   posted/<platform>/<createdAt>/<generationId>    → generationId, once posted (listed per platform
  *                                                   from a time on: reconciliation's window)
  *
  * Every vote lives under its own key and every index entry is its own key (or, on Redis, a
  * member added with ZADD in the same transaction), so no write ever reads, modifies and writes
- * back a record that another rater's vote also changes.
+ * back a record that another rater's vote also changes. One rater's changes to one vote go
+ * through its trail with an atomic compare-and-set (Kv.commit), so processes sharing the store
+ * agree on the latest change (README: Semantics).
  */
 import { randomBytes } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";

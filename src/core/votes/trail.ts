@@ -36,14 +36,23 @@ export interface TrailChange {
 }
 
 export interface VoteTrail {
-  /** The vote before the first change kept (older changes are dropped past MAX_TRAIL). */
+  /**
+   * The vote before the first change kept. Past MAX_TRAIL changes the ones before a cast are
+   * dropped (the first kept change is then that cast). A redelivery of a dropped change is
+   * applied again where it sorts, before that cast: the vote stays, and its log entry is
+   * rewritten under the same key, so it is still there once.
+   */
   base?: { score: number; at: string };
   /** Ordered by (at, id), oldest first. */
   changes: TrailChange[];
 }
 
-/** Changes kept per vote; older ones fold into `base`. A rater rarely changes one vote this often. */
-export const MAX_TRAIL = 32;
+/**
+ * Changes kept per vote (more when the last cast among the older ones is further back); the
+ * rest fold into `base`. A rater rarely changes one vote this often; the trail is rewritten with
+ * every change, so it is kept short.
+ */
+export const MAX_TRAIL = 8;
 
 export interface TrailOutcome {
   trail: VoteTrail;
@@ -91,9 +100,13 @@ export function applyChange(
     });
   }
   if (changes.length > MAX_TRAIL) {
-    const dropped = changes.length - MAX_TRAIL;
-    base = events.before[dropped];
-    changes = changes.slice(dropped);
+    // Drop only what lies before a cast: a cast decides the vote whatever came before it, so a
+    // change that arrives later and sorts before the kept ones cannot change the outcome.
+    const start = lastCastAtOrBefore(changes, changes.length - MAX_TRAIL);
+    if (start > 0) {
+      base = events.before[start];
+      changes = changes.slice(start);
+    }
   }
   return {
     trail: base === undefined ? { changes } : { base, changes },
@@ -102,6 +115,11 @@ export function applyChange(
     newlyLogged,
     duplicate,
   };
+}
+
+function lastCastAtOrBefore(changes: readonly TrailChange[], index: number): number {
+  for (let i = index; i > 0; i--) if (changes[i]?.op === "cast") return i;
+  return 0;
 }
 
 interface Fold {
