@@ -356,7 +356,7 @@ class KvVoteStore implements KeyvVoteStore {
     };
     return this.serialized(key, async () => {
       // Stamped once: a retry is the same change.
-      const stamp = this.stamp(vote);
+      let stamp: { at: string; id: string } | undefined;
       for (let attempt = 1; ; attempt++) {
         let { value: trail, version } = await this.kv.getVersioned<VoteTrail>(trailKey);
         if (trail === undefined) {
@@ -373,6 +373,7 @@ class KvVoteStore implements KeyvVoteStore {
           }
         }
         const source = vote.source ?? platform ?? (await this.requireGeneration(vote.generationId));
+        stamp ??= this.stamp(vote, source);
         const change: TrailChange = {
           at: stamp.at,
           id: stamp.id,
@@ -490,11 +491,9 @@ class KvVoteStore implements KeyvVoteStore {
    * number (orders changes within one millisecond and survives a clock that steps back: time
    * never decreases here), then random bits (keeps two processes' ids apart).
    */
-  private stamp(vote: Ballot): { at: string; id: string } {
+  private stamp(vote: Ballot, source: string): { at: string; id: string } {
     const at = vote.at ?? this.clock();
-    if (vote.eventId !== undefined) {
-      return { at, id: `${enc(vote.source ?? "")}.${enc(vote.eventId)}` };
-    }
+    if (vote.eventId !== undefined) return { at, id: `${enc(source)}.${enc(vote.eventId)}` };
     this.sequence += 1;
     return {
       at,
