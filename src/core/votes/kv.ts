@@ -290,6 +290,22 @@ export function openMemoryKv(logger?: Logger): Kv {
 
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
+/**
+ * Runs `query` again while SQLite answers SQLITE_BUSY, for up to about 10 s. Switching a new file
+ * to WAL needs it to itself, and SQLite does not call the busy handler for that: processes (or
+ * stores) opening one new file at the same moment would otherwise fail to start.
+ */
+async function whileBusy<T>(query: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await query();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "SQLITE_BUSY" || attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10 * attempt, 200)));
+    }
+  }
+}
+
 export async function openSqliteKv(
   file: string,
   options: { table: string; prefix: string; logger?: Logger },
@@ -310,7 +326,7 @@ export async function openSqliteKv(
   store.on("error", () => {}); // surfaced by the query below
   try {
     // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
-    await store.query("PRAGMA journal_mode = WAL");
+    await whileBusy(() => store.query("PRAGMA journal_mode = WAL"));
     await store.query("PRAGMA synchronous = NORMAL");
   } catch (error) {
     await store.close().catch(() => {});
