@@ -6,13 +6,17 @@
  *   2. time to stream the 100,000 current votes of one study (2,500 generations × 20 raters × 2
  *      dimensions) with studyVotes, as the statistics do (goal: under 10 s; memory stays flat).
  * A temporary file on local disk, WAL journal, synchronous=NORMAL (the store's settings).
+ * `--store URL` runs part 1 on that store instead (a Redis or PostgreSQL URL, e.g. from
+ * `eval "$(scripts/services.sh)"`), under a namespace / table of its own that is removed after.
  *
- *   npx tsx bench/votes.ts [--writers 50] [--votes 20000] [--study-votes 100000]
+ *   npx tsx bench/votes.ts [--writers 50] [--votes 20000] [--study-votes 100000] [--store URL]
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import KeyvPostgres from "@keyv/postgres";
+import { createClient } from "@keyv/redis";
 import type { Dimension, Generation } from "../src/core/types.js";
 import { openVoteStore } from "../src/core/votes/index.js";
 
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     writers: { type: "string", default: "50" },
     votes: { type: "string", default: "20000" },
     "study-votes": { type: "string", default: "100000" },
+    store: { type: "string" },
   },
 });
 const WRITERS = Number(values.writers);
@@ -72,10 +77,48 @@ async function concurrently(
   return performance.now() - start;
 }
 
+/**
+ * The store for part 1, in a space of its own on a shared server, and how to remove that space.
+ */
+function writeStore(): { url: string; label: string; remove: () => Promise<void> } {
+  const url = values.store;
+  if (url === undefined)
+    return { url: "sqlite://votes.sqlite", label: "sqlite", remove: async () => {} };
+  const space = `bench${Date.now().toString(36)}`;
+  const join = url.includes("?") ? "&" : "?";
+  if (/^rediss?:/.test(url)) {
+    return {
+      url: `${url}${join}namespace=${space}`,
+      label: "redis",
+      remove: async () => {
+        const client = createClient({ url });
+        await client.connect();
+        for await (const batch of client.scanIterator({ MATCH: `${space}:*`, COUNT: 1000 })) {
+          if (batch.length > 0) await client.del(batch);
+        }
+        await client.close();
+      },
+    };
+  }
+  if (/^postgres(ql)?:/.test(url)) {
+    return {
+      url: `${url}${join}table=${space}`,
+      label: "postgres",
+      remove: async () => {
+        const admin = new KeyvPostgres({ uri: url, table: space });
+        await admin.query(`DROP TABLE IF EXISTS public."${space}"`);
+        await admin.disconnect();
+      },
+    };
+  }
+  throw new Error(`--store: expected a redis:// or postgresql:// URL, got ${url}`);
+}
+
 const dataDir = mkdtempSync(join(tmpdir(), "imagine-bench-votes-"));
+const target = writeStore();
 try {
   // 1. Write throughput: reactions on 200 images from 1,000 people, some replacing earlier votes.
-  const store = await openVoteStore("sqlite://votes.sqlite", { dataDir });
+  const store = await openVoteStore(target.url, { dataDir });
   const generations = 200;
   for (let g = 0; g < generations; g++) await store.saveGeneration(generation(`w-${g}`));
   const dimensions: Dimension[] = ["quality", "faithfulness"];
@@ -91,8 +134,9 @@ try {
   let events = 0;
   for await (const _ of store.events()) events++;
   await store.close();
+  await target.remove();
   console.log(
-    `write: ${VOTES} votes from ${WRITERS} concurrent writers in ${(ms / 1000).toFixed(2)} s = ` +
+    `write (${target.label}): ${VOTES} votes from ${WRITERS} concurrent writers in ${(ms / 1000).toFixed(2)} s = ` +
       `${Math.round(perSecond)} votes/s (goal ≥ ${WRITE_GOAL_PER_S}) ${perSecond >= WRITE_GOAL_PER_S ? "PASS" : "FAIL"}; ${events} events logged`,
   );
 
@@ -135,5 +179,6 @@ try {
       `heap growth ≤ ${((peakHeap - heapBefore) / 2 ** 20).toFixed(0)} MiB`,
   );
 } finally {
+  await target.remove().catch(() => {});
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -200,10 +200,18 @@ export interface VoteEvent {
    * Absent on events written before this field existed (those were all live).
    */
   source?: string;
+  /** The platform's id of the reaction event, when it gave one (Slack's event_id). */
+  eventId?: string;
 }
 
-/** A vote as given to castVote / retractVote, with where it came from (VoteEvent.source). */
-export type Ballot = Omit<Vote, "at"> & { source?: string };
+/**
+ * A vote as given to castVote / retractVote, with where it came from (VoteEvent.source) and,
+ * when the platform says, when it happened (`at`, ISO 8601) and the event's id (`eventId`).
+ * Changes to one vote resolve to the latest by (at, event id) in every process on the store; a
+ * change with an event id the store has seen for that vote is not applied or logged twice.
+ * Without `at` the store's clock stamps it on arrival.
+ */
+export type Ballot = Omit<Vote, "at"> & { source?: string; at?: string; eventId?: string };
 
 /** One posted image message, for reconciliation (VoteStore.postedMessages). */
 export interface PostedMessage {
@@ -238,7 +246,11 @@ export interface VoteStore extends GenerationStore {
   findGenerationByMessage(platform: string, messageRef: string): Promise<Generation | undefined>;
   /** Records where a generation was posted, once the adapter knows. */
   setMessageRef(generationId: string, messageRef: string): Promise<void>;
-  /** Adds or replaces the rater's vote on that dimension; returns the event it appended. */
+  /**
+   * Adds or replaces the rater's vote on that dimension unless a later change (by `at`, then
+   * event id) is already stored; returns the change's event (for a redelivered event id, the
+   * one logged before, as it reads now). Atomic across processes on the store.
+   */
   castVote(vote: Ballot): Promise<VoteEvent>;
   /**
    * Retracts the rater's vote on that dimension if its current score is `score`; returns the

@@ -14,6 +14,10 @@
  * Gateway: HELLO (op 10) → IDENTIFY (op 2) → READY (with user, application, session_id,
  * resume_gateway_url, one unavailable guild) → GUILD_CREATE (one text channel); heartbeat ACKs
  * (op 11); RESUME → RESUMED. Tests dispatch INTERACTION_CREATE and MESSAGE_REACTION_ADD/REMOVE.
+ * Shards: addGuild() adds guilds (one text channel each); an IDENTIFY with `shard: [id, count]`
+ * gets READY and GUILD_CREATE for the guilds with (guild id >> 22) % count === id only, and a
+ * dispatch about a guild goes only to the connections of its shard, as Discord does. GET
+ * /gateway/bot recommends `recommendedShards`, identifies allowed at once `maxConcurrency`.
  * Like Discord, reactions the REST API adds or removes are echoed as gateway events (off with
  * echoReactions = false). Compression is never offered (discord.js only asks for zlib-stream
  * when zlib-sync is installed; the fake would ignore the query either way).
@@ -93,7 +97,21 @@ export class FakeDiscord extends EventEmitter {
     bot: true,
   };
   readonly calls: RecordedCall[] = [];
-  readonly identifies: { token: string; intents: number; compress: unknown }[] = [];
+  readonly identifies: {
+    token: string;
+    intents: number;
+    compress: unknown;
+    /** [shard id, shard count] as identified; [0, 1] when none was given. */
+    shard: [number, number];
+  }[] = [];
+  /** Every guild with its one text channel; the first is guildId / channelId. */
+  readonly guilds: { id: string; channelId: string }[] = [
+    { id: this.guildId, channelId: this.channelId },
+  ];
+  /** GET /gateway/bot: the shard count Discord recommends (DISCORD_SHARDS=auto uses it). */
+  recommendedShards = 1;
+  /** GET /gateway/bot: how many shards may identify at once (discord.js waits 5 s otherwise). */
+  maxConcurrency = 1;
   readonly gatewayQueries: string[] = [];
   readonly messages = new Map<string, StoredMessage>();
   readonly users = new Map<string, FakeUser>();
@@ -112,6 +130,7 @@ export class FakeDiscord extends EventEmitter {
   private wss: WebSocketServer | undefined;
   private readonly sockets = new Set<WebSocket>();
   private readonly sequence = new WeakMap<WebSocket, number>();
+  private readonly shardOf = new WeakMap<WebSocket, [number, number]>();
   private readonly interactions = new Map<string, InteractionState>();
   private nextSnowflake = BASE_SNOWFLAKE;
   private port = 0;
@@ -175,6 +194,33 @@ export class FakeDiscord extends EventEmitter {
     return user;
   }
 
+  /**
+   * Adds a guild (with one text channel) that lands on `shard` of `count` by Discord's rule,
+   * (guild id >> 22) % count; without `shard`, the next snowflake. Connect after adding.
+   */
+  addGuild(placement?: { shard: number; count: number }): { id: string; channelId: string } {
+    let id = this.snowflake();
+    while (placement && guildShard(id, placement.count) !== placement.shard) {
+      // The shard is decided by the timestamp bits above bit 22: step one unit there.
+      id = (BigInt(id) + (1n << 22n)).toString();
+    }
+    const guild = { id, channelId: this.snowflake() };
+    this.guilds.push(guild);
+    return guild;
+  }
+
+  /** The guild a channel belongs to. */
+  guildOfChannel(channelId: string): string {
+    return this.guilds.find((guild) => guild.channelId === channelId)?.id ?? this.guildId;
+  }
+
+  /** The shards ([id, count]) of the open connections, in connection order. */
+  get connectedShards(): [number, number][] {
+    return [...this.sockets]
+      .filter((socket) => socket.readyState === socket.OPEN && this.shardOf.has(socket))
+      .map((socket) => this.shardOf.get(socket) as [number, number]);
+  }
+
   // ---- waiting on what happened ----
 
   /** The first call (already made or future) that matches. */
@@ -211,9 +257,14 @@ export class FakeDiscord extends EventEmitter {
 
   // ---- gateway dispatches ----
 
+  /** Sends an event to every open connection, or only to the shard of the guild it is about. */
   dispatch(t: string, d: unknown): void {
+    const guildId = (d as { guild_id?: unknown } | null)?.guild_id;
     for (const socket of this.sockets) {
-      if (socket.readyState === socket.OPEN) this.send(socket, { op: 0, t, d });
+      if (socket.readyState !== socket.OPEN) continue;
+      const [shard, count] = this.shardOf.get(socket) ?? [0, 1];
+      if (typeof guildId === "string" && guildShard(guildId, count) !== shard) continue;
+      this.send(socket, { op: 0, t, d });
     }
   }
 
@@ -231,6 +282,7 @@ export class FakeDiscord extends EventEmitter {
     const user =
       options.user ?? this.users.get("1100000000000000001") ?? this.user("1100000000000000001");
     this.interactions.set(token, { id, token, channelId });
+    const guildId = this.guildOfChannel(channelId);
     this.dispatch("INTERACTION_CREATE", {
       id,
       application_id: this.applicationId,
@@ -238,7 +290,7 @@ export class FakeDiscord extends EventEmitter {
       token,
       version: 1,
       data: { id: this.snowflake(), name: options.name, type: 1, options: options.options ?? [] },
-      guild_id: this.guildId,
+      guild_id: guildId,
       channel_id: channelId,
       channel: this.channel(channelId),
       member: this.member(user, options.permissions ?? MEMBER_PERMISSIONS),
@@ -246,7 +298,7 @@ export class FakeDiscord extends EventEmitter {
       locale: "en-US",
       guild_locale: "en-US",
       entitlements: [],
-      authorizing_integration_owners: { "0": this.guildId },
+      authorizing_integration_owners: { "0": guildId },
       context: 0,
       attachment_size_limit: 26_214_400,
     });
@@ -263,11 +315,12 @@ export class FakeDiscord extends EventEmitter {
   }): void {
     const user = this.users.get(options.userId) ?? this.user(options.userId);
     this.setReaction(options.messageId, emojiKey(options.emoji), options.userId, true);
+    const channelId = options.channelId ?? this.channelId;
     this.dispatch("MESSAGE_REACTION_ADD", {
       user_id: options.userId,
-      channel_id: options.channelId ?? this.channelId,
+      channel_id: channelId,
       message_id: options.messageId,
-      guild_id: this.guildId,
+      guild_id: this.guildOfChannel(channelId),
       emoji: typeof options.emoji === "string" ? { id: null, name: options.emoji } : options.emoji,
       burst: false,
       burst_colors: [],
@@ -284,11 +337,12 @@ export class FakeDiscord extends EventEmitter {
     channelId?: string;
   }): void {
     this.setReaction(options.messageId, options.emoji, options.userId, false);
+    const channelId = options.channelId ?? this.channelId;
     this.dispatch("MESSAGE_REACTION_REMOVE", {
       user_id: options.userId,
-      channel_id: options.channelId ?? this.channelId,
+      channel_id: channelId,
       message_id: options.messageId,
-      guild_id: this.guildId,
+      guild_id: this.guildOfChannel(channelId),
       emoji: { id: null, name: options.emoji },
       burst: false,
       type: 0,
@@ -373,12 +427,25 @@ export class FakeDiscord extends EventEmitter {
         this.send(socket, { op: 11, d: null });
         return;
       case 2: {
-        const d = payload.d as { token: string; intents: number; compress: unknown };
-        this.identifies.push({ token: d.token, intents: d.intents, compress: d.compress });
+        const d = payload.d as {
+          token: string;
+          intents: number;
+          compress: unknown;
+          shard?: [number, number];
+        };
+        const shard = d.shard ?? [0, 1];
+        this.identifies.push({ token: d.token, intents: d.intents, compress: d.compress, shard });
         if (d.token !== this.token) {
           socket.close(4004, "Authentication failed.");
           return;
         }
+        const [shardId, shardCount] = shard;
+        if (!(shardCount >= 1 && shardId >= 0 && shardId < shardCount)) {
+          socket.close(4010, "Invalid shard.");
+          return;
+        }
+        this.shardOf.set(socket, shard);
+        const guilds = this.guilds.filter((guild) => guildShard(guild.id, shardCount) === shardId);
         const sessionId = `session-${this.identifies.length}`;
         this.send(socket, {
           op: 0,
@@ -386,10 +453,10 @@ export class FakeDiscord extends EventEmitter {
           d: {
             v: 10,
             user: { ...this.botUser, verified: true, mfa_enabled: false, flags: 0 },
-            guilds: [{ id: this.guildId, unavailable: true }],
+            guilds: guilds.map((guild) => ({ id: guild.id, unavailable: true })),
             session_id: sessionId,
             resume_gateway_url: this.gatewayUrl,
-            shard: [0, 1],
+            shard,
             application: { id: this.applicationId, flags: 0 },
             private_channels: [],
             relationships: [],
@@ -399,7 +466,9 @@ export class FakeDiscord extends EventEmitter {
             user_settings: {},
           },
         });
-        this.send(socket, { op: 0, t: "GUILD_CREATE", d: this.guild() });
+        for (const guild of guilds) {
+          this.send(socket, { op: 0, t: "GUILD_CREATE", d: this.guild(guild.id, guild.channelId) });
+        }
         this.emit("identify");
         return;
       }
@@ -427,7 +496,7 @@ export class FakeDiscord extends EventEmitter {
     return {
       id,
       type: 0,
-      guild_id: this.guildId,
+      guild_id: this.guildOfChannel(id),
       name: id === this.channelId ? "imagine" : `channel-${id.slice(-4)}`,
       position: 0,
       permission_overwrites: [],
@@ -457,9 +526,9 @@ export class FakeDiscord extends EventEmitter {
     };
   }
 
-  private guild() {
+  private guild(guildId: string, channelId: string) {
     return {
-      id: this.guildId,
+      id: guildId,
       name: "Fake Guild",
       icon: null,
       splash: null,
@@ -474,7 +543,7 @@ export class FakeDiscord extends EventEmitter {
       explicit_content_filter: 0,
       roles: [
         {
-          id: this.guildId,
+          id: guildId,
           name: "@everyone",
           permissions: MEMBER_PERMISSIONS,
           position: 0,
@@ -507,7 +576,7 @@ export class FakeDiscord extends EventEmitter {
       member_count: 2,
       voice_states: [],
       members: [],
-      channels: [this.channel(this.channelId)],
+      channels: [this.channel(channelId)],
       threads: [],
       presences: [],
       stage_instances: [],
@@ -625,12 +694,12 @@ export class FakeDiscord extends EventEmitter {
         status: 200,
         body: {
           url: this.gatewayUrl,
-          shards: 1,
+          shards: this.recommendedShards,
           session_start_limit: {
             total: 1000,
             remaining: 999,
             reset_after: 14_400_000,
-            max_concurrency: 1,
+            max_concurrency: this.maxConcurrency,
           },
         },
       };
@@ -753,7 +822,7 @@ export class FakeDiscord extends EventEmitter {
       author: this.botUser,
       webhook_id: this.applicationId,
       application_id: this.applicationId,
-      guild_id: this.guildId,
+      guild_id: this.guildOfChannel(channelId),
       ...existing,
       ...("content" in body ? { content: body.content } : {}),
       ...("flags" in body && body.flags !== undefined ? { flags: body.flags } : {}),
@@ -811,4 +880,9 @@ function emojiKey(emoji: string | { id: string; name: string }): string {
 function bySnowflake(a: string, b: string): number {
   const difference = BigInt(a) - BigInt(b);
   return difference < 0n ? -1 : difference > 0n ? 1 : 0;
+}
+
+/** Discord's sharding rule: a guild's events go to shard (guild id >> 22) % shard count. */
+export function guildShard(guildId: string, count: number): number {
+  return Number((BigInt(guildId) >> 22n) % BigInt(count));
 }

@@ -548,6 +548,8 @@ export function reactionEvent(fields: {
   channel: string;
   ts: string;
   itemType?: string;
+  /** When the reaction happened, as Slack writes it ("1700000000.123456"); default now. */
+  eventTs?: string;
 }): Record<string, unknown> {
   return {
     token: "verification-token-unused",
@@ -565,7 +567,7 @@ export function reactionEvent(fields: {
       reaction: fields.reaction,
       item_user: FAKE_BOT_USER,
       item: { type: fields.itemType ?? "message", channel: fields.channel, ts: fields.ts },
-      event_ts: `${Date.now() / 1000}`,
+      event_ts: fields.eventTs ?? `${Date.now() / 1000}`,
     },
   };
 }

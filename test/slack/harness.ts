@@ -13,6 +13,7 @@ import {
   type CommandReport,
   type ReactionReport,
   type SlackAdapter,
+  type SlackAdapterOptions,
   startSlackAdapter,
 } from "../../src/adapters/slack/index.js";
 import type { SlackSettings } from "../../src/adapters/slack/settings.js";
@@ -90,6 +91,12 @@ export async function startHarness(
     backend?: PngBackend;
     /** Replaces the configured arms (a study compares two or more). */
     arms?: DeepPartial<Config>["arms"];
+    /** The vote store (default memory://): two harnesses on one Redis are two bot processes. */
+    storeUrl?: string;
+    /** Another harness's fake Slack, shared (the second process of one app); not closed here. */
+    fake?: FakeSlack;
+    /** Passed to the adapter. */
+    adapterOptions?: SlackAdapterOptions;
   } = {},
 ): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), "imagine-slack-"));
@@ -109,7 +116,7 @@ export async function startHarness(
     }),
   });
   const arms = new PromptArms(config, {}, logger);
-  const votes = await openVoteStore("memory://", { dataDir, logger });
+  const votes = await openVoteStore(options.storeUrl ?? "memory://", { dataDir, logger });
   const backend = options.backend ?? new PngBackend();
   const pipeline = createPipeline({
     config,
@@ -120,7 +127,7 @@ export async function startHarness(
     saveImage,
     logger,
   });
-  const fake = await startFakeSlack();
+  const fake = options.fake ?? (await startFakeSlack());
   const settings: SlackSettings = {
     botToken: fake.botToken,
     port: 0,
@@ -133,6 +140,7 @@ export async function startHarness(
       listen: { port: 0, host: "127.0.0.1" },
       fileRetryDelaysMs: [0, 0],
       apiRetries: 0,
+      ...options.adapterOptions,
     });
   const adapter = await start();
   const harness: Harness = {
@@ -161,7 +169,7 @@ export async function startHarness(
       await pipeline.close();
       await arms.close();
       await votes.close();
-      await fake.close();
+      if (options.fake === undefined) await fake.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -8,6 +8,14 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Generation, Vote, VoteEvent, VoteStore } from "../../src/core/types.js";
+import {
+  applyConflict,
+  conflictingChanges,
+  expectedScore,
+  replayScore,
+  seeded,
+  shuffled,
+} from "./conflicts.js";
 
 export interface ContractOptions {
   /** Data survives close and reopen of the same space. */
@@ -193,6 +201,112 @@ export function voteStoreContract(
         new Map((await store.votesOf(generation.id)).map((v) => [key(v), v.score])),
       );
       expect((await store.votesOf(generation.id)).map((v) => v.score)).toEqual([4]);
+    });
+
+    it("keeps the newer vote when an older change arrives late (by event time, then event id)", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const vote = {
+        generationId: generation.id,
+        rater: "slack:U9",
+        dimension: "quality" as const,
+      };
+      const newer = await store.castVote({
+        ...vote,
+        score: 4,
+        at: "2026-03-01T12:00:02.000Z",
+        eventId: "Ev2",
+      });
+      const older = await store.castVote({
+        ...vote,
+        score: 3,
+        at: "2026-03-01T12:00:01.000Z",
+        eventId: "Ev1",
+      });
+      expect(older).toMatchObject({ kind: "add", score: 3, eventId: "Ev1" });
+      expect(await store.votesOf(generation.id)).toEqual([
+        { ...vote, score: 4, at: "2026-03-01T12:00:02.000Z" },
+      ]);
+      // The log is in event order, so it replays to the stored vote.
+      expect((await collect(store.events())).map((e) => [e.eventId, e.score])).toEqual([
+        ["Ev1", 3],
+        ["Ev2", 4],
+      ]);
+      // A retract from before the newer cast removes nothing now; a redelivery changes nothing.
+      expect(
+        await store.retractVote({
+          ...vote,
+          score: 4,
+          at: "2026-03-01T12:00:00.000Z",
+          eventId: "Ev0",
+        }),
+      ).toBeUndefined();
+      expect(
+        await store.castVote({ ...vote, score: 4, at: newer.at, eventId: "Ev2" }),
+      ).toMatchObject({ score: 4, at: newer.at, eventId: "Ev2" });
+      expect((await store.votesOf(generation.id)).map((v) => v.score)).toEqual([4]);
+      expect(await collect(store.events())).toHaveLength(2);
+      // Same time: the event id decides.
+      await store.castVote({ ...vote, score: 1, at: newer.at, eventId: "Ev3" });
+      await store.castVote({ ...vote, score: 2, at: newer.at, eventId: "Ev10" });
+      expect((await store.votesOf(generation.id)).map((v) => v.score)).toEqual([1]);
+    });
+
+    it("rejects a vote time or event id it cannot order by", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const vote = {
+        generationId: generation.id,
+        rater: "r",
+        dimension: "quality" as const,
+        score: 2,
+      };
+      await expect(store.castVote({ ...vote, at: "yesterday" })).rejects.toThrow(/ISO 8601/);
+      await expect(store.castVote({ ...vote, at: "2026-02-30T00:00:00.000Z" })).rejects.toThrow(
+        /ISO 8601/,
+      );
+      await expect(store.castVote({ ...vote, eventId: "" })).rejects.toThrow(/event id/);
+      expect(await collect(store.events())).toEqual([]);
+    });
+
+    it("resolves one rater's conflicting changes in any arrival order to the latest, each logged once", async () => {
+      for (const seed of [1, 2, 3, 4, 5, 6]) {
+        const changes = conflictingChanges(seed);
+        const expected = expectedScore(changes, "discord");
+        const outcomes = [];
+        for (const order of [0, 1, 2]) {
+          const store = await fresh();
+          const generation = sampleGeneration();
+          await store.saveGeneration(generation);
+          const target = {
+            generationId: generation.id,
+            rater: "discord:7",
+            dimension: "quality" as const,
+            source: "discord",
+          };
+          const random = seeded(seed * 10 + order);
+          // Every change arrives twice (a redelivery), in a shuffled order.
+          for (const change of shuffled([...changes, ...changes], random)) {
+            await applyConflict(store, change, target);
+          }
+          const votes = await store.votesOf(generation.id);
+          const events = await collect(store.events());
+          const ids = events.map((event) => event.eventId);
+          expect(new Set(ids).size, `seed ${seed}: an event logged twice`).toBe(ids.length);
+          for (const change of changes.filter((c) => c.op === "cast")) {
+            expect(ids.filter((id) => id === change.eventId)).toHaveLength(1);
+          }
+          expect(replayScore(events), `seed ${seed}: the log replays to the vote`).toBe(
+            votes[0]?.score,
+          );
+          outcomes.push(votes.map((v) => [v.score, v.at]));
+        }
+        expect(outcomes[0]?.[0]?.[0], `seed ${seed}`).toBe(expected);
+        expect(outcomes[1]).toEqual(outcomes[0]);
+        expect(outcomes[2]).toEqual(outcomes[0]);
+      }
     });
 
     it("appends events oldest first with their times", async () => {
@@ -405,6 +519,53 @@ export function voteStoreContract(
             ),
           );
           expect(results.filter(Boolean)).toHaveLength(1);
+        }
+      });
+
+    if (options.persistent)
+      it("gives every handle (process) the same latest vote when several apply one rater's changes at once in different orders", async () => {
+        for (const seed of [11, 12, 13, 14, 15]) {
+          const space = randomUUID().slice(0, 8);
+          const handles = await Promise.all([1, 2, 3, 4].map(() => fresh(space)));
+          const generation = sampleGeneration();
+          await (handles[0] as VoteStore).saveGeneration(generation);
+          const changes = conflictingChanges(seed, 40);
+          const target = {
+            generationId: generation.id,
+            rater: "slack:U1",
+            dimension: "faithfulness" as const,
+            source: "slack",
+          };
+          // Each handle receives its share of the changes in its own order, all handles at once;
+          // then every change is delivered again to another handle (a retry that reached a
+          // different process), which must change nothing.
+          const random = seeded(seed);
+          const share = shuffled(changes, random).map((change, i) => ({ change, handle: i % 4 }));
+          const deliver = (round: number) =>
+            Promise.all(
+              handles.map(async (handle, h) => {
+                for (const { change } of share.filter((s) => (s.handle + round) % 4 === h)) {
+                  await applyConflict(handle, change, target);
+                }
+              }),
+            );
+          await deliver(0);
+          const first = await (handles[0] as VoteStore).votesOf(generation.id);
+          await deliver(1);
+          expect(await (handles[0] as VoteStore).votesOf(generation.id)).toEqual(first);
+          const expected = expectedScore(changes, "slack");
+          for (const handle of handles) {
+            expect((await handle.votesOf(generation.id)).map((v) => v.score)).toEqual(
+              expected === undefined ? [] : [expected],
+            );
+            const events = await collect(handle.events());
+            const ids = events.map((event) => event.eventId);
+            expect(new Set(ids).size, `seed ${seed}: an event logged twice`).toBe(ids.length);
+            for (const change of changes.filter((c) => c.op === "cast")) {
+              expect(ids.filter((id) => id === change.eventId)).toHaveLength(1);
+            }
+            expect(replayScore(events)).toBe(expected);
+          }
         }
       });
 

@@ -30,6 +30,21 @@ if (url) {
   );
 
   describe("redis vote store", () => {
+    it("loads its commit script again after the server forgot it (SCRIPT FLUSH)", async () => {
+      const store = await openVoteStore(withNamespace(`${run}-flush`), { dataDir: "/nonexistent" });
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const vote = { generationId: generation.id, rater: "r", dimension: "quality" as const };
+      await store.castVote({ ...vote, score: 1 });
+      const client = createClient({ url });
+      await client.connect();
+      await client.scriptFlush();
+      await client.close();
+      await store.castVote({ ...vote, score: 3 });
+      expect((await store.votesOf(generation.id)).map((v) => v.score)).toEqual([3]);
+      await store.close();
+    });
+
     it("indexes with sorted sets beside plain values, under the namespace only", async () => {
       const namespace = `${run}-layout`;
       const store = await openVoteStore(withNamespace(namespace), { dataDir: "/nonexistent" });

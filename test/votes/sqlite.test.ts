@@ -4,6 +4,7 @@ import { join } from "node:path";
 import KeyvSqlite from "@keyv/sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { openSqliteKv } from "../../src/core/votes/kv.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "imagine-votes-sqlite-"));
@@ -26,6 +27,36 @@ describe("sqlite vote store files", () => {
     await absolute.saveGeneration(sampleGeneration());
     await absolute.close();
     expect(existsSync(file)).toBe(true);
+  });
+
+  it("starts a vote's trail from a vote stored before trails existed", async () => {
+    const file = join(dataDir, "legacy.sqlite");
+    const store = await openVoteStore(`sqlite://${file}`, { dataDir });
+    const generation = sampleGeneration();
+    await store.saveGeneration(generation);
+    await store.close();
+    // The old store wrote the vote key alone (no trail): write one as it did.
+    const legacy = await openSqliteKv(file, { table: "imagine_votes", prefix: "imagine:" });
+    const vote = { generationId: generation.id, rater: "discord:9", dimension: "quality" as const };
+    await legacy.set(
+      `vote/${generation.id}/discord%3A9/quality`,
+      { ...vote, score: 2, at: "2025-01-01T00:00:00.000Z" },
+      `vote/${generation.id}/`,
+    );
+    await legacy.close();
+
+    const reopened = await openVoteStore(`sqlite://${file}`, { dataDir });
+    expect((await reopened.votesOf(generation.id)).map((v) => v.score)).toEqual([2]);
+    // The stored 2 is the trail's starting point: replacing it says so, retracting the old
+    // score afterwards changes nothing, retracting the current one removes it.
+    expect(await reopened.castVote({ ...vote, score: 4 })).toMatchObject({
+      kind: "replace",
+      previous: 2,
+    });
+    expect(await reopened.retractVote({ ...vote, score: 2 })).toBeUndefined();
+    expect(await reopened.retractVote({ ...vote, score: 4 })).toMatchObject({ kind: "retract" });
+    expect(await reopened.votesOf(generation.id)).toEqual([]);
+    await reopened.close();
   });
 
   it("keeps two namespaces in one file apart", async () => {

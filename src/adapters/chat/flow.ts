@@ -526,6 +526,8 @@ export class ChatFlow {
         rater: `${this.platform.name}:${event.user}`,
         emoji: event.emoji,
         added: event.added,
+        ...(event.at !== undefined ? { at: event.at } : {}),
+        ...(event.eventId !== undefined ? { eventId: event.eventId } : {}),
       });
       if (outcome.kind === "cast" && outcome.replacedReaction !== undefined) {
         const removed = await this.platform

@@ -153,6 +153,11 @@ export interface CommandEvent {
 export interface ReactionEvent {
   /** The platform's event id, when it redelivers events (Slack): seen ids are dropped. */
   eventId?: string;
+  /**
+   * When the platform says the reaction happened (Slack's event_ts); without it the store's
+   * clock. A vote's changes resolve to the latest by this time in every process (core votes).
+   */
+  at?: Date;
   added: boolean;
   /** The platform user id, bare. */
   user: string;

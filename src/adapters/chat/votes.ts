@@ -7,7 +7,7 @@
  * skin tones and custom emoji handled there); this module gives it a scale-only interface.
  */
 import type { Config } from "../../core/config.js";
-import type { Dimension, Generation, VoteEvent, VoteStore } from "../../core/types.js";
+import type { Ballot, Dimension, Generation, VoteEvent, VoteStore } from "../../core/types.js";
 import { DIMENSIONS } from "../../core/types.js";
 import { type ReactionPlatform, scoreOfReaction } from "../../core/votes/index.js";
 
@@ -45,6 +45,10 @@ export interface ReactionChange {
   emoji: string;
   /** true when the reaction was added, false when removed. */
   added: boolean;
+  /** When it happened, by the platform (ReactionEvent.at). */
+  at?: Date;
+  /** The platform's event id: a redelivery to any process changes the vote once (VoteStore). */
+  eventId?: string;
 }
 
 export type ReactionOutcome =
@@ -90,7 +94,13 @@ export class ReactionVotes {
     if (!vote) return { kind: "ignored", reason: "not-a-vote" };
     const generation = await this.store.findGenerationByMessage(change.platform, change.messageRef);
     if (!generation) return { kind: "ignored", reason: "not-a-generation" };
-    const ballot = { generationId: generation.id, rater: change.rater, ...vote };
+    const ballot: Ballot = {
+      generationId: generation.id,
+      rater: change.rater,
+      ...vote,
+      ...(change.at !== undefined ? { at: change.at.toISOString() } : {}),
+      ...(change.eventId !== undefined ? { eventId: change.eventId } : {}),
+    };
     if (change.added) {
       const event = await this.store.castVote(ballot);
       const replacedReaction =

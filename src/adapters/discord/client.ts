@@ -55,6 +55,13 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
       intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions],
       partials: [Partials.Message, Partials.Reaction, Partials.User, Partials.Channel],
       rest: { api: settings.apiUrl },
+      // Each shard's gateway connection gets only its guilds' interactions and reactions, which
+      // this process handles; votes go to the shared store (see README, Scaling).
+      ...(settings.shards === "auto"
+        ? { shards: "auto" as const }
+        : settings.shards !== undefined
+          ? { shards: [...settings.shards.ids], shardCount: settings.shards.count }
+          : {}),
       allowedMentions: { parse: [] },
     });
     this.client.on(Events.InteractionCreate, (interaction) => this.onInteraction(interaction));
@@ -92,7 +99,12 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
     await this.client.login(this.settings.token);
     await ready;
     this.logger.info(
-      { user: this.client.user?.id, guilds: this.client.guilds.cache.size },
+      {
+        user: this.client.user?.id,
+        guilds: this.client.guilds.cache.size,
+        shards: this.client.options.shards,
+        shardCount: this.client.options.shardCount,
+      },
       "discord ready",
     );
   }

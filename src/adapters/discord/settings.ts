@@ -5,6 +5,10 @@
  *   DISCORD_GUILD_ID        register commands in this server only (optional; instant, for testing)
  *   DISCORD_API_URL         the REST base, https://discord.com/api by default (tests: a fake)
  *   DISCORD_CHANNELS        comma-separated channel ids where commands are allowed (default: all)
+ *   DISCORD_SHARDS          gateway shards: "auto" (Discord's recommended count) or a number N;
+ *                           unset: one connection (discord.js's default, fine below ~2,500 guilds)
+ *   DISCORD_SHARD_IDS       with DISCORD_SHARDS=N: the shards this process runs ("0,1", "2-3");
+ *                           default all N. Several processes split the shards between them.
  */
 import { UserError } from "../../core/errors.js";
 
@@ -17,7 +21,15 @@ export interface DiscordSettings {
   apiUrl: string;
   /** Channel allow-list; undefined allows every channel. */
   channels?: readonly string[];
+  /** Gateway sharding (DISCORD_SHARDS, DISCORD_SHARD_IDS); undefined: one connection. */
+  shards?: DiscordShards;
 }
+
+/** "auto": as many shards as Discord recommends, all in this process; else `ids` out of `count`. */
+export type DiscordShards = "auto" | { count: number; ids: readonly number[] };
+
+/** Discord's cap on shards per bot is far below this; a larger number is a typo. */
+const MAX_SHARDS = 4096;
 
 export function discordConfigured(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.DISCORD_TOKEN?.trim());
@@ -42,12 +54,60 @@ export function discordSettings(env: NodeJS.ProcessEnv): DiscordSettings {
   if (channels && channels.length > 0) {
     settings.channels = channels.map((id) => snowflake("DISCORD_CHANNELS", id));
   }
+  const shards = discordShards(env);
+  if (shards !== undefined) settings.shards = shards;
   try {
     new URL(settings.apiUrl);
   } catch {
     throw new UserError("CONFIG_INVALID", `DISCORD_API_URL is not a URL: ${settings.apiUrl}`);
   }
   return settings;
+}
+
+/** DISCORD_SHARDS and DISCORD_SHARD_IDS, checked; undefined when neither is set. */
+export function discordShards(env: NodeJS.ProcessEnv): DiscordShards | undefined {
+  const shards = env.DISCORD_SHARDS?.trim();
+  const ids = env.DISCORD_SHARD_IDS?.trim();
+  if (!shards) {
+    if (ids) {
+      throw new UserError(
+        "CONFIG_INVALID",
+        "DISCORD_SHARD_IDS needs DISCORD_SHARDS=<total number of shards>, so that every process splits the same count",
+      );
+    }
+    return undefined;
+  }
+  if (shards.toLowerCase() === "auto") {
+    if (ids) {
+      throw new UserError(
+        "CONFIG_INVALID",
+        "DISCORD_SHARD_IDS needs a fixed DISCORD_SHARDS=<number>, not auto: processes splitting the shards must agree on the total",
+      );
+    }
+    return "auto";
+  }
+  const count = Number(shards);
+  if (!/^\d+$/.test(shards) || count < 1 || count > MAX_SHARDS) {
+    throw new UserError(
+      "CONFIG_INVALID",
+      `DISCORD_SHARDS must be "auto" or a whole number of shards from 1 to ${MAX_SHARDS}, got "${shards}"`,
+    );
+  }
+  if (!ids) return { count, ids: Array.from({ length: count }, (_, i) => i) };
+  const chosen = new Set<number>();
+  for (const part of ids.split(",").map((p) => p.trim())) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const first = Number(match?.[1]);
+    const last = Number(match?.[2] ?? match?.[1]);
+    if (!match || first > last || last >= count) {
+      throw new UserError(
+        "CONFIG_INVALID",
+        `DISCORD_SHARD_IDS must list shard ids from 0 to ${count - 1} (DISCORD_SHARDS=${count}) as "0,2" or "0-3", got "${ids}"`,
+      );
+    }
+    for (let id = first; id <= last; id++) chosen.add(id);
+  }
+  return { count, ids: [...chosen].sort((a, b) => a - b) };
 }
 
 export function snowflake(variable: string, value: string): string {

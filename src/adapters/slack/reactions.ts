@@ -19,6 +19,17 @@ export function slackMessage(channel: string, ts: string): PostedMessage {
   return { channel, id: ts, ref: slackMessageRef(channel, ts) };
 }
 
+/**
+ * The time of a Slack event from its event_ts ("1700000000.123456", seconds with microseconds),
+ * to the millisecond; undefined when it is not one.
+ */
+export function slackEventTime(eventTs: unknown): Date | undefined {
+  const match = typeof eventTs === "string" ? /^(\d{1,12})(?:\.(\d{1,6}))?$/.exec(eventTs) : null;
+  if (!match) return undefined;
+  const ms = Number(match[1]) * 1000 + Number((match[2] ?? "").padEnd(3, "0").slice(0, 3));
+  return new Date(ms);
+}
+
 /** The Slack error code of a failed Web API call ("already_reacted", "invalid_blocks"). */
 export function slackErrorCode(error: unknown): string | undefined {
   return (error as { data?: { error?: string } } | undefined)?.data?.error;

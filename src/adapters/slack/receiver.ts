@@ -44,7 +44,7 @@ import {
   SlackConversation,
   type SlackMessageOptions,
 } from "./messages.js";
-import { addSlackReaction, listSlackReactions, slackMessage } from "./reactions.js";
+import { addSlackReaction, listSlackReactions, slackEventTime, slackMessage } from "./reactions.js";
 import {
   rejectFutureTimestamps,
   SIGNED_REQUEST_MEMORY_MS,
@@ -148,10 +148,12 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
       this.app.event(kind, async ({ event, body }) => {
         const item = event.item as { type: string; channel?: string; ts?: string };
         const eventId = (body as { event_id?: string }).event_id;
+        const at = slackEventTime(event.event_ts);
         // Awaited: over HTTP (processBeforeResponse) Slack gets its 200 once the vote is stored,
         // so a crash before that leaves an unacknowledged event that Slack delivers again.
         await this.flow.processReaction({
           ...(eventId !== undefined ? { eventId } : {}),
+          ...(at !== undefined ? { at } : {}),
           added,
           user: event.user,
           emoji: slackName(event.reaction),

@@ -29,7 +29,19 @@
  *     Expired claims are deleted now and then (every CLAIM_PURGE_EVERY claims of a process).
  *   - Memory: a map checked and written in one synchronous step.
  * The stored value is keyv's format (`{"value":…,"expires":ms}`), so keyv reads it as expired.
+ *
+ * `commit` (the vote store's per-vote compare-and-set, see ./README.md) writes several keys at once
+ * only while a guard key still holds the version the caller read, in one atomic step:
+ *   - Redis: one Lua script (GET the guard, compare, then SET/DEL and ZADD/ZREM); scripts run alone.
+ *   - PostgreSQL: one statement: `INSERT … ON CONFLICT DO UPDATE … WHERE value = <read version>` on
+ *     the guard row (the WHERE is re-checked under the row lock against the committed version), with
+ *     the other writes in data-modifying CTEs that run only when that upsert returned its row.
+ *   - SQLite: one multi-row `INSERT … SELECT … WHERE <guard unchanged>` (the guard row last), then
+ *     deletes conditioned on the guard now holding this commit's version. SQLite has one writer at a
+ *     time; a later commit that read this one's version writes every key again.
+ *   - Memory: checked and written with no `await` in between.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import KeyvPostgres from "@keyv/postgres";
@@ -59,7 +71,49 @@ export interface Kv {
    * Claim keys are never listed.
    */
   claim(key: string, ttlMs: number, nowMs: number): Promise<boolean>;
+  /**
+   * A guard's value with its version for commit(): the stored form, undefined when the key is
+   * absent. Only for keys written as commit() guards (plain JSON, not keyv's serializer).
+   */
+  getVersioned<T>(key: string): Promise<Versioned<T>>;
+  /**
+   * Atomically, when `guard.key` still holds `guard.version` (undefined: absent): sets it to
+   * `guard.value` and applies `writes`. False, writing nothing, when another writer changed the
+   * guard first: the caller reads again and retries (optimistic concurrency across processes).
+   * Write keys are distinct and differ from the guard's.
+   */
+  commit(guard: Guard, writes: readonly KvWrite[]): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export interface Versioned<T> {
+  value: T | undefined;
+  version: string | undefined;
+}
+
+export interface Guard {
+  key: string;
+  version: string | undefined;
+  value: unknown;
+}
+
+/** One write of a commit: `value` to set, or (`value` undefined) a delete; `collection` as in set(). */
+export interface KvWrite {
+  key: string;
+  value?: unknown;
+  collection?: string;
+}
+
+/** A commit as a backend runs it: prefixed keys, serialized values (undefined: delete). */
+interface RawCommit {
+  guard: { key: string; version: string | undefined; raw: string };
+  writes: Array<{ key: string; raw: string | undefined; collection: string | undefined }>;
+}
+
+/** A backend's raw read and atomic commit, on physical (prefixed) keys. */
+interface Atomic {
+  read(key: string): Promise<string | undefined>;
+  commit(commit: RawCommit): Promise<boolean>;
 }
 
 /** How many claims (per process) between two deletions of expired claims on SQL backends. */
@@ -129,7 +183,35 @@ class KeyvKv implements Kv {
     private readonly onClose: () => Promise<void>,
     /** The backend's atomic claim, on the physical (prefixed) key. */
     private readonly claimPhysical: (key: string, ttlMs: number, nowMs: number) => Promise<boolean>,
+    private readonly atomic: Atomic,
   ) {}
+
+  async getVersioned<T>(key: string): Promise<Versioned<T>> {
+    const raw = await this.atomic.read(this.prefix + key);
+    if (raw === undefined) return { value: undefined, version: undefined };
+    return { value: (JSON.parse(raw) as { value?: T }).value, version: raw };
+  }
+
+  async commit(guard: Guard, writes: readonly KvWrite[]): Promise<boolean> {
+    const serialize = async (value: unknown) =>
+      (await this.keyv.serializeData({ value, expires: undefined })) as string;
+    return this.atomic.commit({
+      guard: {
+        key: this.prefix + guard.key,
+        version: guard.version,
+        // Plain JSON in keyv's envelope: a guard is read only by getVersioned, and keyv's own
+        // serializer (which also escapes Buffers) costs more per vote than the writes themselves.
+        raw: JSON.stringify({ value: guard.value, expires: null }),
+      },
+      writes: await Promise.all(
+        writes.map(async (write) => ({
+          key: this.prefix + write.key,
+          raw: write.value === undefined ? undefined : await serialize(write.value),
+          collection: write.collection,
+        })),
+      ),
+    });
+  }
 
   claim(key: string, ttlMs: number, nowMs: number): Promise<boolean> {
     return this.claimPhysical(this.prefix + key, ttlMs, nowMs);
@@ -191,10 +273,38 @@ export function openMemoryKv(logger?: Logger): Kv {
     claims.set(key, nowMs + ttlMs);
     return true;
   };
-  return new KeyvKv("memory", keyv, "", readPage, async () => {}, claim);
+  const atomic: Atomic = {
+    read: async (key) => map.get(key),
+    commit: async ({ guard, writes }) => {
+      if (map.get(guard.key) !== guard.version) return false;
+      map.set(guard.key, guard.raw);
+      for (const write of writes) {
+        if (write.raw === undefined) map.delete(write.key);
+        else map.set(write.key, write.raw);
+      }
+      return true;
+    },
+  };
+  return new KeyvKv("memory", keyv, "", readPage, async () => {}, claim, atomic);
 }
 
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Runs `query` again while SQLite answers SQLITE_BUSY, for up to about 10 s. Switching a new file
+ * to WAL needs it to itself, and SQLite does not call the busy handler for that: processes (or
+ * stores) opening one new file at the same moment would otherwise fail to start.
+ */
+async function whileBusy<T>(query: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await query();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "SQLITE_BUSY" || attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10 * attempt, 200)));
+    }
+  }
+}
 
 export async function openSqliteKv(
   file: string,
@@ -216,7 +326,7 @@ export async function openSqliteKv(
   store.on("error", () => {}); // surfaced by the query below
   try {
     // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
-    await store.query("PRAGMA journal_mode = WAL");
+    await whileBusy(() => store.query("PRAGMA journal_mode = WAL"));
     await store.query("PRAGMA synchronous = NORMAL");
   } catch (error) {
     await store.close().catch(() => {});
@@ -253,7 +363,38 @@ export async function openSqliteKv(
       ),
     options.logger,
   );
-  return new KeyvKv("sqlite", keyv, options.prefix, readPage, () => store.close(), claim);
+  const atomic: Atomic = {
+    read: async (key) => {
+      const rows = (await store.query(`SELECT value FROM ${table} WHERE key = ?`, key)) as {
+        value: string;
+      }[];
+      return rows[0]?.value;
+    },
+    commit: async ({ guard, writes }) => {
+      // The guard row last: whether the condition is evaluated once or per row, it sees the
+      // guard as it was before this statement.
+      const sets = [...writes.filter((write) => write.raw !== undefined), guard];
+      const rows = (await store.query(
+        `INSERT INTO ${table} (key, value) SELECT column1, column2 FROM (VALUES ${sets.map(() => "(?, ?)").join(", ")}) WHERE (SELECT value FROM ${table} WHERE key = ?) IS ? ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
+        ...sets.flatMap((write) => [write.key, write.raw]),
+        guard.key,
+        guard.version ?? null,
+      )) as unknown[];
+      if (rows.length === 0) return false;
+      const deletes = writes.filter((write) => write.raw === undefined).map((write) => write.key);
+      if (deletes.length > 0) {
+        // Only while the guard still holds this commit: a later commit wrote these keys itself.
+        await store.query(
+          `DELETE FROM ${table} WHERE key IN (${deletes.map(() => "?").join(", ")}) AND (SELECT value FROM ${table} WHERE key = ?) = ?`,
+          ...deletes,
+          guard.key,
+          guard.raw,
+        );
+      }
+      return true;
+    },
+  };
+  return new KeyvKv("sqlite", keyv, options.prefix, readPage, () => store.close(), claim, atomic);
 }
 
 /**
@@ -334,10 +475,96 @@ export async function openPostgresKv(
       ),
     options.logger,
   );
-  return new KeyvKv("postgres", keyv, options.prefix, readPage, release, claim);
+  const atomic: Atomic = {
+    read: async (key) => {
+      const rows = (await store.query(`SELECT value FROM ${qualified} WHERE key = $1`, [key])) as {
+        value: string;
+      }[];
+      return rows[0]?.value;
+    },
+    commit: async ({ guard, writes }) => {
+      const sets = writes.filter((write) => write.raw !== undefined);
+      const deletes = writes.filter((write) => write.raw === undefined).map((write) => write.key);
+      // One statement, so one transaction. A concurrent commit of the same guard waits on its row
+      // lock and re-checks the WHERE against the committed version: exactly one of them wins.
+      // An absent guard ($3 null) is taken only by inserting it: an existing row never matches.
+      const rows = (await store.query(
+        `WITH cas AS (INSERT INTO ${qualified} AS guard (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE guard.value IS NOT DISTINCT FROM $3::text RETURNING 1),
+         sets AS (INSERT INTO ${qualified} (key, value) SELECT k, v FROM unnest($4::text[], $5::text[]) AS w(k, v) WHERE EXISTS (SELECT 1 FROM cas) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value),
+         deletes AS (DELETE FROM ${qualified} WHERE key = ANY($6::text[]) AND EXISTS (SELECT 1 FROM cas))
+         SELECT count(*)::int AS won FROM cas`,
+        [
+          guard.key,
+          guard.raw,
+          guard.version ?? null,
+          sets.map((write) => write.key),
+          sets.map((write) => write.raw),
+          deletes,
+        ],
+      )) as { won: number }[];
+      return (rows[0]?.won ?? 0) > 0;
+    },
+  };
+  return new KeyvKv("postgres", keyv, options.prefix, readPage, release, claim, atomic);
 }
 
 type RedisClient = ReturnType<typeof createClient>;
+
+/**
+ * The Redis commit: KEYS[1] is the guard, then per write its value key and its collection's
+ * index key; ARGV[1] "1" when the guard must be absent, ARGV[2] the version read, ARGV[3] the
+ * guard's new value, then per write: "s" (set) or "d" (delete), the value, the index member ("" for
+ * none). A script runs alone on the server, so nothing can change the guard between GET and SET.
+ */
+const COMMIT_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+for j = 0, (#KEYS - 1) / 2 - 1 do
+  local key, index = KEYS[2 + 2 * j], KEYS[3 + 2 * j]
+  local op, value, member = ARGV[4 + 3 * j], ARGV[5 + 3 * j], ARGV[6 + 3 * j]
+  if op == 's' then
+    redis.call('SET', key, value)
+    if member ~= '' then redis.call('ZADD', index, 0, member) end
+  else
+    redis.call('DEL', key)
+    if member ~= '' then redis.call('ZREM', index, member) end
+  end
+end
+return 1
+`;
+
+const COMMIT_SCRIPT_SHA1 = createHash("sha1").update(COMMIT_SCRIPT).digest("hex");
+
+function redisAtomic(client: RedisClient, prefix: string): Atomic {
+  return {
+    read: async (key) => (await client.get(key)) ?? undefined,
+    commit: async ({ guard, writes }) => {
+      const keys = [guard.key];
+      const args = [guard.version === undefined ? "1" : "0", guard.version ?? "", guard.raw];
+      for (const write of writes) {
+        const member = write.collection === undefined ? "" : write.key.slice(prefix.length);
+        // Without a collection the index key is never touched; the value key stands in.
+        keys.push(
+          write.key,
+          write.collection === undefined ? write.key : `${prefix}index:${write.collection}`,
+        );
+        args.push(write.raw === undefined ? "d" : "s", write.raw ?? "", member);
+      }
+      const options = { keys, arguments: args };
+      // By digest (the script is not sent each time); once per server the whole script.
+      const reply = await client.evalSha(COMMIT_SCRIPT_SHA1, options).catch((error: unknown) => {
+        if (!String((error as Error).message).startsWith("NOSCRIPT")) throw error;
+        return client.eval(COMMIT_SCRIPT, options);
+      });
+      return reply === 1;
+    },
+  };
+}
 
 class RedisKv extends KeyvKv {
   constructor(
@@ -347,13 +574,21 @@ class RedisKv extends KeyvKv {
     readPage: PageReader,
     onClose: () => Promise<void>,
   ) {
-    super("redis", keyv, prefix, readPage, onClose, async (key, ttlMs, nowMs) => {
-      const reply = await client.set(key, claimValue(nowMs, ttlMs), {
-        condition: "NX",
-        expiration: { type: "PX", value: ttlMs },
-      });
-      return reply === "OK";
-    });
+    super(
+      "redis",
+      keyv,
+      prefix,
+      readPage,
+      onClose,
+      async (key, ttlMs, nowMs) => {
+        const reply = await client.set(key, claimValue(nowMs, ttlMs), {
+          condition: "NX",
+          expiration: { type: "PX", value: ttlMs },
+        });
+        return reply === "OK";
+      },
+      redisAtomic(client, prefix),
+    );
   }
 
   /** The sorted set that indexes a collection. Value keys never start with "index:". */

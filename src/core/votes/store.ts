@@ -7,14 +7,18 @@
  *   msg/<platform>/<messageRef>                     → generationId
  *   study/<studyId>/<generationId>                  → generationId               (listed per study)
  *   vote/<generationId>/<rater>/<dimension>         the current Vote             (listed per generation)
- *   event/<ISO time>-<sequence>-<random>            one VoteEvent, never rewritten (listed: event/)
+ *   trail/<generationId>/<rater>/<dimension>        the vote's recent changes (trail.ts), replaced
+ *                                                   by compare-and-set: the vote's guard
+ *   event/<ISO time>-<change id>                    one VoteEvent (listed: event/, in change order)
  *   claim/<key>                                     a claimOnce claim, with its expiry (never listed)
  *   posted/<platform>/<createdAt>/<generationId>    → generationId, once posted (listed per platform
  *                                                   from a time on: reconciliation's window)
  *
  * Every vote lives under its own key and every index entry is its own key (or, on Redis, a
  * member added with ZADD in the same transaction), so no write ever reads, modifies and writes
- * back a record that another rater's vote also changes.
+ * back a record that another rater's vote also changes. One rater's changes to one vote go
+ * through its trail with an atomic compare-and-set (Kv.commit), so processes sharing the store
+ * agree on the latest change (README: Semantics).
  */
 import { randomBytes } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
@@ -34,11 +38,13 @@ import {
 import {
   CLAIM_COLLECTION,
   type Kv,
+  type KvWrite,
   openMemoryKv,
   openPostgresKv,
   openRedisKv,
   openSqliteKv,
 } from "./kv.js";
+import { applyChange, type TrailChange, type VoteTrail } from "./trail.js";
 
 export interface OpenVoteStoreOptions {
   /** Relative sqlite:// paths are resolved here. */
@@ -187,11 +193,16 @@ const keys = {
   vote: (v: { generationId: string; rater: string; dimension: Dimension }) =>
     `vote/${enc(v.generationId)}/${enc(v.rater)}/${v.dimension}`,
   events: "event/",
+  trail: (v: { generationId: string; rater: string; dimension: Dimension }) =>
+    `trail/${enc(v.generationId)}/${enc(v.rater)}/${v.dimension}`,
   claim: (key: string) => CLAIM_COLLECTION + enc(key),
   posted: (platform: string) => `posted/${enc(platform)}/`,
   postedAt: (g: Pick<Generation, "platform" | "createdAt" | "id">) =>
     `posted/${enc(g.platform)}/${enc(g.createdAt)}/${enc(g.id)}`,
 };
+
+/** Compare-and-set attempts per change; each failed one means another writer's change landed. */
+const MAX_COMMIT_ATTEMPTS = 100;
 
 /** The longest claimOnce key (before encoding): an event id or a request digest is far shorter. */
 const MAX_CLAIM_KEY = 400;
@@ -316,49 +327,85 @@ class KvVoteStore implements KeyvVoteStore {
   async castVote(vote: Ballot): Promise<VoteEvent> {
     checkVote(vote);
     const platform = await this.requireGeneration(vote.generationId);
-    const source = vote.source ?? platform;
-    const key = keys.vote(vote);
-    return this.serialized(key, async () => {
-      const previous = await this.kv.get<Vote>(key);
-      const { at, id } = this.stamp();
-      const current: Vote = {
-        generationId: vote.generationId,
-        rater: vote.rater,
-        dimension: vote.dimension,
-        score: vote.score,
-        at,
-      };
-      const event: VoteEvent =
-        previous === undefined
-          ? { kind: "add", ...current, source }
-          : { kind: "replace", ...current, previous: previous.score, source };
-      await this.kv.set(key, current, keys.votes(vote.generationId));
-      await this.kv.set(keys.events + id, event, keys.events);
-      return event;
-    });
+    // A cast always has its event (logged now, or earlier for a redelivered one).
+    return (await this.applyChange(vote, "cast", platform)) as VoteEvent;
   }
 
   async retractVote(vote: Ballot): Promise<VoteEvent | undefined> {
     checkVote(vote);
+    return this.applyChange(vote, "retract", undefined);
+  }
+
+  /**
+   * Puts one change into its vote's trail (trail.ts) and writes the vote and the log entries
+   * that follow, with a compare-and-set on the trail so that processes sharing the store apply
+   * each vote's changes one at a time: a writer that lost the race reads the trail again and
+   * retries. Within this process changes to one vote also queue, so they rarely collide.
+   */
+  private applyChange(
+    vote: Ballot,
+    op: TrailChange["op"],
+    platform: string | undefined,
+  ): Promise<VoteEvent | undefined> {
     const key = keys.vote(vote);
+    const trailKey = keys.trail(vote);
+    const identity = {
+      generationId: vote.generationId,
+      rater: vote.rater,
+      dimension: vote.dimension,
+    };
     return this.serialized(key, async () => {
-      const current = await this.kv.get<Vote>(key);
-      // A stale score (the bot removing the old reaction after a replace) retracts nothing.
-      if (current === undefined || current.score !== vote.score) return undefined;
-      const source = vote.source ?? (await this.requireGeneration(vote.generationId));
-      const { at, id } = this.stamp();
-      const event: VoteEvent = {
-        kind: "retract",
-        generationId: vote.generationId,
-        rater: vote.rater,
-        dimension: vote.dimension,
-        score: current.score,
-        at,
-        source,
-      };
-      await this.kv.delete(key, keys.votes(vote.generationId));
-      await this.kv.set(keys.events + id, event, keys.events);
-      return event;
+      // Stamped once: a retry is the same change.
+      let stamp: { at: string; id: string } | undefined;
+      for (let attempt = 1; ; attempt++) {
+        let { value: trail, version } = await this.kv.getVersioned<VoteTrail>(trailKey);
+        if (trail === undefined) {
+          // A vote stored before trails existed is where its trail starts.
+          const stored = await this.kv.get<Vote>(key);
+          trail =
+            stored === undefined
+              ? { changes: [] }
+              : { base: { score: stored.score, at: stored.at }, changes: [] };
+          // Kept even with nothing to retract yet: a cast from before it may still arrive. A
+          // retract on a generation that does not exist removes nothing and keeps nothing.
+          if (stored === undefined && op === "retract" && !(await this.generationExists(vote))) {
+            return undefined;
+          }
+        }
+        const source = vote.source ?? platform ?? (await this.requireGeneration(vote.generationId));
+        stamp ??= this.stamp(vote, source);
+        const change: TrailChange = {
+          at: stamp.at,
+          id: stamp.id,
+          op,
+          score: vote.score,
+          source,
+          ...(vote.eventId !== undefined ? { eventId: vote.eventId } : {}),
+        };
+        const outcome = applyChange(trail, change, identity);
+        if (outcome.duplicate) return outcome.event;
+        const current = outcome.current;
+        const writes: KvWrite[] = [
+          {
+            key,
+            collection: keys.votes(vote.generationId),
+            ...(current === undefined ? {} : { value: { ...identity, ...current } satisfies Vote }),
+          },
+          ...outcome.newlyLogged.map(({ at, id, event }) => ({
+            key: `${keys.events}${at}-${id}`,
+            value: event,
+            collection: keys.events,
+          })),
+        ];
+        if (await this.kv.commit({ key: trailKey, version, value: outcome.trail }, writes)) {
+          return outcome.event;
+        }
+        if (attempt >= MAX_COMMIT_ATTEMPTS) {
+          throw new Error(
+            `vote store: ${MAX_COMMIT_ATTEMPTS} writers changed vote ${key} while this one tried to; giving up`,
+          );
+        }
+      }
     });
   }
 
@@ -418,6 +465,13 @@ class KvVoteStore implements KeyvVoteStore {
     }
   }
 
+  private async generationExists(vote: Ballot): Promise<boolean> {
+    return (
+      this.known.has(vote.generationId) ||
+      (await this.getGeneration(vote.generationId)) !== undefined
+    );
+  }
+
   /** The generation's platform; throws when there is no such generation. */
   private async requireGeneration(id: string): Promise<string> {
     const known = this.known.get(id);
@@ -431,17 +485,26 @@ class KvVoteStore implements KeyvVoteStore {
   }
 
   /**
-   * The time of a change and its event's key: ISO time, then a per-process sequence number, then
-   * random bits. The sequence orders changes within one millisecond (and survives a clock that
-   * steps back: time never decreases here); the random part keeps keys of two processes apart.
+   * When a change happened and its id (the tie-break, and its log key `event/<at>-<id>`). With
+   * the platform's time and event id both are the same in every process that receives the event
+   * (so a redelivery is recognised); otherwise the store's clock and a per-process sequence
+   * number (orders changes within one millisecond and survives a clock that steps back: time
+   * never decreases here), then random bits (keeps two processes' ids apart).
    */
-  private stamp(): { at: string; id: string } {
+  private stamp(vote: Ballot, source: string): { at: string; id: string } {
+    const at = vote.at ?? this.clock();
+    if (vote.eventId !== undefined) return { at, id: `${enc(source)}.${enc(vote.eventId)}` };
+    this.sequence += 1;
+    return {
+      at,
+      id: `${this.sequence.toString(36).padStart(10, "0")}-${this.instance}${randomBytes(3).toString("hex")}`,
+    };
+  }
+
+  private clock(): string {
     const ms = Math.max(this.now().getTime(), this.lastMs);
     this.lastMs = ms;
-    this.sequence += 1;
-    const at = new Date(ms).toISOString();
-    const id = `${at}-${this.sequence.toString(36).padStart(10, "0")}-${this.instance}${randomBytes(3).toString("hex")}`;
-    return { at, id };
+    return new Date(ms).toISOString();
   }
 
   /** Runs `task` after every earlier task on the same key has settled (in this process). */
@@ -498,4 +561,22 @@ function checkVote(vote: Ballot): void {
   if (!Number.isInteger(vote.score) || vote.score < 1 || vote.score > 4) {
     throw new UserError("USAGE", `score ${String(vote.score)} is not a whole number from 1 to 4`);
   }
+  if (
+    vote.at !== undefined &&
+    (!ISO_TIME.test(String(vote.at)) || new Date(vote.at).toISOString() !== vote.at)
+  ) {
+    throw new UserError(
+      "USAGE",
+      `vote time "${String(vote.at)}" is not an ISO 8601 UTC time like 2026-01-01T12:00:00.000Z`,
+    );
+  }
+  if (
+    vote.eventId !== undefined &&
+    (typeof vote.eventId !== "string" || vote.eventId === "" || vote.eventId.length > 200)
+  ) {
+    throw new UserError("USAGE", "a vote's event id must be 1 to 200 characters");
+  }
 }
+
+/** Date.prototype.toISOString's form: times of that form sort as strings in time order. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
