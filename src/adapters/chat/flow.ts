@@ -19,7 +19,7 @@
 import { EventEmitter, setMaxListeners } from "node:events";
 import type { CommandResult, ImagesResult } from "../../commands/command.js";
 import { unhandledResult } from "../../commands/command.js";
-import { BotError, isRequesterError } from "../../core/errors.js";
+import { BotError, isBotError, isRequesterError } from "../../core/errors.js";
 import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import {
@@ -348,7 +348,14 @@ export class ChatFlow {
       await settled;
       await progress.finish();
       if (outcome === undefined) throw new Error("unreachable: execution settled without outcome");
-      if ("error" in outcome) return await this.failed(event, conversation, outcome.error, log);
+      if ("error" in outcome) {
+        // Several chat processes share the render queue: the outcome is published once, there.
+        if (isBotError(outcome.error) && outcome.error.code === "DELIVERED_ELSEWHERE") {
+          log.info({}, "outcome published by another chat process");
+          return report(event, "done");
+        }
+        return await this.failed(event, conversation, outcome.error, log);
+      }
       const result = outcome.value;
       switch (result.kind) {
         case "images":

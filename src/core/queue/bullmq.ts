@@ -32,15 +32,10 @@ import type {
   JobWatcher,
   RecoveredJob,
   RenderQueue,
+  ResultCodec,
   StageContext,
   SubmittedJob,
 } from "./contract.js";
-
-/** How a result crosses Redis: to JSON and back. */
-export interface ResultCodec<Result> {
-  encode(result: Result): unknown;
-  decode(wire: unknown): Result;
-}
 
 const identity: ResultCodec<never> = {
   encode: (result) => result,

@@ -102,3 +102,9 @@ export interface RenderQueue<Data, Result> {
    */
   close(): Promise<void>;
 }
+
+/** How a result crosses processes (BullMQ): to JSON and back. */
+export interface ResultCodec<Result> {
+  encode(result: Result): unknown;
+  decode(wire: unknown): Result;
+}

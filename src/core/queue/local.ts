@@ -18,9 +18,11 @@ export class LocalRenderQueue<Data, Prepared, Result> implements RenderQueue<Dat
   /** The queue itself, for its stage-by-stage counts. */
   readonly jobs: JobQueue;
 
+  /** `now`: the monotonic clock that StageContext.submittedAt is read from (performance.now). */
   constructor(
     options: QueueOptions,
     private readonly processor: JobProcessor<Data, Prepared, Result>,
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.jobs = new JobQueue(options);
   }
@@ -30,7 +32,7 @@ export class LocalRenderQueue<Data, Prepared, Result> implements RenderQueue<Dat
     watcher: JobWatcher = {},
   ): Promise<SubmittedJob<Result>> {
     const { data } = submission;
-    const submittedAt = performance.now();
+    const submittedAt = this.now();
     const progress = (update: unknown) => {
       try {
         watcher.onProgress?.(update);
