@@ -133,7 +133,8 @@ export type ArmSource = Pick<PromptArms, "get" | "forModelDir">;
 export interface PipelineOptions {
   config: Config;
   arms: ArmSource;
-  backend: ImageBackend;
+  /** Renders the in-process queue's jobs; not needed with a renderQueue (workers render). */
+  backend?: ImageBackend;
   filter: TextFilter;
   store: GenerationStore;
   saveImage: SaveImage;
@@ -236,8 +237,8 @@ export type ImagineProcessor = JobProcessor<ImagineJob, Prepared, ImagineResult>
 /** What the stages need: the pipeline's options less the queue. */
 export type ProcessorOptions = Pick<
   PipelineOptions,
-  "config" | "arms" | "backend" | "filter" | "store" | "saveImage" | "logger" | "clock"
->;
+  "config" | "arms" | "filter" | "store" | "saveImage" | "logger" | "clock"
+> & { backend: ImageBackend };
 
 /** An imagine job's outcome as JSON (the PNGs base64), for a queue that crosses processes. */
 export const imagineResultCodec: ResultCodec<ImagineResult> = {
@@ -430,9 +431,12 @@ export function createImagineProcessor(options: ProcessorOptions): ImagineProces
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { config, arms, filter } = options;
   const clock = options.clock ?? systemClock;
-  const processor = createImagineProcessor(options);
+  const { backend } = options;
+  if (options.renderQueue === undefined && backend === undefined) {
+    throw new TypeError("createPipeline needs an image backend or a render queue");
+  }
   const local =
-    options.renderQueue === undefined
+    options.renderQueue === undefined && backend !== undefined
       ? new LocalRenderQueue(
           {
             concurrency: config.queue.concurrency,
@@ -441,7 +445,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
             deadlineMs: config.queue.deadlineMs,
             promptConcurrency: options.promptConcurrency ?? 1,
           },
-          processor,
+          createImagineProcessor({ ...options, backend }),
           () => clock.monotonic(),
         )
       : undefined;
@@ -473,8 +477,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return result;
     } catch (thrown) {
       if (isBotError(thrown) && thrown.code === "DELIVERED_ELSEWHERE") throw thrown;
-      if (job !== undefined) await claim(job);
-      const error = ownFailure(thrown);
+      let failure = thrown;
+      if (job !== undefined && local === undefined && isBotError(thrown) && thrown.code === "QUEUE_CLOSED") {
+        // The shared queue's job goes on without this process; its restart publishes the result.
+        failure = new BotError(
+          "QUEUE_CLOSED",
+          "The bot is restarting; the image will be posted in this channel when it is back.",
+        );
+      } else if (job !== undefined) {
+        await claim(job);
+      }
+      const error = ownFailure(failure);
       references.set(error, reference);
       const reason = failureReason(error);
       if (error instanceof UserError && error.code === "BACKEND_BUSY") {
