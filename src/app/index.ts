@@ -33,8 +33,8 @@ import {
   imagineResultCodec,
   type Pipeline,
 } from "../core/pipeline.js";
-import { BullmqRenderQueue } from "../core/queue/bullmq.js";
 import { PromptArms } from "../core/prompt/arms.js";
+import { BullmqRenderQueue } from "../core/queue/bullmq.js";
 import { loadExplicitFilter } from "../core/safety/index.js";
 import { StudyManager } from "../core/study/manager.js";
 import type { ImageBackend, Logger } from "../core/types.js";

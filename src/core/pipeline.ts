@@ -478,7 +478,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     } catch (thrown) {
       if (isBotError(thrown) && thrown.code === "DELIVERED_ELSEWHERE") throw thrown;
       let failure = thrown;
-      if (job !== undefined && local === undefined && isBotError(thrown) && thrown.code === "QUEUE_CLOSED") {
+      if (
+        job !== undefined &&
+        local === undefined &&
+        isBotError(thrown) &&
+        thrown.code === "QUEUE_CLOSED"
+      ) {
         // The shared queue's job goes on without this process; its restart publishes the result.
         failure = new BotError(
           "QUEUE_CLOSED",

@@ -34,13 +34,13 @@ export const localSystem: SystemFactory = async (limits, processor) => {
   return { queue, close: () => queue.close() };
 };
 
-/** Deletes every key under a prefix. */
+/** Deletes every key whose name starts with `prefix`. */
 export async function deletePrefix(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url);
   try {
     let cursor = "0";
     do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== "0");

@@ -27,11 +27,11 @@ import { registerModelsCommands } from "./models.js";
 import { CommandExit, integer } from "./parse.js";
 import { registerSafetyCommands } from "./safety.js";
 import { registerServeCommands } from "./serve.js";
-import { registerWorkerCommands } from "./worker.js";
 import { registerSlackCommand } from "./slack.js";
 import { registerStudyCommands } from "./study.js";
 import { registerVotesCommands } from "./votes.js";
 import { registerWebCommands } from "./web.js";
+import { registerWorkerCommands } from "./worker.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;

@@ -502,7 +502,10 @@ export interface BullmqWorkerOptions<Result> extends BullmqOptions {
    * this one stops taking jobs for a backoff (1 s, doubling to 60 s; reset by a success).
    */
   handOff?(error: unknown): boolean;
-  /** How often one job may be handed back before it fails with the error (default 5). */
+  /**
+   * How often one job may be handed back before it fails with the error (default: no limit;
+   * the job's deadline ends it if no worker can render it).
+   */
   maxHandOffs?: number;
   /** The first backoff after a handed-off job (default 1 s). */
   backoffMs?: number;
@@ -591,7 +594,7 @@ export class BullmqRenderWorker<Data, Prepared, Result> {
         stage === "render" &&
         !controller.signal.aborted &&
         this.options.handOff?.(error) &&
-        handOffs < (this.options.maxHandOffs ?? 5) &&
+        handOffs < (this.options.maxHandOffs ?? Number.POSITIVE_INFINITY) &&
         token !== undefined
       ) {
         handedOff = true;
