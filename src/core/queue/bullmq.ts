@@ -229,7 +229,13 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
     events.on("completed", ({ jobId, returnvalue }) => this.onCompleted(jobId, returnvalue));
     events.on("failed", ({ jobId, failedReason }) => this.onFailed(jobId, failedReason));
     events.on("removed", () => this.refreshPositions());
-    events.on("active", () => this.refreshPositions());
+    // A job a worker took is out of the line whether or not the worker has said so yet.
+    events.on("active", ({ jobId }) => {
+      void this.redis
+        .zrem(this.keys.line, jobId)
+        .catch(() => 0)
+        .then(() => this.refreshPositions());
+    });
     events.on("error", (error) => {
       if (!this.closed) this.options.logger?.error({ err: error }, "queue events error");
     });
@@ -560,8 +566,9 @@ export class BullmqRenderWorker<Data, Prepared, Result> {
   private async run(job: Job<JobEnvelope<Data>>, token: string | undefined): Promise<WireOutcome> {
     const { payload, deadlineAt, user } = job.data;
     const id = job.id as string;
-    // Started: out of the line, so that the jobs behind it move up.
-    await this.redis.zrem(this.keys.line, id);
+    // Started: out of the line, so that the jobs behind it move up (the submitters also take it
+    // out when they hear it is active; nothing here waits for that).
+    const leftLine = this.redis.zrem(this.keys.line, id).catch(() => 0);
     const remaining = deadlineAt - Date.now();
     if (remaining <= 0) {
       await release(this.redis, this.keys, id, user);
@@ -610,6 +617,7 @@ export class BullmqRenderWorker<Data, Prepared, Result> {
       return { failure: wireFailure(outcome) };
     } finally {
       clearTimeout(timer);
+      await leftLine;
       if (!handedOff) await release(this.redis, this.keys, id, user).catch(() => {});
     }
   }
