@@ -48,6 +48,11 @@ export interface ImagineRequest {
   platform: string;
   server?: string;
   channel?: string;
+  /**
+   * The chat platform's handle for answering the command from another process (the shared
+   * queue carries it so that a restarted chat process can still edit the original reply).
+   */
+  replyHandle?: string;
   /** A configured arm; the default arm when absent (a study assigns one). */
   arm?: string;
   /** Developer option (CLI --model): a model directory instead of an arm. */

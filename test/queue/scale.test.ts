@@ -218,14 +218,17 @@ describe.runIf(redisUrl !== undefined)("scale-out drill (BullMQ, real processes)
       });
       await events.waitUntilReady();
       let n = 0;
+      /** Each subject's interaction token: its image must replace that interaction's reply. */
+      const tokenOf = new Map<string, string>();
       for (const discord of discords) {
         for (let i = 0; i < JOBS_PER_CHAT; i++) {
           n++;
-          discord.interact({
+          const { token } = discord.interact({
             name: "imagine",
             options: [{ name: "subject", type: 3, value: `lighthouse ${n}` }],
             user: discord.user(`11000000000000000${String(n).padStart(2, "0")}`),
           });
+          tokenOf.set(`lighthouse ${n}`, token);
         }
       }
       await allSubmitted;
@@ -259,16 +262,21 @@ describe.runIf(redisUrl !== undefined)("scale-out drill (BullMQ, real processes)
       await Promise.all([...chats, workers[1], workers[2]].map((child) => child?.exited));
 
       expect(posted().sort()).toEqual([...expected].sort());
-      // Chat process 1's images came from its successor, as channel messages (the interactions
-      // belonged to the killed process); chat process 2 answered its interactions.
-      const imagePosts = (discord: FakeDiscord) =>
-        discord.calls.filter((call) => postedSubject(call) !== undefined);
-      expect(imagePosts(discords[0] as FakeDiscord).map((c) => c.path)).toEqual(
-        Array(JOBS_PER_CHAT).fill(`/channels/${discords[0]?.channelId}/messages`),
-      );
-      expect(
-        imagePosts(discords[1] as FakeDiscord).every((c) => c.path.startsWith("/webhooks/")),
-      ).toBe(true);
+      // Every image replaced its interaction's reply: chat process 1's successor edited the
+      // replies of the interactions the killed process had deferred (within Discord's window).
+      for (const [i, discord] of discords.entries()) {
+        const edits = discord.calls
+          .filter((call) => postedSubject(call) !== undefined)
+          .map(
+            (call) =>
+              `${call.method} ${decodeURIComponent(call.path).replace(tokenOf.get(postedSubject(call) as string) as string, "TOKEN")}`,
+          );
+        expect(edits, `chat ${i + 1}`).toEqual(
+          Array(JOBS_PER_CHAT).fill(
+            `PATCH /webhooks/${discord.applicationId}/TOKEN/messages/@original`,
+          ),
+        );
+      }
       // Worker 1's two jobs were rendered again by a good worker, the failing server's jobs
       // handed back: the good server rendered every job at least once, the failing one none.
       expect(good.renders.length).toBeGreaterThanOrEqual(expected.length);

@@ -283,6 +283,7 @@ export class ChatFlow {
     }
 
     const progress = new ProgressLine(conversation, log);
+    const replyHandle = conversation.replyHandle?.();
     let progressed!: () => void;
     const firstProgress = new Promise<void>((resolve) => {
       progressed = resolve;
@@ -295,6 +296,7 @@ export class ChatFlow {
         user: `${this.platform.name}:${event.user}`,
         ...(event.server !== undefined ? { server: event.server } : {}),
         channel: event.channel,
+        ...(replyHandle !== undefined ? { replyHandle } : {}),
       },
       (update: ImagineProgress) => {
         // "failed" comes just before the rejection: let the outcome decide how to answer.
@@ -441,6 +443,27 @@ export class ChatFlow {
     const posted: PostedMessage[] = [];
     for (const message of this.imageMessages(result, undefined)) {
       posted.push(await this.publish((m) => this.platform.postImage(channel, m), message, log));
+    }
+    return posted;
+  }
+
+  /**
+   * Answers a command that another process took (a chat process restarted mid-job) through
+   * its reply handle, as that process would have: the images replace the progress line, with the
+   * voting reactions. Undefined when the platform no longer allows it (the caller then posts in
+   * the channel instead).
+   */
+  async publishResumed(
+    handle: string,
+    result: ImagineResult,
+    requester: string,
+  ): Promise<PostedMessage[] | undefined> {
+    const conversation = this.platform.resumeConversation?.(handle);
+    if (conversation === undefined) return undefined;
+    const log = this.logger.child({ resumed: true });
+    const posted: PostedMessage[] = [];
+    for (const [index, message] of this.imageMessages(result, requester).entries()) {
+      posted.push(await this.publish((m) => conversation.postImage(m, index), message, log));
     }
     return posted;
   }

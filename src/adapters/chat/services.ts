@@ -66,6 +66,15 @@ export interface RunningAdapter {
    * given the voting reactions, exactly like /imagine's images.
    */
   postResult?(channel: string, result: ImagineResult): Promise<PostedMessage[]>;
+  /**
+   * Answers a command another process took, through its reply handle (ChatFlow.publishResumed);
+   * undefined when the platform's window for that has closed.
+   */
+  resumeResult?(
+    handle: string,
+    result: ImagineResult,
+    requester: string,
+  ): Promise<PostedMessage[] | undefined>;
 }
 
 /** One entry per chat platform in serve's list of adapters. */

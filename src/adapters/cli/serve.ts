@@ -198,9 +198,9 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
 }
 
 /**
- * Posts a recovered job's images as ordinary channel messages (the interaction that asked for
- * them belonged to the process that died), exactly once across chat processes (the queue's
- * delivery claim). A job that failed is logged: its requester was told nothing, and the channel
+ * Posts a recovered job's images, exactly once across chat processes (the queue's delivery
+ * claim): in place of the original reply while the platform still lets the bot edit it (Discord:
+ * 15 minutes), else as ordinary channel messages. A job that failed is logged: its requester was told nothing, and the channel
  * gets no failure message from a process that did not take the command.
  */
 async function publishRecovered(
@@ -226,8 +226,20 @@ async function publishRecovered(
   }
   if (!(await job.claimDelivery())) return;
   try {
-    const posted = await adapter.postResult(request.channel, result);
-    log.info({ messages: posted.map((m) => m.ref) }, "recovered job posted");
+    // The original reply while the platform still takes edits of it, else a channel message.
+    const requester = request.requester.replace(`${request.platform}:`, "");
+    const resumed =
+      request.replyHandle === undefined || adapter.resumeResult === undefined
+        ? undefined
+        : await adapter.resumeResult(request.replyHandle, result, requester).catch((error) => {
+            log.warn({ err: error }, "the original reply could not be edited; posting instead");
+            return undefined;
+          });
+    const posted = resumed ?? (await adapter.postResult(request.channel, result));
+    log.info(
+      { messages: posted.map((m) => m.ref), as: resumed ? "reply" : "channel message" },
+      "recovered job posted",
+    );
   } catch (error) {
     log.error({ err: error }, "a recovered job could not be posted");
   }
