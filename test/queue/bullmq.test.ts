@@ -33,8 +33,13 @@ describe.runIf(url !== undefined)("BullMQ render queue", () => {
   const closers: (() => Promise<unknown>)[] = [];
   let prefix: string;
 
-  function queue() {
-    const q = new BullmqRenderQueue<{ name: string }, string>({ url: redis, prefix, ...LIMITS });
+  function queue(limits: Partial<typeof LIMITS> = {}) {
+    const q = new BullmqRenderQueue<{ name: string }, string>({
+      url: redis,
+      prefix,
+      ...LIMITS,
+      ...limits,
+    });
     closers.push(() => q.close());
     return q;
   }
@@ -96,6 +101,20 @@ describe.runIf(url !== undefined)("BullMQ render queue", () => {
     const theirs = await queue().recover("chat-2");
     expect(theirs.map((job) => job.id)).toEqual([other.id]);
     await expect(theirs[0]?.result).resolves.toBe("c done");
+  });
+
+  it("recovers a finished job's result even after its deadline has passed", async () => {
+    prefix = `imagine-test-${runId()}`;
+    const w = worker({ prepare: async () => null, render: async (job) => `${job.name} done` });
+    await w.waitUntilReady();
+    const first = queue({ deadlineMs: 200 });
+    const job = await first.submit({ user: "u", owner: "chat-1", data: { name: "a" } });
+    await job.result;
+    await first.close();
+    // The chat process stays down past the job's deadline (the subject of this test: time).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const [recovered] = await queue({ deadlineMs: 200 }).recover("chat-1");
+    await expect(recovered?.result).resolves.toBe("a done");
   });
 
   it("hands a job whose render failed to another worker and pauses the failing one", async () => {

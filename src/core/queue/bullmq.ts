@@ -329,8 +329,16 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
     return won === "OK";
   }
 
-  /** Registers the outcome listener for a job (before it can finish). */
-  private wait(id: string, user: string, watcher: JobWatcher, deadlineAt: number): Promise<Result> {
+  /**
+   * Registers the outcome listener for a job (before it can finish), with its deadline timer
+   * unless `deadlineAt` is undefined (armDeadline later).
+   */
+  private wait(
+    id: string,
+    user: string,
+    watcher: JobWatcher,
+    deadlineAt: number | undefined,
+  ): Promise<Result> {
     const result = new Promise<Result>((resolve, reject) => {
       const waiter: Waiter = {
         id,
@@ -342,10 +350,14 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
         resolve: resolve as (value: unknown) => void,
         reject,
       };
-      waiter.timer = setTimeout(() => this.expire(waiter), Math.max(0, deadlineAt - Date.now()));
       this.waiters.set(id, waiter);
+      if (deadlineAt !== undefined) this.armDeadline(waiter, deadlineAt);
     });
     return result;
+  }
+
+  private armDeadline(waiter: Waiter, deadlineAt: number): void {
+    waiter.timer = setTimeout(() => this.expire(waiter), Math.max(0, deadlineAt - Date.now()));
   }
 
   /** Past the deadline: the job fails here; a waiting job leaves the queue, a running one aborts. */
@@ -454,13 +466,20 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
         continue;
       }
       const envelope = job.data;
-      const result = this.wait(id, envelope.user, {}, envelope.deadlineAt);
+      // Listening first, then reading the state: an outcome in between is heard either way.
+      const result = this.wait(id, envelope.user, {}, undefined);
       const waiter = this.waiters.get(id) as Waiter;
       waiter.started = true;
-      // Finished before we listened: read the outcome from the job.
       const state = await job.getState();
-      if (state === "completed") this.settle(id, this.outcomeOf(job.returnvalue));
-      else if (state === "failed") this.onFailed(id, job.failedReason);
+      if (state === "completed") {
+        // Finished before we listened (perhaps past its deadline since): read it from the job.
+        const finished = (await this.queue.getJob(id)) ?? job;
+        this.settle(id, this.outcomeOf(finished.returnvalue));
+      } else if (state === "failed") {
+        this.onFailed(id, job.failedReason);
+      } else if (!waiter.settled) {
+        this.armDeadline(waiter, envelope.deadlineAt);
+      }
       result.catch(() => {});
       recovered.push({
         ...this.handle(id, result, owner),
