@@ -56,6 +56,7 @@ const REDIS_URL: string = URL;
 const SOAK = flags["restart-soak"] === undefined ? undefined : positive("restart-soak");
 const RENDER_MS = flags["render-ms"] === undefined ? (SOAK ? 200 : 2000) : positive("render-ms");
 const LOCK_MS = 1_000;
+const WARM_UP_JOBS = 10;
 const SLOTS_PER_WORKER = 2;
 
 function positive(name: keyof typeof flags): number {
@@ -175,6 +176,12 @@ async function overhead(): Promise<void> {
   try {
     await Promise.all(pool.map((w) => w.waitUntilReady()));
     const count = positive("overhead-jobs");
+    // Warm-up, not counted: connections, Lua scripts loaded, JIT.
+    for (let i = 0; i < WARM_UP_JOBS; i++) {
+      await (await queue.submit({ user: "u", data: { request: `w${i}`, enqueuedAt: now() } }))
+        .result;
+    }
+    waits.length = 0;
     for (let i = 0; i < count; i++) {
       const job = await queue.submit({ user: "u", data: { request: `o${i}`, enqueuedAt: now() } });
       await job.result;
@@ -182,7 +189,7 @@ async function overhead(): Promise<void> {
     const sorted = [...waits].sort((a, b) => a - b);
     const p95 = percentile(sorted, 95);
     console.log(
-      `  enqueue → worker start, ${count} jobs one at a time: p50 ${percentile(sorted, 50).toFixed(2)} ms, p95 ${p95.toFixed(2)} ms, max ${(sorted.at(-1) ?? NaN).toFixed(2)} ms (goal p95 < 20 ms) ${p95 < 20 ? "ok" : "MISSED"}`,
+      `  enqueue → worker start, ${count} jobs one at a time (after ${WARM_UP_JOBS} uncounted): p50 ${percentile(sorted, 50).toFixed(2)} ms, p95 ${p95.toFixed(2)} ms, max ${(sorted.at(-1) ?? NaN).toFixed(2)} ms (goal p95 < 20 ms) ${p95 < 20 ? "ok" : "MISSED"}`,
     );
   } finally {
     await queue.close();
