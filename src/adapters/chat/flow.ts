@@ -448,21 +448,26 @@ export class ChatFlow {
   }
 
   /**
-   * Answers a command that another process took (a chat process restarted mid-job) through
-   * its reply handle, as that process would have: the images replace the progress line, with the
-   * voting reactions. Undefined when the platform no longer allows it (the caller then posts in
-   * the channel instead).
+   * Answers an imagine command that another process took (a chat process restarted mid-job)
+   * through its reply handle, as that process would have: the images replace the progress line,
+   * with the voting reactions; a failure (or a refusal: the reply is public by now) replaces it
+   * with the reason. Undefined when the platform no longer allows it (the caller then posts the
+   * images in the channel instead).
    */
   async publishResumed(
     handle: string,
-    result: ImagineResult,
+    outcome: { result: ImagineResult } | { error: unknown },
     requester: string,
   ): Promise<PostedMessage[] | undefined> {
     const conversation = this.platform.resumeConversation?.(handle);
     if (conversation === undefined) return undefined;
     const log = this.logger.child({ resumed: true });
+    if ("error" in outcome) {
+      await conversation.fail(failureReply(outcome.error, log, "imagine").text);
+      return [];
+    }
     const posted: PostedMessage[] = [];
-    for (const [index, message] of this.imageMessages(result, requester).entries()) {
+    for (const [index, message] of this.imageMessages(outcome.result, requester).entries()) {
       posted.push(await this.publish((m) => conversation.postImage(m, index), message, log));
     }
     return posted;

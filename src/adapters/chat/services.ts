@@ -67,12 +67,12 @@ export interface RunningAdapter {
    */
   postResult?(channel: string, result: ImagineResult): Promise<PostedMessage[]>;
   /**
-   * Answers a command another process took, through its reply handle (ChatFlow.publishResumed);
-   * undefined when the platform's window for that has closed.
+   * Answers an imagine command another process took, through its reply handle, with its images
+   * or its failure (ChatFlow.publishResumed); undefined when the platform's window has closed.
    */
-  resumeResult?(
+  resumeReply?(
     handle: string,
-    result: ImagineResult,
+    outcome: { result: ImagineResult } | { error: unknown },
     requester: string,
   ): Promise<PostedMessage[] | undefined>;
 }

@@ -198,10 +198,11 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
 }
 
 /**
- * Posts a recovered job's images, exactly once across chat processes (the queue's delivery
- * claim): in place of the original reply while the platform still lets the bot edit it (Discord:
- * 15 minutes), else as ordinary channel messages. A job that failed is logged: its requester was told nothing, and the channel
- * gets no failure message from a process that did not take the command.
+ * Publishes a recovered job, exactly once across chat processes (the queue's delivery claim):
+ * in place of the original reply while the platform still lets the bot edit it (Discord: 15
+ * minutes), with the images or the failure; after that the images as ordinary channel messages,
+ * and a failure only in the log (a channel message about a request nobody remembers would be
+ * noise).
  */
 async function publishRecovered(
   job: RecoveredJob<ImagineJob, ImagineResult>,
@@ -210,36 +211,44 @@ async function publishRecovered(
 ): Promise<void> {
   const { request } = job.data;
   const log = logger.child({ job: job.id, reference: job.data.reference });
-  const adapter = adapters.find((a) => a.name === request.platform && a.postResult !== undefined);
-  let result: ImagineResult;
+  const adapter = adapters.find((a) => a.name === request.platform);
+  let outcome: { result: ImagineResult } | { error: unknown };
   try {
-    result = await job.result;
+    outcome = { result: await job.result };
   } catch (error) {
     // Shutting down again: the job stays listed for the next start.
     if (isBotError(error) && error.code === "QUEUE_CLOSED") return;
-    if (await job.claimDelivery()) log.warn({ err: error }, "a recovered job failed");
-    return;
+    outcome = { error };
   }
-  if (adapter?.postResult === undefined || request.channel === undefined) {
-    log.warn({ platform: request.platform }, "no running adapter can post a recovered job");
+  if (adapter === undefined) {
+    // Left listed: a start with that platform's adapter publishes it.
+    log.warn({ platform: request.platform }, "a recovered job's platform is not running here");
     return;
   }
   if (!(await job.claimDelivery())) return;
   try {
-    // The original reply while the platform still takes edits of it, else a channel message.
     const requester = request.requester.replace(`${request.platform}:`, "");
     const resumed =
-      request.replyHandle === undefined || adapter.resumeResult === undefined
+      request.replyHandle === undefined || adapter.resumeReply === undefined
         ? undefined
-        : await adapter.resumeResult(request.replyHandle, result, requester).catch((error) => {
-            log.warn({ err: error }, "the original reply could not be edited; posting instead");
+        : await adapter.resumeReply(request.replyHandle, outcome, requester).catch((error) => {
+            log.warn({ err: error }, "the original reply could not be edited");
             return undefined;
           });
-    const posted = resumed ?? (await adapter.postResult(request.channel, result));
-    log.info(
-      { messages: posted.map((m) => m.ref), as: resumed ? "reply" : "channel message" },
-      "recovered job posted",
-    );
+    if (resumed !== undefined) {
+      log.info({ messages: resumed.map((m) => m.ref) }, "recovered job answered in its reply");
+      return;
+    }
+    if ("error" in outcome) {
+      log.warn({ err: outcome.error }, "a recovered job failed after its reply window");
+      return;
+    }
+    if (adapter.postResult === undefined || request.channel === undefined) {
+      log.warn({ platform: request.platform }, "no running adapter can post a recovered job");
+      return;
+    }
+    const posted = await adapter.postResult(request.channel, outcome.result);
+    log.info({ messages: posted.map((m) => m.ref) }, "recovered job posted in its channel");
   } catch (error) {
     log.error({ err: error }, "a recovered job could not be posted");
   }

@@ -181,12 +181,12 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
     return this.flow.publishResult(channel, result);
   }
 
-  resumeResult(
+  resumeReply(
     handle: string,
-    result: ImagineResult,
+    outcome: { result: ImagineResult } | { error: unknown },
     requester: string,
   ): Promise<PostedMessage[] | undefined> {
-    return this.flow.publishResumed(handle, result, requester);
+    return this.flow.publishResumed(handle, outcome, requester);
   }
 
   resumeConversation(handle: string): Conversation | undefined {
