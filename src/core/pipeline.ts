@@ -9,6 +9,10 @@
  *              (never the arm) → generation record stored → the PNG to upload (for a study:
  *              stripped of all metadata)
  *
+ * The stages (createImagineProcessor) run on plain job data, in this process (the in-process
+ * queue, the default) or in an `imagine-bot worker` (the shared BullMQ queue); either way the
+ * outcome is published once, by whoever wins the job's delivery claim.
+ *
  * Refusals are UserErrors whose messages are safe to show. Every failure is reported to the
  * progress listener with a short reference that is also logged with the error.
  */
@@ -163,8 +167,8 @@ export interface Pipeline {
   ): Promise<ImagineResult>;
   /**
    * In-process: fails unfinished jobs ("QUEUE_CLOSED") and waits for running stages. BullMQ:
-   * stops listening (the jobs go on; a restart under the same owner recovers them). Owns nothing
-   * else.
+   * stops listening and closes the queue's connections (the jobs go on; a restart under the
+   * same owner recovers them). Owns nothing else.
    */
   close(): Promise<void>;
   /** The render queue jobs go through (recover() for a restarted chat process). */

@@ -297,6 +297,8 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
         removeOnFail: { age: KEEP_FINISHED_S },
       });
     } catch (error) {
+      // Nobody holds this job's promise: the caller gets the error thrown below.
+      result.catch(() => {});
       this.settle(id, { error });
       await release(this.redis, this.keys, id, submission.user).catch(() => {});
       if (submission.owner !== undefined) {
