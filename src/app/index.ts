@@ -21,12 +21,20 @@
  * }
  * ```
  */
+import { hostname } from "node:os";
 import { type Config, type LoadedConfig, loadConfig } from "../core/config.js";
 import { openImageBackend } from "../core/image/backends.js";
 import { saveImage } from "../core/image/store.js";
 import { createLogger } from "../core/logger.js";
-import { createPipeline, type Pipeline } from "../core/pipeline.js";
+import {
+  createPipeline,
+  type ImagineJob,
+  type ImagineResult,
+  imagineResultCodec,
+  type Pipeline,
+} from "../core/pipeline.js";
 import { PromptArms } from "../core/prompt/arms.js";
+import { BullmqRenderQueue } from "../core/queue/bullmq.js";
 import { loadExplicitFilter } from "../core/safety/index.js";
 import { StudyManager } from "../core/study/manager.js";
 import type { ImageBackend, Logger } from "../core/types.js";
@@ -56,8 +64,16 @@ export interface App {
   backend(): ImageBackend;
   /** The vote store (votes.storeUrl), also where generations are recorded. */
   votes(): Promise<KeyvVoteStore>;
-  /** The imagine pipeline over the backend and the vote store. */
+  /**
+   * The imagine pipeline over the backend and the vote store. With queue.url (IMAGINE_QUEUE_URL)
+   * its jobs go to the shared BullMQ queue and `imagine-bot worker` processes run them.
+   */
   pipeline(): Promise<Pipeline>;
+  /**
+   * This chat process's id on the shared queue (IMAGINE_CHAT_ID, default the host name): a
+   * process restarted under the same id publishes the results of the jobs its predecessor took.
+   */
+  readonly chatId: string;
   /** Studies in the data directory. */
   studies(): StudyManager;
   /** Closes what was opened, in order; later calls wait for the first. */
@@ -94,14 +110,14 @@ export function openApp(options: AppOptions = {}): App {
   let closing: Promise<void> | undefined;
 
   const app: App = {
+    chatId: env.IMAGINE_CHAT_ID?.trim() || hostname(),
     config,
     secrets,
     logger,
     arms,
     backend() {
       // With the queue on Redis, every worker counts the backends' slots there.
-      const sharedSlotsUrl = env.IMAGINE_QUEUE_URL?.trim() || undefined;
-      backend ??= openImageBackend(config, secrets, { logger, sharedSlotsUrl });
+      backend ??= openImageBackend(config, secrets, { logger, sharedSlotsUrl: config.queue.url });
       return backend;
     },
     votes() {
@@ -110,6 +126,29 @@ export function openApp(options: AppOptions = {}): App {
     },
     pipeline() {
       pipeline ??= (async () => {
+        const url = config.queue.url;
+        if (url !== undefined) {
+          // Workers render; this process only needs the store, for its own commands and votes.
+          const store = await app.votes();
+          return createPipeline({
+            config,
+            arms,
+            filter: loadExplicitFilter(config.safety),
+            store,
+            saveImage,
+            logger,
+            owner: app.chatId,
+            renderQueue: new BullmqRenderQueue<ImagineJob, ImagineResult>({
+              url,
+              ...(config.queue.prefix !== undefined ? { prefix: config.queue.prefix } : {}),
+              perUserCap: config.queue.perUserCap,
+              globalCap: config.queue.globalCap,
+              deadlineMs: config.queue.deadlineMs,
+              codec: imagineResultCodec,
+              logger,
+            }),
+          });
+        }
         // The backend first, so that a missing one is reported before anything else opens.
         const imageBackend = app.backend();
         return createPipeline({

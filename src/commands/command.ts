@@ -21,6 +21,11 @@ export interface Invocation {
   user: string;
   server?: string;
   channel?: string;
+  /**
+   * An opaque handle with which another process of the platform can still answer this command
+   * while the platform allows it (Conversation.replyHandle; Discord: 15 minutes).
+   */
+  replyHandle?: string;
 }
 
 export interface CommandContext {

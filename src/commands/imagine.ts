@@ -42,6 +42,7 @@ export const imagineCommand = {
         platform: invocation.platform,
         server: invocation.server,
         channel: invocation.channel,
+        replyHandle: invocation.replyHandle,
         arm: assignment?.arm ?? parsed.arm,
         studyId: assignment?.studyId,
         modelDir: parsed.modelDir,

@@ -196,6 +196,20 @@ export const configSchema = z
         globalCap: z.number().int().min(1).max(10_000),
         /** A job still unfinished after this long is cancelled and reported. */
         deadlineMs: z.number().int().positive(),
+        /**
+         * Redis for a queue shared by several processes (IMAGINE_QUEUE_URL): chat processes
+         * submit to it and `imagine-bot worker` processes run the jobs (src/core/queue/bullmq.ts).
+         * Unset: the in-process queue.
+         */
+        url: z
+          .string()
+          .regex(/^rediss?:\/\/\S+$/, "a redis:// or rediss:// URL")
+          .optional(),
+        /** Redis key prefix of the shared queue, so that deployments can share one Redis. */
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - (at most 64)")
+          .optional(),
       })
       .strict(),
     /** Votes: the vote store and the reactions that mean a score (index 0 = score 1). */
@@ -313,6 +327,7 @@ const ENV_SETTINGS: { variable: string; path: (config: Json) => string[]; isPath
   { variable: "IMAGINE_LOG_LEVEL", path: () => ["log", "level"] },
   { variable: "IMAGE_BACKEND", path: () => ["image", "backend"] },
   { variable: "IMAGINE_VOTE_STORE", path: () => ["votes", "storeUrl"] },
+  { variable: "IMAGINE_QUEUE_URL", path: () => ["queue", "url"] },
   { variable: "HF_IMAGE_MODEL", path: () => ["image", "huggingface", "model"] },
   { variable: "HF_ENDPOINT_URL", path: () => ["image", "huggingface", "endpointUrl"] },
   { variable: "A1111_URL", path: () => ["image", "automatic1111", "url"] },

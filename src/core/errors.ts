@@ -28,7 +28,9 @@ export type ErrorCode =
   | "QUEUE_CLOSED"
   | "DEADLINE"
   | "BACKEND_BUSY"
-  | "PLATFORM_UNREACHABLE";
+  | "PLATFORM_UNREACHABLE"
+  /** Another chat process published this job's outcome (the render queue's delivery claim). */
+  | "DELIVERED_ELSEWHERE";
 
 export class BotError extends Error {
   readonly code: ErrorCode;

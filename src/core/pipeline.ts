@@ -9,6 +9,10 @@
  *              (never the arm) → generation record stored → the PNG to upload (for a study:
  *              stripped of all metadata)
  *
+ * The stages (createImagineProcessor) run on plain job data, in this process (the in-process
+ * queue, the default) or in an `imagine-bot worker` (the shared BullMQ queue); either way the
+ * outcome is published once, by whoever wins the job's delivery claim.
+ *
  * Refusals are UserErrors whose messages are safe to show. Every failure is reported to the
  * progress listener with a short reference that is also logged with the error.
  */
@@ -19,7 +23,9 @@ import { BotError, isBotError, UserError } from "./errors.js";
 import { type PngParameters, withoutMetadata } from "./image/png.js";
 import type { SavedPng } from "./image/store.js";
 import type { PromptArms } from "./prompt/arms.js";
-import { JobQueue } from "./queue.js";
+import type { JobProcessor, RenderQueue, ResultCodec, SubmittedJob } from "./queue/contract.js";
+import { LocalRenderQueue } from "./queue/local.js";
+import type { QueueSnapshot } from "./queue.js";
 import type { TextFilter } from "./safety/index.js";
 import { noCleanPromptError, type PromptRefusal, writeCheckedPrompts } from "./safety/prompts.js";
 import { gateSubject } from "./safety/subject.js";
@@ -46,6 +52,11 @@ export interface ImagineRequest {
   platform: string;
   server?: string;
   channel?: string;
+  /**
+   * The chat platform's handle for answering the command from another process (the shared
+   * queue carries it so that a restarted chat process can still edit the original reply).
+   */
+  replyHandle?: string;
   /** A configured arm; the default arm when absent (a study assigns one). */
   arm?: string;
   /** Developer option (CLI --model): a model directory instead of an arm. */
@@ -132,14 +143,22 @@ export type ArmSource = Pick<PromptArms, "get" | "forModelDir">;
 export interface PipelineOptions {
   config: Config;
   arms: ArmSource;
-  backend: ImageBackend;
+  /** Renders the in-process queue's jobs; not needed with a renderQueue (workers render). */
+  backend?: ImageBackend;
   filter: TextFilter;
   store: GenerationStore;
   saveImage: SaveImage;
   logger: Logger;
   clock?: Clock;
-  /** Prompt stages at once (default 1). */
+  /** Prompt stages at once (default 1; the in-process queue). */
   promptConcurrency?: number;
+  /**
+   * Where jobs run instead of the in-process queue: the BullMQ queue (config queue.url), whose
+   * jobs `imagine-bot worker` processes run with createImagineProcessor.
+   */
+  renderQueue?: RenderQueue<ImagineJob, ImagineResult>;
+  /** The chat process's id (IMAGINE_CHAT_ID), under which the render queue lists its jobs. */
+  owner?: string;
 }
 
 export interface Pipeline {
@@ -147,10 +166,16 @@ export interface Pipeline {
     request: ImagineRequest,
     onProgress?: (event: ImagineProgress) => void,
   ): Promise<ImagineResult>;
-  /** Fails unfinished jobs ("QUEUE_CLOSED") and waits for running stages. Owns nothing else. */
+  /**
+   * In-process: fails unfinished jobs ("QUEUE_CLOSED") and waits for running stages. BullMQ:
+   * stops listening and closes the queue's connections (the jobs go on; a restart under the
+   * same owner recovers them). Owns nothing else.
+   */
   close(): Promise<void>;
+  /** The render queue jobs go through (recover() for a restarted chat process). */
+  readonly jobs: RenderQueue<ImagineJob, ImagineResult>;
   /** The queue's counts, for tests and status commands. */
-  readonly queue: JobQueue;
+  readonly queue: { snapshot(): QueueSnapshot };
 }
 
 const references = new WeakMap<object, string>();
@@ -195,196 +220,178 @@ interface Prepared {
   prompts: { index: number; text: string; complete: boolean }[];
   refused: ImagineResult["refused"];
   arm: string;
+  /** When the prompt stage began and ended (clock.monotonic()), for the timings. */
+  promptStart: number;
+  promptEnd: number;
 }
 
-export function createPipeline(options: PipelineOptions): Pipeline {
+/**
+ * One /imagine as the render queue carries it: plain data, checked and settled in the process
+ * that took the command, so that any worker process can run it.
+ */
+export interface ImagineJob {
+  request: ImagineRequest;
+  /** The subject after the gate. */
+  subject: string;
+  count: number;
+  seed: number;
+  /** The arm, or "model:<dir>" for a developer's --model. */
+  arm: string;
+  /** The reference the job's failure is logged under, in every process. */
+  reference: string;
+}
+
+/** The two stages of an imagine job: prompt writing, then rendering and recording. */
+export type ImagineProcessor = JobProcessor<ImagineJob, Prepared, ImagineResult>;
+
+/** What the stages need: the pipeline's options less the queue. */
+export type ProcessorOptions = Pick<
+  PipelineOptions,
+  "config" | "arms" | "filter" | "store" | "saveImage" | "logger" | "clock"
+> & { backend: ImageBackend };
+
+/** An imagine job's outcome as JSON (the PNGs base64), for a queue that crosses processes. */
+export const imagineResultCodec: ResultCodec<ImagineResult> = {
+  encode: (result) => ({
+    ...result,
+    generations: result.generations.map((image) => ({
+      ...image,
+      png: image.png.toString("base64"),
+    })),
+  }),
+  decode: (wire) => {
+    const result = wire as Omit<ImagineResult, "generations"> & {
+      generations: (Omit<ImagineImage, "png"> & { png: string })[];
+    };
+    return {
+      ...result,
+      generations: result.generations.map((image) => ({
+        ...image,
+        png: Buffer.from(image.png, "base64"),
+      })),
+    };
+  },
+};
+
+/**
+ * The stages of an imagine job, wherever it runs: in the process that took the command (the
+ * in-process queue) or in `imagine-bot worker`.
+ */
+export function createImagineProcessor(options: ProcessorOptions): ImagineProcessor {
   const { config, arms, backend, filter, store, saveImage } = options;
   const clock = options.clock ?? systemClock;
-  const queue = new JobQueue({
-    concurrency: config.queue.concurrency,
-    perUserCap: config.queue.perUserCap,
-    globalCap: config.queue.globalCap,
-    deadlineMs: config.queue.deadlineMs,
-    promptConcurrency: options.promptConcurrency ?? 1,
-  });
 
-  async function imagine(
-    request: ImagineRequest,
-    onProgress?: (event: ImagineProgress) => void,
-  ): Promise<ImagineResult> {
-    const reference = randomBytes(4).toString("hex");
-    const logger = options.logger.child({ reference });
-    const emit = (event: ImagineProgress) => {
-      try {
-        onProgress?.(event);
-      } catch (error) {
-        logger.warn({ err: error }, "progress listener failed");
-      }
-    };
-    const started = clock.monotonic();
-    try {
-      const result = await run(request, logger, emit, started);
-      emit({ kind: "done" });
-      logger.info(
-        { images: result.generations.length, refused: result.refused.length, ...result.timings },
-        "imagine done",
-      );
-      return result;
-    } catch (thrown) {
-      const error = ownFailure(thrown);
-      references.set(error, reference);
-      const reason = failureReason(error);
-      if (error instanceof UserError && error.code === "BACKEND_BUSY") {
-        // The server's own answer (status, Retry-After) is in the cause.
-        logger.warn({ err: error, requester: request.requester }, "image server busy");
-      } else if (error instanceof UserError) {
-        logger.info({ code: error.code, reason }, "imagine refused");
-      } else if (isBotError(error) && error.code === "DEADLINE") {
-        logger.warn({ code: error.code, requester: request.requester }, "imagine past deadline");
-      } else {
-        logger.error({ err: error }, "imagine failed");
-      }
-      emit({ kind: "failed", reason, reference });
-      throw error;
-    }
+  function generatorFor(job: ImagineJob): Promise<PromptGenerator> {
+    return job.request.modelDir ? arms.forModelDir(job.request.modelDir) : arms.get(job.arm);
   }
 
-  async function run(
-    request: ImagineRequest,
-    logger: Logger,
-    emit: (event: ImagineProgress) => void,
-    started: number,
-  ): Promise<ImagineResult> {
-    // Everything that can be refused without work is refused before queuing.
-    const subject = gateSubject(request.subject, {
-      maxLength: config.prompt.maxSubjectLength,
-      filter,
-    });
-    const count = request.count ?? 1;
-    if (!Number.isInteger(count) || count < 1 || count > 16) {
-      throw new UserError("USAGE", `count must be a whole number from 1 to 16, got ${count}`);
-    }
-    if (
-      request.seed !== undefined &&
-      (!Number.isInteger(request.seed) || request.seed < 0 || request.seed > MAX_SEED)
-    ) {
-      throw new UserError("USAGE", `seed must be a whole number from 0 to ${MAX_SEED}`);
-    }
-    const seed = request.seed ?? randomInt(MAX_SEED);
-    const arm = request.modelDir
-      ? `model:${resolve(request.modelDir)}`
-      : (request.arm ?? config.defaultArm);
-    // Throws ARM_UNKNOWN now; otherwise starts loading the model while the job waits.
-    const generator = request.modelDir ? arms.forModelDir(request.modelDir) : arms.get(arm);
-    generator.catch(() => {});
+  return {
+    async prepare(job, context) {
+      const promptStart = clock.monotonic();
+      context.progress({ kind: "writing-prompt" } satisfies ImagineProgress);
+      const checked = await writeCheckedPrompts(await generatorFor(job), filter, {
+        subject: job.subject,
+        count: job.count,
+        seed: job.seed,
+        signal: context.signal,
+      });
+      const promptEnd = clock.monotonic();
+      const logger = options.logger.child({ reference: job.reference });
+      for (const refusal of checked.refused) {
+        // A study's arm never reaches the info log: an operator who rates could read it there.
+        logger.info(
+          { index: refusal.index, ...(job.request.studyId === undefined ? { arm: job.arm } : {}) },
+          "prompt refused after resamples",
+        );
+      }
+      if (checked.prompts.length === 0) throw noCleanPromptError(job.count);
+      return {
+        prompts: checked.prompts.map(({ index, prompt }) => ({
+          index,
+          text: prompt.text,
+          complete: prompt.complete,
+        })),
+        refused: checked.refused,
+        arm: job.arm,
+        promptStart,
+        promptEnd,
+      };
+    },
 
-    let promptStart = 0;
-    let promptEnd = 0;
-    let renderStart = 0;
-
-    const job = queue.submit<Prepared, ImagineResult>({
-      user: request.requester,
-      onPosition: (position) => emit({ kind: "queued", position }),
-      prepare: async (signal) => {
-        promptStart = clock.monotonic();
-        emit({ kind: "writing-prompt" });
-        const prepared = await writePrompts(await generator, subject, count, seed, arm, signal);
-        promptEnd = clock.monotonic();
-        for (const refusal of prepared.refused) {
-          // A study's arm never reaches the info log: an operator who rates could read it there.
-          logger.info(
-            { index: refusal.index, ...(request.studyId === undefined ? { arm } : {}) },
-            "prompt refused after resamples",
-          );
-        }
-        if (prepared.prompts.length === 0) throw noCleanPromptError(count);
-        return prepared;
-      },
-      render: async (prepared, signal) => {
-        renderStart = clock.monotonic();
-        const images: ImagineImage[] = [];
-        let renderMs = 0;
-        let saveMs = 0;
-        const of = prepared.prompts.length;
-        for (const [i, prompt] of prepared.prompts.entries()) {
-          emit({ kind: "rendering", index: i + 1, of });
-          const before = clock.monotonic();
-          const image = await backend.render({
-            prompt: prompt.text,
-            negativePrompt: config.image.negativePrompt || undefined,
-            width: config.image.width,
-            height: config.image.height,
-            steps: config.image.steps,
-            guidance: config.image.guidance,
-            seed: (seed + prompt.index - 1) % (MAX_SEED + 1),
-            signal,
-            onStep: (step, steps) => emit({ kind: "rendering", index: i + 1, of, step, steps }),
-          });
-          const rendered = clock.monotonic();
-          if (signal.aborted) throw signal.reason;
-          renderMs += rendered - before;
-          const saved = await saveOne(
-            request,
-            subject,
-            prepared.arm,
-            prompt,
-            image,
-            {
-              queuedMs: promptStart - started + (renderStart - promptEnd),
-              promptMs: promptEnd - promptStart,
-              renderMs: rendered - before,
-              started,
-            },
-            signal,
-          );
-          saveMs += clock.monotonic() - rendered;
-          images.push(saved);
-        }
-        const totalMs = clock.monotonic() - started;
-        return {
-          subject,
-          seed,
-          generations: images,
-          refused: prepared.refused,
-          timings: {
-            queuedMs: round(promptStart - started + (renderStart - promptEnd)),
-            promptMs: round(promptEnd - promptStart),
-            renderMs: round(renderMs),
-            saveMs: round(saveMs),
-            totalMs: round(totalMs),
+    async render(job, prepared, context) {
+      const { signal } = context;
+      const started = context.submittedAt;
+      const renderStart = clock.monotonic();
+      const queuedMs = prepared.promptStart - started + (renderStart - prepared.promptEnd);
+      const images: ImagineImage[] = [];
+      let renderMs = 0;
+      let saveMs = 0;
+      const of = prepared.prompts.length;
+      for (const [i, prompt] of prepared.prompts.entries()) {
+        context.progress({ kind: "rendering", index: i + 1, of } satisfies ImagineProgress);
+        const before = clock.monotonic();
+        const image = await backend.render({
+          prompt: prompt.text,
+          negativePrompt: config.image.negativePrompt || undefined,
+          width: config.image.width,
+          height: config.image.height,
+          steps: config.image.steps,
+          guidance: config.image.guidance,
+          seed: (job.seed + prompt.index - 1) % (MAX_SEED + 1),
+          signal,
+          onStep: (step, steps) =>
+            context.progress({
+              kind: "rendering",
+              index: i + 1,
+              of,
+              step,
+              steps,
+            } satisfies ImagineProgress),
+        });
+        const rendered = clock.monotonic();
+        if (signal.aborted) throw signal.reason;
+        renderMs += rendered - before;
+        const saved = await saveOne(
+          job,
+          prepared.arm,
+          prompt,
+          image,
+          {
+            queuedMs,
+            promptMs: prepared.promptEnd - prepared.promptStart,
+            renderMs: rendered - before,
+            started,
           },
-        };
-      },
-    });
-    return job.result;
-  }
-
-  async function writePrompts(
-    generator: PromptGenerator,
-    subject: string,
-    count: number,
-    seed: number,
-    arm: string,
-    signal: AbortSignal,
-  ): Promise<Prepared> {
-    const checked = await writeCheckedPrompts(generator, filter, { subject, count, seed, signal });
-    const prompts = checked.prompts.map(({ index, prompt }) => ({
-      index,
-      text: prompt.text,
-      complete: prompt.complete,
-    }));
-    return { prompts, refused: checked.refused, arm };
-  }
+          signal,
+        );
+        saveMs += clock.monotonic() - rendered;
+        images.push(saved);
+      }
+      return {
+        subject: job.subject,
+        seed: job.seed,
+        generations: images,
+        refused: prepared.refused,
+        timings: {
+          queuedMs: round(queuedMs),
+          promptMs: round(prepared.promptEnd - prepared.promptStart),
+          renderMs: round(renderMs),
+          saveMs: round(saveMs),
+          totalMs: round(clock.monotonic() - started),
+        },
+      };
+    },
+  };
 
   async function saveOne(
-    request: ImagineRequest,
-    subject: string,
+    job: ImagineJob,
     arm: string,
     prompt: Prepared["prompts"][number],
     image: RenderedImage,
     timing: { queuedMs: number; promptMs: number; renderMs: number; started: number },
     signal: AbortSignal,
   ): Promise<ImagineImage> {
+    const { request, subject } = job;
     const id = randomUUID();
     const createdAt = clock.now().toISOString();
     const negativePrompt = config.image.negativePrompt || undefined;
@@ -437,11 +444,157 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     // Study uploads are blind: the saved copy keeps its parameters, the posted one has none.
     return { generation, png: generation.studyId === undefined ? png : withoutMetadata(png), path };
   }
+}
+
+export function createPipeline(options: PipelineOptions): Pipeline {
+  const { config, arms, filter } = options;
+  const clock = options.clock ?? systemClock;
+  const { backend } = options;
+  if (options.renderQueue === undefined && backend === undefined) {
+    throw new TypeError("createPipeline needs an image backend or a render queue");
+  }
+  const local =
+    options.renderQueue === undefined && backend !== undefined
+      ? new LocalRenderQueue(
+          {
+            concurrency: config.queue.concurrency,
+            perUserCap: config.queue.perUserCap,
+            globalCap: config.queue.globalCap,
+            deadlineMs: config.queue.deadlineMs,
+            promptConcurrency: options.promptConcurrency ?? 1,
+          },
+          createImagineProcessor({ ...options, backend }),
+          () => clock.monotonic(),
+        )
+      : undefined;
+  const jobs = local ?? (options.renderQueue as RenderQueue<ImagineJob, ImagineResult>);
+
+  async function imagine(
+    request: ImagineRequest,
+    onProgress?: (event: ImagineProgress) => void,
+  ): Promise<ImagineResult> {
+    const reference = randomBytes(4).toString("hex");
+    const logger = options.logger.child({ reference });
+    const emit = (event: ImagineProgress) => {
+      try {
+        onProgress?.(event);
+      } catch (error) {
+        logger.warn({ err: error }, "progress listener failed");
+      }
+    };
+    let job: SubmittedJob<ImagineResult> | undefined;
+    try {
+      job = await submit(request, reference, emit);
+      const result = await job.result;
+      await claim(job);
+      emit({ kind: "done" });
+      logger.info(
+        { images: result.generations.length, refused: result.refused.length, ...result.timings },
+        "imagine done",
+      );
+      return result;
+    } catch (thrown) {
+      if (isBotError(thrown) && thrown.code === "DELIVERED_ELSEWHERE") throw thrown;
+      let failure = thrown;
+      if (
+        job !== undefined &&
+        local === undefined &&
+        isBotError(thrown) &&
+        thrown.code === "QUEUE_CLOSED"
+      ) {
+        // The shared queue's job goes on without this process; its restart publishes the result.
+        failure = new BotError(
+          "QUEUE_CLOSED",
+          "The bot is restarting; the image will be posted in this channel when it is back.",
+        );
+      } else if (job !== undefined) {
+        await claim(job);
+      }
+      const error = ownFailure(failure);
+      references.set(error, reference);
+      const reason = failureReason(error);
+      if (error instanceof UserError && error.code === "BACKEND_BUSY") {
+        // The server's own answer (status, Retry-After) is in the cause.
+        logger.warn({ err: error, requester: request.requester }, "image server busy");
+      } else if (error instanceof UserError) {
+        logger.info({ code: error.code, reason }, "imagine refused");
+      } else if (isBotError(error) && error.code === "DEADLINE") {
+        logger.warn({ code: error.code, requester: request.requester }, "imagine past deadline");
+      } else {
+        logger.error({ err: error }, "imagine failed");
+      }
+      emit({ kind: "failed", reason, reference });
+      throw error;
+    }
+  }
+
+  /** Another process (a chat process sharing this one's id) already published the outcome. */
+  async function claim(job: SubmittedJob<ImagineResult>): Promise<void> {
+    if (!(await job.claimDelivery())) {
+      throw new BotError(
+        "DELIVERED_ELSEWHERE",
+        `job ${job.id}: another chat process published the outcome`,
+      );
+    }
+  }
+
+  async function submit(
+    request: ImagineRequest,
+    reference: string,
+    emit: (event: ImagineProgress) => void,
+  ): Promise<SubmittedJob<ImagineResult>> {
+    // Everything that can be refused without work is refused before queuing.
+    const subject = gateSubject(request.subject, {
+      maxLength: config.prompt.maxSubjectLength,
+      filter,
+    });
+    const count = request.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 16) {
+      throw new UserError("USAGE", `count must be a whole number from 1 to 16, got ${count}`);
+    }
+    if (
+      request.seed !== undefined &&
+      (!Number.isInteger(request.seed) || request.seed < 0 || request.seed > MAX_SEED)
+    ) {
+      throw new UserError("USAGE", `seed must be a whole number from 0 to ${MAX_SEED}`);
+    }
+    const seed = request.seed ?? randomInt(MAX_SEED);
+    const arm = request.modelDir
+      ? `model:${resolve(request.modelDir)}`
+      : (request.arm ?? config.defaultArm);
+    if (local !== undefined) {
+      // Throws ARM_UNKNOWN now; otherwise starts loading the model while the job waits. (A
+      // worker process loads its own and reports an unknown arm the same way.)
+      const generator = request.modelDir ? arms.forModelDir(request.modelDir) : arms.get(arm);
+      generator.catch(() => {});
+    }
+    return jobs.submit(
+      {
+        user: request.requester,
+        data: { request, subject, count, seed, arm, reference },
+        ...(options.owner !== undefined ? { owner: options.owner } : {}),
+      },
+      {
+        onPosition: (position) => emit({ kind: "queued", position }),
+        onProgress: (update) => emit(update as ImagineProgress),
+      },
+    );
+  }
 
   return {
     imagine,
-    close: () => queue.close(),
-    queue,
+    close: () => jobs.close(),
+    jobs,
+    queue: {
+      snapshot: () =>
+        local?.snapshot() ?? {
+          waiting: 0,
+          preparing: 0,
+          ready: 0,
+          rendering: 0,
+          ...jobs.pending(),
+        },
+    },
   };
 }
 

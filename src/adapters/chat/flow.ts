@@ -19,7 +19,7 @@
 import { EventEmitter, setMaxListeners } from "node:events";
 import type { CommandResult, ImagesResult } from "../../commands/command.js";
 import { unhandledResult } from "../../commands/command.js";
-import { BotError, isRequesterError } from "../../core/errors.js";
+import { BotError, isBotError, isRequesterError } from "../../core/errors.js";
 import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import {
@@ -283,6 +283,7 @@ export class ChatFlow {
     }
 
     const progress = new ProgressLine(conversation, log);
+    const replyHandle = conversation.replyHandle?.();
     let progressed!: () => void;
     const firstProgress = new Promise<void>((resolve) => {
       progressed = resolve;
@@ -295,6 +296,7 @@ export class ChatFlow {
         user: `${this.platform.name}:${event.user}`,
         ...(event.server !== undefined ? { server: event.server } : {}),
         channel: event.channel,
+        ...(replyHandle !== undefined ? { replyHandle } : {}),
       },
       (update: ImagineProgress) => {
         // "failed" comes just before the rejection: let the outcome decide how to answer.
@@ -348,7 +350,14 @@ export class ChatFlow {
       await settled;
       await progress.finish();
       if (outcome === undefined) throw new Error("unreachable: execution settled without outcome");
-      if ("error" in outcome) return await this.failed(event, conversation, outcome.error, log);
+      if ("error" in outcome) {
+        // Several chat processes share the render queue: the outcome is published once, there.
+        if (isBotError(outcome.error) && outcome.error.code === "DELIVERED_ELSEWHERE") {
+          log.info({}, "outcome published by another chat process");
+          return report(event, "done");
+        }
+        return await this.failed(event, conversation, outcome.error, log);
+      }
       const result = outcome.value;
       switch (result.kind) {
         case "images":
@@ -434,6 +443,32 @@ export class ChatFlow {
     const posted: PostedMessage[] = [];
     for (const message of this.imageMessages(result, undefined)) {
       posted.push(await this.publish((m) => this.platform.postImage(channel, m), message, log));
+    }
+    return posted;
+  }
+
+  /**
+   * Answers an imagine command that another process took (a chat process restarted mid-job)
+   * through its reply handle, as that process would have: the images replace the progress line,
+   * with the voting reactions; a failure (or a refusal: the reply is public by now) replaces it
+   * with the reason. Undefined when the platform no longer allows it (the caller then posts the
+   * images in the channel instead).
+   */
+  async publishResumed(
+    handle: string,
+    outcome: { result: ImagineResult } | { error: unknown },
+    requester: string,
+  ): Promise<PostedMessage[] | undefined> {
+    const conversation = this.platform.resumeConversation?.(handle);
+    if (conversation === undefined) return undefined;
+    const log = this.logger.child({ resumed: true });
+    if ("error" in outcome) {
+      await conversation.fail(failureReply(outcome.error, log, "imagine").text);
+      return [];
+    }
+    const posted: PostedMessage[] = [];
+    for (const [index, message] of this.imageMessages(outcome.result, requester).entries()) {
+      posted.push(await this.publish((m) => conversation.postImage(m, index), message, log));
     }
     return posted;
   }

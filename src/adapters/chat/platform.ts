@@ -89,6 +89,11 @@ export interface ChatPlatform {
   listReactions(message: PostedMessage, signal: AbortSignal): Promise<ReactionUsers[] | undefined>;
   /** The message a vote-store reference names (the inverse of PostedMessage.ref). */
   messageOfRef(ref: string): PostedMessage | undefined;
+  /**
+   * The conversation a Conversation.replyHandle names, made in another process; undefined once
+   * the platform no longer lets the bot answer it (Discord: 15 minutes after the command).
+   */
+  resumeConversation?(handle: string): Conversation | undefined;
 }
 
 /** Thrown by addReaction when reacting on that message is not allowed at all. */
@@ -124,6 +129,12 @@ export interface Conversation extends ResultRenderers {
   fail(text: string): Promise<void>;
   /** Posts image `index` (counting from 0; the first replaces the progress line). */
   postImage(message: ImageMessage, index: number): Promise<PostedMessage>;
+  /**
+   * An opaque handle with which another process can go on answering this command through
+   * ChatPlatform.resumeConversation (a chat process restarted mid-job); undefined where the
+   * platform has no such thing.
+   */
+  replyHandle?(): string | undefined;
 }
 
 /** A renderer for every result kind the flow does not publish itself (images). */

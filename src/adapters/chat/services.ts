@@ -66,6 +66,15 @@ export interface RunningAdapter {
    * given the voting reactions, exactly like /imagine's images.
    */
   postResult?(channel: string, result: ImagineResult): Promise<PostedMessage[]>;
+  /**
+   * Answers an imagine command another process took, through its reply handle, with its images
+   * or its failure (ChatFlow.publishResumed); undefined when the platform's window has closed.
+   */
+  resumeReply?(
+    handle: string,
+    outcome: { result: ImagineResult } | { error: unknown },
+    requester: string,
+  ): Promise<PostedMessage[] | undefined>;
 }
 
 /** One entry per chat platform in serve's list of adapters. */

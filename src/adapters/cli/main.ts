@@ -31,6 +31,7 @@ import { registerSlackCommand } from "./slack.js";
 import { registerStudyCommands } from "./study.js";
 import { registerVotesCommands } from "./votes.js";
 import { registerWebCommands } from "./web.js";
+import { registerWorkerCommands } from "./worker.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -121,6 +122,7 @@ export function buildProgram(): Command {
   registerWebCommands(program);
   registerVotesCommands(program);
   registerServeCommands(program);
+  registerWorkerCommands(program);
   registerDiscordCommand(program);
   registerSlackCommand(program);
   registerEvalCommands(program);
@@ -130,7 +132,7 @@ export function buildProgram(): Command {
 }
 
 /** Commands that run until stopped: they log to stderr like any service. */
-const LONG_RUNNING = new Set(["serve", "web"]);
+const LONG_RUNNING = new Set(["serve", "web", "worker"]);
 
 /**
  * Where one-shot commands log: a JSON-lines file in the data directory, so that a terminal shows

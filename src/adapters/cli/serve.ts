@@ -12,7 +12,9 @@
  */
 import type { Command } from "commander";
 import { openApp } from "../../app/index.js";
-import { UserError } from "../../core/errors.js";
+import { isBotError, UserError } from "../../core/errors.js";
+import type { ImagineJob, ImagineResult } from "../../core/pipeline.js";
+import type { RecoveredJob } from "../../core/queue/contract.js";
 import { readWebSettings, WEB_SECRET_VARIABLE } from "../../core/study/webSettings.js";
 import type { ImageBackend, Logger } from "../../core/types.js";
 import type { KeyvVoteStore } from "../../core/votes/index.js";
@@ -149,6 +151,17 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
   });
   if (resumed.length > 0) logger.info({ studies: resumed }, "batch study posting resumed");
 
+  // On the shared queue: the jobs an earlier process under this id took and never answered
+  // (it was killed or restarted mid-job) are published now, in their channels, when they finish.
+  const recovered = await pipeline.jobs.recover(app.chatId).catch((error: unknown) => {
+    logger.error({ err: error }, "unpublished jobs could not be read from the queue");
+    return [];
+  });
+  if (recovered.length > 0) logger.info({ jobs: recovered.length }, "publishing recovered jobs");
+  const recovering = Promise.allSettled(
+    recovered.map((job) => publishRecovered(job, adapters, logger)),
+  );
+
   const graceMs = options.graceMs ?? Math.min(config.queue.deadlineMs, MAX_GRACE_MS);
   let closing: Promise<void> | undefined;
   let markClosed!: () => void;
@@ -169,6 +182,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
       }
       // Fails whatever is left with "shutting down"; the adapters tell the people waiting.
       await pipeline.close();
+      await recovering;
       if (!(await within(drained, 5_000)))
         logger.warn({}, "some replies were not sent before exit");
       await Promise.allSettled([
@@ -181,6 +195,63 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     return closing;
   };
   return { adapters, services, web, shutdown, closed };
+}
+
+/**
+ * Publishes a recovered job, exactly once across chat processes (the queue's delivery claim):
+ * in place of the original reply while the platform still lets the bot edit it (Discord: 15
+ * minutes), with the images or the failure; after that the images as ordinary channel messages,
+ * and a failure only in the log (a channel message about a request nobody remembers would be
+ * noise).
+ */
+async function publishRecovered(
+  job: RecoveredJob<ImagineJob, ImagineResult>,
+  adapters: readonly RunningAdapter[],
+  logger: Logger,
+): Promise<void> {
+  const { request } = job.data;
+  const log = logger.child({ job: job.id, reference: job.data.reference });
+  const adapter = adapters.find((a) => a.name === request.platform);
+  let outcome: { result: ImagineResult } | { error: unknown };
+  try {
+    outcome = { result: await job.result };
+  } catch (error) {
+    // Shutting down again: the job stays listed for the next start.
+    if (isBotError(error) && error.code === "QUEUE_CLOSED") return;
+    outcome = { error };
+  }
+  if (adapter === undefined) {
+    // Left listed: a start with that platform's adapter publishes it.
+    log.warn({ platform: request.platform }, "a recovered job's platform is not running here");
+    return;
+  }
+  if (!(await job.claimDelivery())) return;
+  try {
+    const requester = request.requester.replace(`${request.platform}:`, "");
+    const resumed =
+      request.replyHandle === undefined || adapter.resumeReply === undefined
+        ? undefined
+        : await adapter.resumeReply(request.replyHandle, outcome, requester).catch((error) => {
+            log.warn({ err: error }, "the original reply could not be edited");
+            return undefined;
+          });
+    if (resumed !== undefined) {
+      log.info({ messages: resumed.map((m) => m.ref) }, "recovered job answered in its reply");
+      return;
+    }
+    if ("error" in outcome) {
+      log.warn({ err: outcome.error }, "a recovered job failed after its reply window");
+      return;
+    }
+    if (adapter.postResult === undefined || request.channel === undefined) {
+      log.warn({ platform: request.platform }, "no running adapter can post a recovered job");
+      return;
+    }
+    const posted = await adapter.postResult(request.channel, outcome.result);
+    log.info({ messages: posted.map((m) => m.ref) }, "recovered job posted in its channel");
+  } catch (error) {
+    log.error({ err: error }, "a recovered job could not be posted");
+  }
 }
 
 function studyIntervalFromEnv(env: NodeJS.ProcessEnv): number {

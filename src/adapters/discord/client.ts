@@ -22,7 +22,13 @@ import {
 import type { ImagineResult } from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import { ChatFlow } from "../chat/flow.js";
-import type { ChatPlatform, ImageMessage, PostedMessage, ReactionUsers } from "../chat/platform.js";
+import type {
+  ChatPlatform,
+  Conversation,
+  ImageMessage,
+  PostedMessage,
+  ReactionUsers,
+} from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import { type EmojiScale, votingReactions } from "../chat/votes.js";
 import { InteractionConversation, imagePayload } from "./messages.js";
@@ -32,6 +38,7 @@ import {
   listDiscordReactions,
   removeDiscordReaction,
 } from "./reactions.js";
+import { resumeInteraction } from "./resume.js";
 import type { DiscordSettings } from "./settings.js";
 
 export class DiscordAdapter implements RunningAdapter, ChatPlatform {
@@ -184,6 +191,18 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
 
   postResult(channel: string, result: ImagineResult): Promise<PostedMessage[]> {
     return this.flow.publishResult(channel, result);
+  }
+
+  resumeReply(
+    handle: string,
+    outcome: { result: ImagineResult } | { error: unknown },
+    requester: string,
+  ): Promise<PostedMessage[] | undefined> {
+    return this.flow.publishResumed(handle, outcome, requester);
+  }
+
+  resumeConversation(handle: string): Conversation | undefined {
+    return this.client.isReady() ? resumeInteraction(this.client, handle, this.emoji) : undefined;
   }
 
   // ------------------------------------------------------------------ events

@@ -18,6 +18,7 @@ import type { Conversation, ImageMessage, PostedMessage } from "../chat/platform
 import { promptLines, votingLegend } from "../chat/replies.js";
 import type { EmojiScale } from "../chat/votes.js";
 import { discordMessage } from "./reactions.js";
+import { interactionHandle } from "./resume.js";
 
 /** Discord's cap on message content. */
 export const MAX_CONTENT = 2_000;
@@ -76,6 +77,8 @@ export class InteractionConversation implements Conversation {
   private answered = false;
   /** An image already replaced the deferred reply: later messages are follow-ups. */
   private imagePosted = false;
+  /** When the interaction arrived: Discord's window for answering it runs from about then. */
+  private readonly receivedAt = Date.now();
 
   constructor(
     private readonly interaction: ChatInputCommandInteraction,
@@ -140,6 +143,15 @@ export class InteractionConversation implements Conversation {
 
   async report(result: ReportResult): Promise<void> {
     await this.finish(reportPayload(result));
+  }
+
+  /** Lets a restarted chat process edit this reply (resume.ts). */
+  replyHandle(): string {
+    return interactionHandle({
+      applicationId: this.interaction.applicationId,
+      token: this.interaction.token,
+      receivedAt: this.receivedAt,
+    });
   }
 
   /** Replaces "thinking…" or the progress line with the final reply (or answers, if not deferred). */

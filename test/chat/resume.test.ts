@@ -1,0 +1,101 @@
+/**
+ * ChatFlow.publishResumed: a chat process restarted mid-job answers, through the reply handle the
+ * killed process left in the job, with the images (replacing the progress line, remembered for
+ * votes, given the voting reactions) or the failure; once the platform refuses the handle (its
+ * window closed) it returns undefined so that the caller posts in the channel instead.
+ */
+import { describe, expect, it } from "vitest";
+import { ChatFlow, type ChatServices } from "../../src/adapters/chat/index.js";
+import type {
+  ChatPlatform,
+  Conversation,
+  ImageMessage,
+  PostedMessage,
+} from "../../src/adapters/chat/platform.js";
+import { UserError } from "../../src/core/errors.js";
+import { createLogger } from "../../src/core/logger.js";
+import type { ImagineResult } from "../../src/core/pipeline.js";
+import { testConfig } from "../helpers/config.js";
+import { memoryVoteStore } from "../helpers/votes.js";
+import { sampleGeneration } from "../votes/contract.js";
+
+function recording() {
+  const calls: [string, unknown][] = [];
+  const conversation: Conversation = {
+    begin: async () => {},
+    status: async (text) => void calls.push(["status", text]),
+    refuse: async (text) => void calls.push(["refuse", text]),
+    whisper: async (text) => void calls.push(["whisper", text]),
+    fail: async (text) => void calls.push(["fail", text]),
+    postImage: async (message: ImageMessage, index: number): Promise<PostedMessage> => {
+      calls.push(["image", { index, requester: message.requester }]);
+      return { channel: "c", id: `m${index}`, ref: `c/m${index}` };
+    },
+    prompts: async () => {},
+    report: async () => {},
+  };
+  return { calls, conversation };
+}
+
+async function flowWith(conversation: Conversation) {
+  const reactions: string[] = [];
+  const platform: ChatPlatform = {
+    name: "discord",
+    emoji: testConfig().votes.discordEmoji,
+    channels: undefined,
+    admins: "admins",
+    botUserId: () => "bot",
+    commandLabel: (name) => `/${name}`,
+    postImage: async () => ({ channel: "c", id: "x", ref: "c/x" }),
+    addReaction: async (message, emoji) => void reactions.push(`${message.ref} ${emoji}`),
+    removeReaction: async () => false,
+    listReactions: async () => undefined,
+    messageOfRef: () => undefined,
+    resumeConversation: (handle) => (handle === "open" ? conversation : undefined),
+  };
+  const votes = await memoryVoteStore();
+  const services = {
+    config: testConfig(),
+    logger: createLogger({ level: "silent" }),
+    votes,
+    commands: [],
+  } as unknown as ChatServices;
+  return { flow: new ChatFlow(platform, services), votes, reactions };
+}
+
+describe("ChatFlow.publishResumed", () => {
+  it("posts the images through the resumed reply, remembered and with the voting reactions", async () => {
+    const { calls, conversation } = recording();
+    const { flow, votes, reactions } = await flowWith(conversation);
+    const generation = sampleGeneration();
+    await votes.saveGeneration(generation);
+    const result: ImagineResult = {
+      subject: generation.subject,
+      seed: 1,
+      generations: [{ generation, png: Buffer.from("png"), path: "images/a.png" }],
+      refused: [],
+      timings: { queuedMs: 0, promptMs: 0, renderMs: 0, saveMs: 0, totalMs: 0 },
+    };
+    const posted = await flow.publishResumed("open", { result }, "123");
+    expect(posted?.map((m) => m.ref)).toEqual(["c/m0"]);
+    expect(calls).toEqual([["image", { index: 0, requester: "123" }]]);
+    expect((await votes.findGenerationByMessage("discord", "c/m0"))?.id).toBe(generation.id);
+    expect(reactions).toHaveLength(8);
+  });
+
+  it("replaces the reply with the failure, a refusal included", async () => {
+    const { calls, conversation } = recording();
+    const { flow } = await flowWith(conversation);
+    const refusal = new UserError("PROMPT_EXPLICIT", "Every prompt was blocked.");
+    expect(await flow.publishResumed("open", { error: refusal }, "123")).toEqual([]);
+    expect(calls).toEqual([["fail", "Every prompt was blocked."]]);
+  });
+
+  it("returns undefined when the platform no longer takes the handle", async () => {
+    const { calls, conversation } = recording();
+    const { flow } = await flowWith(conversation);
+    const error = new UserError("PROMPT_EXPLICIT", "blocked");
+    expect(await flow.publishResumed("expired", { error }, "123")).toBeUndefined();
+    expect(calls).toEqual([]);
+  });
+});
