@@ -189,6 +189,43 @@ describe("web survey over HTTP", () => {
     expect(await f.eventCount()).toBe(2);
   });
 
+  it("refuses a link that worked before once it expires or is revoked", async () => {
+    let clock = new Date("2026-02-01T00:00:00Z");
+    const f = await setup({ now: () => clock });
+    const expiring = f.raterPath("ivy", 1, 60_000);
+    const revoked = f.raterPath("jack");
+    const csrf = await formToken(f, expiring);
+    expect((await get(f, `${revoked}/1`)).status).toBe(200);
+    await f.revocations.revoke({ studyId: f.studyId, rater: "jack" }, clock);
+    expect((await get(f, `${revoked}/1`)).status).toBe(403);
+    clock = new Date(clock.getTime() + 60_000);
+    for (const path of [expiring, `${expiring}/1`, `${expiring}/1/image`]) {
+      expect((await get(f, path)).status, path).toBe(403);
+    }
+    const post = await answer(f, `${expiring}/1`, { csrf, quality: "4", faithfulness: "4" });
+    expect(post.status).toBe(403);
+    expect(await f.eventCount()).toBe(0);
+  });
+
+  it("sends the secure headers with every kind of response", async () => {
+    const f = await setup();
+    const link = f.raterPath("kim");
+    const responses = [
+      await get(f, link), // 303
+      await get(f, `${link}/1/image`),
+      await get(f, `${link}/99`), // 404
+      await get(f, "/s/not-a-link"), // 403
+      await get(f, "/nowhere"),
+      await get(f, SURVEY_CSS.path),
+    ];
+    expect(responses.map((r) => r.status)).toEqual([303, 200, 404, 403, 404, 200]);
+    for (const response of responses) {
+      expect(response.headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(response.headers.get("cache-control")).not.toBeNull();
+    }
+  });
+
   it("refuses answers without the form token, from another site, or not as a form", async () => {
     const f = await setup();
     const link = f.raterPath("erin");
@@ -214,6 +251,8 @@ describe("web survey over HTTP", () => {
     expect((await answer(f, `${link}/1`, { csrf, quality: "5", faithfulness: "1" })).status).toBe(
       400,
     );
+    const oversized = await answer(f, `${link}/1`, { ...scores, csrf, padding: "x".repeat(5000) });
+    expect(oversized.status).toBe(400);
     expect(await f.eventCount()).toBe(0);
     const sameSite = await answer(
       f,

@@ -42,10 +42,41 @@ export function csrfToken(secret: string, linkId: string): string {
 }
 
 export function csrfMatches(secret: string, linkId: string, given: unknown): boolean {
+  return tokenMatches(csrfToken(secret, linkId), given);
+}
+
+function tokenMatches(token: string, given: unknown): boolean {
   if (typeof given !== "string") return false;
-  const expected = Buffer.from(csrfToken(secret, linkId));
+  const expected = Buffer.from(token);
   const actual = Buffer.from(given);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * csrfToken and csrfMatches for a server: each link's token is computed once (every page and
+ * every answer of a rater needs it). Bounded: past `max` links it starts again.
+ */
+export class CsrfTokens {
+  private readonly tokens = new Map<string, string>();
+
+  constructor(
+    private readonly secret: string,
+    private readonly max = 10_000,
+  ) {}
+
+  of(linkId: string): string {
+    let token = this.tokens.get(linkId);
+    if (token === undefined) {
+      token = csrfToken(this.secret, linkId);
+      if (this.tokens.size >= this.max) this.tokens.clear();
+      this.tokens.set(linkId, token);
+    }
+    return token;
+  }
+
+  matches(linkId: string, given: unknown): boolean {
+    return tokenMatches(this.of(linkId), given);
+  }
 }
 
 /**
