@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { SURVEY_CSS, SURVEY_JS } from "../../src/adapters/web/assets.js";
 import { CONTENT_SECURITY_POLICY } from "../../src/adapters/web/security.js";
@@ -42,6 +43,15 @@ async function events(f: WebFixture): Promise<VoteEvent[]> {
   return all;
 }
 
+/** The text of every inline <style> and <script> of a page. */
+function inlineCode(html: string): string[] {
+  return [...html.matchAll(/<(style|script)[^>]*>([\s\S]*?)<\/\1>/g)].map((m) => m[2] as string);
+}
+
+function sha256Source(code: string): string {
+  return `'sha256-${createHash("sha256").update(code).digest("base64")}'`;
+}
+
 async function formToken(f: WebFixture, link: string, n = 1): Promise<string> {
   const response = await get(f, `${link}/${n}`);
   expect(response.status).toBe(200);
@@ -67,14 +77,18 @@ describe("web survey over HTTP", () => {
     }
     expect(html).toContain(`<legend>Image quality`);
     expect(html).toContain(`<legend>Faithfulness`);
-    expect(html).toContain(`src="${SURVEY_JS.path}"`);
+    expect(html).toContain(`<script type="module">${SURVEY_JS.body}</script>`);
+    expect(html).toContain('width="32" height="32"');
     expect(response.headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
     expect(response.headers.get("referrer-policy")).toBe("same-origin");
     expect(response.headers.get("x-frame-options")).toBe("DENY");
     expect(response.headers.get("cache-control")).toBe("no-store");
-    // No inline script or style anywhere: the CSP forbids them.
-    expect(html).not.toMatch(/<script>|<style|style="/);
+    // No inline code but the page's own, which the CSP allows by hash; no style attributes.
+    expect(inlineCode(html).map(sha256Source).sort()).toEqual(
+      [SURVEY_CSS.cspSource, SURVEY_JS.cspSource].sort(),
+    );
+    expect(html).not.toMatch(/ style=| on[a-z]+=/);
   });
 
   it("serves images by position, stripped of every metadata chunk; nothing by file name", async () => {
@@ -216,7 +230,7 @@ describe("web survey over HTTP", () => {
       await get(f, `${link}/99`), // 404
       await get(f, "/s/not-a-link"), // 403
       await get(f, "/nowhere"),
-      await get(f, SURVEY_CSS.path),
+      await get(f, "/healthz"),
     ];
     expect(responses.map((r) => r.status)).toEqual([303, 200, 404, 403, 404, 200]);
     for (const response of responses) {
@@ -292,15 +306,20 @@ describe("web survey over HTTP", () => {
     expect(await f.eventCount()).toBe(0);
   });
 
-  it("serves its own small assets with long caching", async () => {
+  it("writes its own small CSS and JS into the page, allowed by hash and nothing else inline", async () => {
     const f = await setup();
-    for (const asset of [SURVEY_CSS, SURVEY_JS]) {
-      const response = await get(f, asset.path);
-      expect(response.status).toBe(200);
-      expect(response.headers.get("content-type")).toBe(asset.contentType);
-      expect(response.headers.get("cache-control")).toContain("immutable");
-      expect(await response.text()).toBe(asset.body);
+    const policy = new Map(
+      CONTENT_SECURITY_POLICY.split("; ").map((d) => [d.split(" ")[0], d.split(" ").slice(1)]),
+    );
+    expect(policy.get("script-src")).toEqual([SURVEY_JS.cspSource]);
+    expect(policy.get("style-src")).toEqual([SURVEY_CSS.cspSource]);
+    expect(policy.get("default-src")).toEqual(["'none'"]);
+    // The admin page and a refusal carry the stylesheet only.
+    for (const path of [f.adminPath(), "/s/not-a-link"]) {
+      const html = await (await get(f, path)).text();
+      expect(inlineCode(html).map(sha256Source)).toEqual([SURVEY_CSS.cspSource]);
     }
+    expect((await get(f, "/assets/survey.css")).status).toBe(404);
     expect(SURVEY_CSS.body.length + SURVEY_JS.body.length).toBeLessThan(50 * 1024);
   });
 

@@ -1,14 +1,15 @@
 /**
- * What every response carries (a strict Content Security Policy: only this server's own
- * scripts, styles and images; no frames, no inline code), CSRF tokens for the forms, and
- * per-link rate limits.
+ * What every response carries (a strict Content Security Policy: the page's own script and
+ * stylesheet, allowed by hash, and this server's images; no other inline code, no frames), CSRF
+ * tokens for the forms, and per-link rate limits.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { SURVEY_CSS, SURVEY_JS } from "./assets.js";
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
+  `script-src ${SURVEY_JS.cspSource}`,
+  `style-src ${SURVEY_CSS.cspSource}`,
   "img-src 'self'",
   "connect-src 'self'",
   "form-action 'self'",

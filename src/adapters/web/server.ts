@@ -10,7 +10,6 @@
  *   GET  /s/:token/done         the end: what is still open
  *   GET  /admin/:token          progress per rater; once closed, `study results` in full
  *   GET  /admin/:token/chart.png
- *   GET  /assets/…              the page's own CSS and JS (hashed names, cached forever)
  *
  * Every link is verified (signature, expiry, revocation) before anything else; a bad link gets
  * the same 403 whatever was wrong with it, and records nothing. Images are addressed by their
@@ -35,7 +34,6 @@ import type { StudyManager } from "../../core/study/manager.js";
 import { resultsJson } from "../../core/study/report.js";
 import type { WebSettings } from "../../core/study/webSettings.js";
 import { DIMENSIONS, type Dimension, type Logger } from "../../core/types.js";
-import { ASSETS } from "./assets.js";
 import { donePage, escapeHtml, itemPage, messagePage, page } from "./html.js";
 import {
   CsrfTokens,
@@ -194,15 +192,6 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
 
   app.notFound(() => html(messagePage("Not found", "There is no page here."), 404));
 
-  for (const asset of ASSETS) {
-    app.get(asset.path, () =>
-      respond(asset.body, 200, {
-        "Content-Type": asset.contentType,
-        "Cache-Control": "public, max-age=31536000, immutable",
-      }),
-    );
-  }
-
   app.get("/healthz", () => respond("ok", 200, { "Content-Type": "text/plain; charset=UTF-8" }));
   // Browsers ask for it on every first visit; an empty answer keeps their consoles clean.
   app.get("/favicon.ico", () => respond(null, 204));
@@ -285,6 +274,14 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
         answers: answers.get(entry.position) ?? {},
         csrf: csrf.of(invite.id),
         closed: survey.study.status === "closed",
+        ...(entry.generation === undefined
+          ? {}
+          : {
+              image: {
+                width: entry.generation.image.width,
+                height: entry.generation.image.height,
+              },
+            }),
         ...(error === undefined ? {} : { error }),
       }),
       status,
