@@ -231,6 +231,14 @@ if (process.argv.includes(RATER_PROCESS)) {
       client: { type: "string", default: "http" },
     },
   });
+  for (const [name, allowed] of [
+    ["store", ["sqlite", "memory"]],
+    ["client", ["http", "fetch"]],
+  ] as const) {
+    if (!(allowed as readonly string[]).includes(values[name])) {
+      throw new Error(`--${name} must be one of ${allowed.join(", ")}, got ${values[name]}`);
+    }
+  }
   const RATERS = Number(values.raters);
   const CONCEPTS = Number(values.concepts);
   const PROMPTS = Number(values.prompts);
@@ -260,6 +268,7 @@ if (process.argv.includes(RATER_PROCESS)) {
         });
       }),
     );
+    const loadBefore = loadavg();
     const profiler = values["cpu-profile"] ? await startProfiler() : undefined;
     const started = performance.now();
     const cpuBefore = process.cpuUsage();
@@ -313,7 +322,7 @@ if (process.argv.includes(RATER_PROCESS)) {
     );
     const perAnswer = (cpuSeconds: number) => `${((1000 * cpuSeconds) / answers).toFixed(2)} ms`;
     console.log(
-      `  load average ${load.map((l) => l.toFixed(1)).join(" ")} on ${availableParallelism()} cores (at the end of the run)`,
+      `  load average (1, 5, 15 min) ${loadBefore.map((l) => l.toFixed(1)).join(" ")} before the run, ${load.map((l) => l.toFixed(1)).join(" ")} after, on ${availableParallelism()} cores`,
     );
     console.log(
       `  CPU per answer (answer, next page, its image): server ${perAnswer(serverCpuSeconds)} (${serverCpuSeconds.toFixed(1)} s, ${Math.round((100 * serverCpuSeconds) / seconds)}% of one core), load generator ${perAnswer(raterCpuSeconds)} (${raterCpuSeconds.toFixed(1)} s in ${WORKERS} other processes)`,
