@@ -84,6 +84,8 @@ export class Surveys {
       complete: boolean;
     }
   >();
+  /** Study file paths by study id (link ids are signed: a handful of studies). */
+  private readonly files = new Map<string, string>();
   /** Study records by file stamp: a `study stop` elsewhere changes the stamp. */
   private readonly records = new Map<string, { stamp: string; record: StudyRecord }>();
 
@@ -136,7 +138,12 @@ export class Surveys {
   private async study(id: string): Promise<StudyRecord | undefined> {
     let stamp: string;
     try {
-      const info = statSync(this.studies.files.file(id));
+      let file = this.files.get(id);
+      if (file === undefined) {
+        file = this.studies.files.file(id); // checks the id, then joins: once per study
+        this.files.set(id, file);
+      }
+      const info = statSync(file);
       stamp = `${info.mtimeMs}:${info.size}:${info.ino}`;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
