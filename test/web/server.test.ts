@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { SURVEY_CSS, SURVEY_JS } from "../../src/adapters/web/assets.js";
 import { CONTENT_SECURITY_POLICY } from "../../src/adapters/web/security.js";
 import type { CommandContext } from "../../src/commands/command.js";
@@ -201,6 +201,33 @@ describe("web survey over HTTP", () => {
       303,
     );
     expect(await f.eventCount()).toBe(2);
+  });
+
+  it("finds a study's images through the study's own index, never by reading every generation", async () => {
+    const f = await setup();
+    // Decoys in the same store: each posted item again, older, under another study and as a
+    // chat generation, pointing at files that do not exist.
+    for (let i = 0; i < f.surveySize * 2; i++) {
+      const real = await f.votes.getGeneration(`gen-${String(i).padStart(4, "0")}`);
+      if (real === undefined) throw new Error(`the fixture has no gen-${i}`);
+      const older = new Date(Date.parse(real.createdAt) - 3_600_000).toISOString();
+      const missing = { ...real.image, path: "images/none.png" };
+      await f.votes.saveGeneration({
+        ...real,
+        id: `other-${i}`,
+        studyId: "other-study",
+        createdAt: older,
+        image: missing,
+      });
+      const { studyId: _, ...chat } = real;
+      await f.votes.saveGeneration({ ...chat, id: `chat-${i}`, createdAt: older, image: missing });
+    }
+    const scan = vi.spyOn(f.votes, "generations");
+    const link = f.raterPath("lee");
+    for (let n = 1; n <= f.surveySize; n++) {
+      expect((await get(f, `${link}/${n}/image`)).status, `image ${n}`).toBe(200);
+    }
+    expect(scan).not.toHaveBeenCalled();
   });
 
   it("refuses a link that worked before once it expires or is revoked", async () => {

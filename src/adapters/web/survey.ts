@@ -22,8 +22,10 @@ import {
   type VoteStore,
 } from "../../core/types.js";
 
-/** The vote store plus a listing of generations (KeyvVoteStore has one). */
-export type SurveyVoteStore = VoteStore & { generations(): AsyncIterable<Generation> };
+/** The vote store plus a listing of one study's generations (KeyvVoteStore has one). */
+export type SurveyVoteStore = VoteStore & {
+  studyGenerations(studyId: string): AsyncIterable<Generation>;
+};
 
 /** A refusal shown to the person as a page with this status. */
 export class WebRefusal extends Error {
@@ -277,8 +279,8 @@ export class Surveys {
     const byKey = new Map<string, Generation>();
     const itemOf = planItemOf(study.plan as StudyPlan);
     let count = 0;
-    for await (const generation of this.votes.generations()) {
-      if (generation.studyId !== study.id) continue;
+    // The study's own index: a store full of chat generations is not read for one study.
+    for await (const generation of this.votes.studyGenerations(study.id)) {
       count++;
       const key = itemOf(generation)?.id;
       if (key === undefined) continue;
