@@ -26,6 +26,7 @@ import { writeFile } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
 import { Session } from "node:inspector/promises";
 import { availableParallelism, loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
@@ -269,6 +270,9 @@ if (process.argv.includes(RATER_PROCESS)) {
       }),
     );
     const loadBefore = loadavg();
+    // How long callbacks wait for the server's event loop: queueing inside the server itself.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const profiler = values["cpu-profile"] ? await startProfiler() : undefined;
     const started = performance.now();
     const cpuBefore = process.cpuUsage();
@@ -291,6 +295,7 @@ if (process.argv.includes(RATER_PROCESS)) {
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
     const load = loadavg();
+    loopDelay.disable();
     if (profiler && values["cpu-profile"]) await profiler.stop(values["cpu-profile"]);
     const serverCpuSeconds = (cpu.user + cpu.system) / 1e6;
     const raterCpuSeconds = results.reduce((sum, r) => sum + r.cpuMicros, 0) / 1e6;
@@ -330,6 +335,9 @@ if (process.argv.includes(RATER_PROCESS)) {
     for (const error of errors.slice(0, 5)) console.log(`  error: ${error}`);
     console.log(
       `  votes stored: ${events} events for ${expected} answers × dimensions, ${duplicates} duplicate or unexpected   goal exactly once: ${exactlyOnce ? "met" : "NOT met"}`,
+    );
+    console.log(
+      `  server event-loop delay: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms`,
     );
     const spread = (values: number[]) =>
       `p50 ${percentile(values, 50).toFixed(1)} ms, p95 ${percentile(values, 95).toFixed(1)} ms`;
