@@ -301,7 +301,8 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     if (!type.startsWith("application/x-www-form-urlencoded")) {
       throw new WebRefusal(400, "Answers are sent by the survey page's form.");
     }
-    // A form of two scores and a token is ~100 bytes: anything much larger is not the page's.
+    // A form of two scores and a token is ~100 bytes, and browsers declare a form's length:
+    // a larger or undeclared body is not the page's, and is refused before it is read.
     const length = Number(c.req.header("content-length") ?? Number.NaN);
     if (!(length <= MAX_FORM_BYTES)) {
       throw new WebRefusal(400, "Answers are sent by the survey page's form.");
