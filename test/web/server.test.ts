@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { SURVEY_CSS, SURVEY_JS } from "../../src/adapters/web/assets.js";
 import { CONTENT_SECURITY_POLICY } from "../../src/adapters/web/security.js";
 import type { CommandContext } from "../../src/commands/command.js";
@@ -42,6 +43,15 @@ async function events(f: WebFixture): Promise<VoteEvent[]> {
   return all;
 }
 
+/** The text of every inline <style> and <script> of a page. */
+function inlineCode(html: string): string[] {
+  return [...html.matchAll(/<(style|script)[^>]*>([\s\S]*?)<\/\1>/g)].map((m) => m[2] as string);
+}
+
+function sha256Source(code: string): string {
+  return `'sha256-${createHash("sha256").update(code).digest("base64")}'`;
+}
+
 async function formToken(f: WebFixture, link: string, n = 1): Promise<string> {
   const response = await get(f, `${link}/${n}`);
   expect(response.status).toBe(200);
@@ -67,14 +77,18 @@ describe("web survey over HTTP", () => {
     }
     expect(html).toContain(`<legend>Image quality`);
     expect(html).toContain(`<legend>Faithfulness`);
-    expect(html).toContain(`src="${SURVEY_JS.path}"`);
+    expect(html).toContain(`<script type="module">${SURVEY_JS.body}</script>`);
+    expect(html).toContain('width="32" height="32"');
     expect(response.headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
     expect(response.headers.get("referrer-policy")).toBe("same-origin");
     expect(response.headers.get("x-frame-options")).toBe("DENY");
     expect(response.headers.get("cache-control")).toBe("no-store");
-    // No inline script or style anywhere: the CSP forbids them.
-    expect(html).not.toMatch(/<script>|<style|style="/);
+    // No inline code but the page's own, which the CSP allows by hash; no style attributes.
+    expect(inlineCode(html).map(sha256Source).sort()).toEqual(
+      [SURVEY_CSS.cspSource, SURVEY_JS.cspSource].sort(),
+    );
+    expect(html).not.toMatch(/ style=| on[a-z]+=/);
   });
 
   it("serves images by position, stripped of every metadata chunk; nothing by file name", async () => {
@@ -189,6 +203,70 @@ describe("web survey over HTTP", () => {
     expect(await f.eventCount()).toBe(2);
   });
 
+  it("finds a study's images through the study's own index, never by reading every generation", async () => {
+    const f = await setup();
+    // Decoys in the same store: each posted item again, older, under another study and as a
+    // chat generation, pointing at files that do not exist.
+    for (let i = 0; i < f.surveySize * 2; i++) {
+      const real = await f.votes.getGeneration(`gen-${String(i).padStart(4, "0")}`);
+      if (real === undefined) throw new Error(`the fixture has no gen-${i}`);
+      const older = new Date(Date.parse(real.createdAt) - 3_600_000).toISOString();
+      const missing = { ...real.image, path: "images/none.png" };
+      await f.votes.saveGeneration({
+        ...real,
+        id: `other-${i}`,
+        studyId: "other-study",
+        createdAt: older,
+        image: missing,
+      });
+      const { studyId: _, ...chat } = real;
+      await f.votes.saveGeneration({ ...chat, id: `chat-${i}`, createdAt: older, image: missing });
+    }
+    const scan = vi.spyOn(f.votes, "generations");
+    const link = f.raterPath("lee");
+    for (let n = 1; n <= f.surveySize; n++) {
+      expect((await get(f, `${link}/${n}/image`)).status, `image ${n}`).toBe(200);
+    }
+    expect(scan).not.toHaveBeenCalled();
+  });
+
+  it("refuses a link that worked before once it expires or is revoked", async () => {
+    let clock = new Date("2026-02-01T00:00:00Z");
+    const f = await setup({ now: () => clock });
+    const expiring = f.raterPath("ivy", 1, 60_000);
+    const revoked = f.raterPath("jack");
+    const csrf = await formToken(f, expiring);
+    expect((await get(f, `${revoked}/1`)).status).toBe(200);
+    await f.revocations.revoke({ studyId: f.studyId, rater: "jack" }, clock);
+    expect((await get(f, `${revoked}/1`)).status).toBe(403);
+    clock = new Date(clock.getTime() + 60_000);
+    for (const path of [expiring, `${expiring}/1`, `${expiring}/1/image`]) {
+      expect((await get(f, path)).status, path).toBe(403);
+    }
+    const post = await answer(f, `${expiring}/1`, { csrf, quality: "4", faithfulness: "4" });
+    expect(post.status).toBe(403);
+    expect(await f.eventCount()).toBe(0);
+  });
+
+  it("sends the secure headers with every kind of response", async () => {
+    const f = await setup();
+    const link = f.raterPath("kim");
+    const responses = [
+      await get(f, link), // 303
+      await get(f, `${link}/1/image`),
+      await get(f, `${link}/99`), // 404
+      await get(f, "/s/not-a-link"), // 403
+      await get(f, "/nowhere"),
+      await get(f, "/healthz"),
+    ];
+    expect(responses.map((r) => r.status)).toEqual([303, 200, 404, 403, 404, 200]);
+    for (const response of responses) {
+      expect(response.headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(response.headers.get("cache-control")).not.toBeNull();
+    }
+  });
+
   it("refuses answers without the form token, from another site, or not as a form", async () => {
     const f = await setup();
     const link = f.raterPath("erin");
@@ -214,6 +292,8 @@ describe("web survey over HTTP", () => {
     expect((await answer(f, `${link}/1`, { csrf, quality: "5", faithfulness: "1" })).status).toBe(
       400,
     );
+    const oversized = await answer(f, `${link}/1`, { ...scores, csrf, padding: "x".repeat(5000) });
+    expect(oversized.status).toBe(400);
     expect(await f.eventCount()).toBe(0);
     const sameSite = await answer(
       f,
@@ -253,15 +333,20 @@ describe("web survey over HTTP", () => {
     expect(await f.eventCount()).toBe(0);
   });
 
-  it("serves its own small assets with long caching", async () => {
+  it("writes its own small CSS and JS into the page, allowed by hash and nothing else inline", async () => {
     const f = await setup();
-    for (const asset of [SURVEY_CSS, SURVEY_JS]) {
-      const response = await get(f, asset.path);
-      expect(response.status).toBe(200);
-      expect(response.headers.get("content-type")).toBe(asset.contentType);
-      expect(response.headers.get("cache-control")).toContain("immutable");
-      expect(await response.text()).toBe(asset.body);
+    const policy = new Map(
+      CONTENT_SECURITY_POLICY.split("; ").map((d) => [d.split(" ")[0], d.split(" ").slice(1)]),
+    );
+    expect(policy.get("script-src")).toEqual([SURVEY_JS.cspSource]);
+    expect(policy.get("style-src")).toEqual([SURVEY_CSS.cspSource]);
+    expect(policy.get("default-src")).toEqual(["'none'"]);
+    // The admin page and a refusal carry the stylesheet only.
+    for (const path of [f.adminPath(), "/s/not-a-link"]) {
+      const html = await (await get(f, path)).text();
+      expect(inlineCode(html).map(sha256Source)).toEqual([SURVEY_CSS.cspSource]);
     }
+    expect((await get(f, "/assets/survey.css")).status).toBe(404);
     expect(SURVEY_CSS.body.length + SURVEY_JS.body.length).toBeLessThan(50 * 1024);
   });
 

@@ -36,13 +36,13 @@ export function page(title: string, body: string, options: { script?: boolean } 
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
 <title>${escapeHtml(title)}</title>
-<link rel="stylesheet" href="${SURVEY_CSS.path}">
-${options.script ? `<script type="module" src="${SURVEY_JS.path}"></script>\n` : ""}</head>
+<style>${SURVEY_CSS.body}</style>
+</head>
 <body>
 <main>
 ${body}
 </main>
-</body>
+${options.script ? `<script type="module">${SURVEY_JS.body}</script>\n` : ""}</body>
 </html>
 `;
 }
@@ -61,6 +61,8 @@ export interface ItemPageView {
   answers: Answers;
   csrf: string;
   closed: boolean;
+  /** The image's size in pixels: the page reserves its box before the image arrives. */
+  image?: { width: number; height: number };
   error?: string;
 }
 
@@ -116,7 +118,7 @@ ${options}
 ${error}${closed}<form method="post" action="${base}/${position}" id="answer">
 <input type="hidden" name="csrf" value="${escapeHtml(view.csrf)}">
 <figure>
-<img src="${base}/${position}/image" alt="Image ${position} of ${total}, made for the subject: ${escapeHtml(view.subject)}">
+<img src="${base}/${position}/image"${view.image ? ` width="${view.image.width}" height="${view.image.height}"` : ""} alt="Image ${position} of ${total}, made for the subject: ${escapeHtml(view.subject)}">
 <figcaption class="subject">Subject: <strong>${escapeHtml(view.subject)}</strong></figcaption>
 </figure>
 ${fieldsets}

@@ -1,14 +1,15 @@
 /**
- * What every response carries (a strict Content Security Policy: only this server's own
- * scripts, styles and images; no frames, no inline code), CSRF tokens for the forms, and
- * per-link rate limits.
+ * What every response carries (a strict Content Security Policy: the page's own script and
+ * stylesheet, allowed by hash, and this server's images; no other inline code, no frames), CSRF
+ * tokens for the forms, and per-link rate limits.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { SURVEY_CSS, SURVEY_JS } from "./assets.js";
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
+  `script-src ${SURVEY_JS.cspSource}`,
+  `style-src ${SURVEY_CSS.cspSource}`,
   "img-src 'self'",
   "connect-src 'self'",
   "form-action 'self'",
@@ -42,10 +43,41 @@ export function csrfToken(secret: string, linkId: string): string {
 }
 
 export function csrfMatches(secret: string, linkId: string, given: unknown): boolean {
+  return tokenMatches(csrfToken(secret, linkId), given);
+}
+
+function tokenMatches(token: string, given: unknown): boolean {
   if (typeof given !== "string") return false;
-  const expected = Buffer.from(csrfToken(secret, linkId));
+  const expected = Buffer.from(token);
   const actual = Buffer.from(given);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * csrfToken and csrfMatches for a server: each link's token is computed once (every page and
+ * every answer of a rater needs it). Bounded: past `max` links it starts again.
+ */
+export class CsrfTokens {
+  private readonly tokens = new Map<string, string>();
+
+  constructor(
+    private readonly secret: string,
+    private readonly max = 10_000,
+  ) {}
+
+  of(linkId: string): string {
+    let token = this.tokens.get(linkId);
+    if (token === undefined) {
+      token = csrfToken(this.secret, linkId);
+      if (this.tokens.size >= this.max) this.tokens.clear();
+      this.tokens.set(linkId, token);
+    }
+    return token;
+  }
+
+  matches(linkId: string, given: unknown): boolean {
+    return tokenMatches(this.of(linkId), given);
+  }
 }
 
 /**

@@ -10,7 +10,6 @@
  *   GET  /s/:token/done         the end: what is still open
  *   GET  /admin/:token          progress per rater; once closed, `study results` in full
  *   GET  /admin/:token/chart.png
- *   GET  /assets/…              the page's own CSS and JS (hashed names, cached forever)
  *
  * Every link is verified (signature, expiry, revocation) before anything else; a bad link gets
  * the same 403 whatever was wrong with it, and records nothing. Images are addressed by their
@@ -35,11 +34,9 @@ import type { StudyManager } from "../../core/study/manager.js";
 import { resultsJson } from "../../core/study/report.js";
 import type { WebSettings } from "../../core/study/webSettings.js";
 import { DIMENSIONS, type Dimension, type Logger } from "../../core/types.js";
-import { ASSETS } from "./assets.js";
 import { donePage, escapeHtml, itemPage, messagePage, page } from "./html.js";
 import {
-  csrfMatches,
-  csrfToken,
+  CsrfTokens,
   type RateLimit,
   RateLimiter,
   sameOrigin,
@@ -53,6 +50,9 @@ export interface WebRateLimits {
   /** Pages and images (GETs) per link. */
   reads: RateLimit;
 }
+
+/** The most an answer form may send (two scores and a token are ~100 bytes). */
+const MAX_FORM_BYTES = 4096;
 
 /** A person answers at most a couple of images a second; a script gets 429s. */
 export const DEFAULT_RATE_LIMITS: WebRateLimits = {
@@ -129,6 +129,8 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
   const answerLimiter = new RateLimiter(limits.answers);
   const readLimiter = new RateLimiter(limits.reads);
   const surveys = new Surveys(votes, studies, logger);
+  const links = new VerifiedLinks(settings.secret, revocations);
+  const csrf = new CsrfTokens(settings.secret);
   const headers = securityHeaders(settings.publicUrl?.startsWith("https:") ?? false);
   const dataDir = resolve(options.dataDir);
   const results = new ResultsCache(studies, votes);
@@ -143,44 +145,63 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
 
   const app = new Hono();
 
+  // Responses made here carry every header from the start, in a plain object: the Node adapter
+  // then writes them straight out, where setting them on a finished response would build a
+  // WHATWG Headers object per request (a tenth of the server's CPU under load).
+  const secured = new WeakSet<Response>();
+  function respond(
+    body: string | Uint8Array<ArrayBuffer> | null,
+    status: number,
+    extra: Record<string, string> = {},
+  ): Response {
+    const response = new Response(body, {
+      status,
+      headers: { ...headers, "Cache-Control": "no-store", ...extra },
+    });
+    secured.add(response);
+    return response;
+  }
+  const html = (body: string, status = 200, extra: Record<string, string> = {}) =>
+    respond(body, status, { "Content-Type": "text/html; charset=UTF-8", ...extra });
+  const redirect = (location: string) => respond(null, 303, { Location: location });
+
   app.use(async (c, next) => {
     await next();
+    if (secured.has(c.res)) return;
     for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
     if (!c.res.headers.has("Cache-Control")) c.res.headers.set("Cache-Control", "no-store");
   });
 
   app.onError((error, c) => {
     if (error instanceof WebRefusal) {
-      return c.html(messagePage(refusalTitle(error.status), error.message), error.status);
+      return html(
+        messagePage(refusalTitle(error.status), error.message),
+        error.status,
+        error.retryAfterSeconds === undefined
+          ? {}
+          : { "Retry-After": String(error.retryAfterSeconds) },
+      );
     }
     const reference = Math.random().toString(36).slice(2, 10);
     logger.error({ err: error, reference, path: redactPath(c.req.path) }, "web request failed");
-    return c.html(
+    return html(
       messagePage("Something went wrong", `Please try again in a moment (reference ${reference}).`),
       500,
     );
   });
 
-  app.notFound((c) => c.html(messagePage("Not found", "There is no page here."), 404));
+  app.notFound(() => html(messagePage("Not found", "There is no page here."), 404));
 
-  for (const asset of ASSETS) {
-    app.get(asset.path, (c) => {
-      c.header("Content-Type", asset.contentType);
-      c.header("Cache-Control", "public, max-age=31536000, immutable");
-      return c.body(asset.body);
-    });
-  }
-
-  app.get("/healthz", (c) => c.text("ok"));
+  app.get("/healthz", () => respond("ok", 200, { "Content-Type": "text/plain; charset=UTF-8" }));
   // Browsers ask for it on every first visit; an empty answer keeps their consoles clean.
-  app.get("/favicon.ico", (c) => c.body(null, 204));
+  app.get("/favicon.ico", () => respond(null, 204));
 
   /** Verifies the link of a request; every failure is the same 403 (the reason is logged). */
   async function grant(c: Context, role: Invite["role"], limiter: RateLimiter): Promise<Invite> {
     const token = c.req.param("token") ?? "";
     let invite: Invite;
     try {
-      invite = await verifyInvite(settings.secret, token, { now: now(), revocations });
+      invite = await links.verify(token, now());
     } catch (error) {
       if (!(error instanceof InviteRejected)) throw error;
       logger.warn({ reason: error.reason, path: redactPath(c.req.path) }, "web link refused");
@@ -195,8 +216,11 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     }
     const wait = limiter.take(invite.id);
     if (wait > 0) {
-      c.header("Retry-After", String(wait));
-      throw new WebRefusal(429, "Too many requests from this link: wait a moment and try again.");
+      throw new WebRefusal(
+        429,
+        "Too many requests from this link: wait a moment and try again.",
+        wait,
+      );
     }
     return invite;
   }
@@ -222,7 +246,7 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     const { survey, base } = await raterSurvey(c, readLimiter);
     const answers = await surveys.answers(survey);
     const open = survey.items.find((entry) => !complete(answers.get(entry.position)));
-    return c.redirect(open === undefined ? `${base}/done` : `${base}/${open.position}`, 303);
+    return redirect(open === undefined ? `${base}/done` : `${base}/${open.position}`);
   });
 
   app.get("/s/:token/done", async (c) => {
@@ -231,9 +255,7 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     const missing = survey.items
       .filter((entry) => !complete(answers.get(entry.position)))
       .map((entry) => entry.position);
-    return c.html(
-      donePage(base, survey.items.length, survey.items.length - missing.length, missing),
-    );
+    return html(donePage(base, survey.items.length, survey.items.length - missing.length, missing));
   });
 
   async function renderItem(c: Context, error?: string, status: 200 | 400 = 200) {
@@ -241,7 +263,7 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     const entry = entryAt(survey, c);
     const answers = await surveys.answers(survey);
     const answered = [...answers.values()].filter(complete).length;
-    return c.html(
+    return html(
       itemPage({
         base,
         position: entry.position,
@@ -250,8 +272,16 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
         subject: entry.item.concept,
         ready: entry.generation !== undefined,
         answers: answers.get(entry.position) ?? {},
-        csrf: csrfToken(settings.secret, invite.id),
+        csrf: csrf.of(invite.id),
         closed: survey.study.status === "closed",
+        ...(entry.generation === undefined
+          ? {}
+          : {
+              image: {
+                width: entry.generation.image.width,
+                height: entry.generation.image.height,
+              },
+            }),
         ...(error === undefined ? {} : { error }),
       }),
       status,
@@ -271,8 +301,14 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     if (!type.startsWith("application/x-www-form-urlencoded")) {
       throw new WebRefusal(400, "Answers are sent by the survey page's form.");
     }
-    const form = await c.req.parseBody();
-    if (!csrfMatches(settings.secret, invite.id, form.csrf)) {
+    // A form of two scores and a token is ~100 bytes, and browsers declare a form's length:
+    // a larger or undeclared body is not the page's, and is refused before it is read.
+    const length = Number(c.req.header("content-length") ?? Number.NaN);
+    if (!(length <= MAX_FORM_BYTES)) {
+      throw new WebRefusal(400, "Answers are sent by the survey page's form.");
+    }
+    const form = new URLSearchParams(await c.req.text());
+    if (!csrf.matches(invite.id, form.get("csrf"))) {
       logger.warn({ link: invite.id }, "answer without a valid form token refused");
       throw new WebRefusal(403, "This form has expired: reload the page and answer again.");
     }
@@ -281,8 +317,8 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     }
     const scores = {} as Record<Dimension, number>;
     for (const dimension of DIMENSIONS) {
-      const value = form[dimension];
-      const score = typeof value === "string" && /^[1-4]$/.test(value) ? Number(value) : 0;
+      const value = form.get(dimension);
+      const score = value !== null && /^[1-4]$/.test(value) ? Number(value) : 0;
       if (score === 0) {
         return renderItem(c, "Please answer both questions (1 to 4) before going on.", 400);
       }
@@ -295,7 +331,7 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     );
     const next =
       entry.position < survey.items.length ? `${base}/${entry.position + 1}` : `${base}/done`;
-    return c.redirect(next, 303);
+    return redirect(next);
   });
 
   app.get("/s/:token/:n/image", async (c) => {
@@ -309,19 +345,18 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
       logger.error({ generationId: generation.id }, "image path outside the data directory");
       throw new WebRefusal(404, "This image is not available.");
     }
-    let png = images.get(generation.id);
-    if (png === undefined) {
+    const png = await images.get(generation.id, async () => {
       try {
-        png = withoutMetadata(await readFile(file));
+        return withoutMetadata(await readFile(file));
       } catch (error) {
         logger.error({ err: error, generationId: generation.id }, "study image unreadable");
         throw new WebRefusal(404, "This image is not available.");
       }
-      images.set(generation.id, png);
-    }
-    c.header("Content-Type", "image/png");
-    c.header("Cache-Control", "private, max-age=3600");
-    return c.body(new Uint8Array(png));
+    });
+    return respond(png as Uint8Array<ArrayBuffer>, 200, {
+      "Content-Type": "image/png",
+      "Cache-Control": "private, max-age=3600",
+    });
   });
 
   app.get("/admin/:token", async (c) => {
@@ -351,7 +386,7 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
 <h2>As JSON (<code>study results ${escapeHtml(study.id)} --format json</code>)</h2>
 <pre id="results-json">${escapeHtml(report.json)}</pre>`;
     }
-    return c.html(
+    return html(
       page(
         `Study ${study.name}`,
         `<h1>Study ${escapeHtml(study.name)} <small>(${escapeHtml(study.id)})</small></h1>
@@ -374,8 +409,7 @@ ${resultsHtml}`,
     if (study?.status !== "closed") throw new WebRefusal(404, "No chart before the study closes.");
     const report = await results.get(study.id);
     if (report.chart === undefined) throw new WebRefusal(404, "No votes to chart.");
-    c.header("Content-Type", "image/png");
-    return c.body(new Uint8Array(report.chart));
+    return respond(new Uint8Array(report.chart), 200, { "Content-Type": "image/png" });
   });
 
   return app;
@@ -459,23 +493,44 @@ class ResultsCache {
   }
 }
 
-/** Stripped PNGs by generation id, the least recently used dropped beyond `maxBytes`. */
+/**
+ * Stripped PNGs by generation id, the least recently used dropped beyond `maxBytes`. Raters of
+ * a survey move through it together: the first request for an image reads it, and those that
+ * come while it is being read share that read.
+ */
 class ImageCache {
   private readonly entries = new Map<string, Buffer>();
+  private readonly reading = new Map<string, Promise<Buffer>>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  get(id: string): Buffer | undefined {
+  async get(id: string, read: () => Promise<Buffer>): Promise<Buffer> {
     const png = this.entries.get(id);
     if (png !== undefined) {
       this.entries.delete(id);
       this.entries.set(id, png);
+      return png;
     }
-    return png;
+    let pending = this.reading.get(id);
+    if (pending === undefined) {
+      pending = read().then(
+        (read) => {
+          this.reading.delete(id);
+          this.set(id, read);
+          return read;
+        },
+        (error: unknown) => {
+          this.reading.delete(id);
+          throw error;
+        },
+      );
+      this.reading.set(id, pending);
+    }
+    return pending;
   }
 
-  set(id: string, png: Buffer): void {
+  private set(id: string, png: Buffer): void {
     if (png.length > this.maxBytes || this.entries.has(id)) return;
     this.entries.set(id, png);
     this.bytes += png.length;
@@ -484,5 +539,36 @@ class ImageCache {
       this.entries.delete(oldest);
       this.bytes -= old.length;
     }
+  }
+}
+
+/**
+ * Links whose signature has been checked, by token: the signature of a given token never
+ * changes, so it is checked (HMAC, then decoding and validating the payload) once; expiry and
+ * revocation are checked on every request. Bounded: past `max` tokens it starts again.
+ */
+class VerifiedLinks {
+  private readonly verified = new Map<string, Invite>();
+
+  constructor(
+    private readonly secret: string,
+    private readonly revocations: RevocationList,
+    private readonly max = 10_000,
+  ) {}
+
+  async verify(token: string, now: Date): Promise<Invite> {
+    const known = this.verified.get(token);
+    if (known === undefined) {
+      const invite = await verifyInvite(this.secret, token, {
+        now,
+        revocations: this.revocations,
+      });
+      if (this.verified.size >= this.max) this.verified.clear();
+      this.verified.set(token, invite);
+      return invite;
+    }
+    if (now.getTime() >= known.expiresAt.getTime()) throw new InviteRejected("expired");
+    if (await this.revocations.isRevoked(known)) throw new InviteRejected("revoked");
+    return known;
   }
 }

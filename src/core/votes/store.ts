@@ -60,6 +60,8 @@ export interface KeyvVoteStore extends VoteStore {
   readonly backend: string;
   /** Every generation, in id order, streamed. */
   generations(): AsyncIterable<Generation>;
+  /** The generations of one study, from the store's per-study index, streamed. */
+  studyGenerations(studyId: string): AsyncIterable<Generation>;
   /** Every current vote of every generation, streamed, with the arm (server-side only). */
   allVotes(): AsyncIterable<Vote & { arm: string }>;
 }
@@ -433,6 +435,13 @@ class KvVoteStore implements KeyvVoteStore {
       const generation = await this.getGeneration(generationId);
       if (generation === undefined || generation.studyId !== studyId) continue;
       yield* this.votesWithArm(generation);
+    }
+  }
+
+  async *studyGenerations(studyId: string): AsyncIterable<Generation> {
+    for await (const [, generationId] of this.kv.list<string>(keys.study(studyId))) {
+      const generation = await this.getGeneration(generationId);
+      if (generation?.studyId === studyId) yield generation;
     }
   }
 
