@@ -125,11 +125,16 @@ describe("several image backends: configuration", () => {
     ).toMatch(/image\.backend: .*leave image\.backend \(IMAGE_BACKEND\) unset/);
   });
 
-  it("keeps the single-backend settings as they were: that backend alone, or a pool of one with shared slots", async () => {
+  it("keeps the single-backend settings as they were: that backend alone, even with shared slots", async () => {
     const { config, secrets } = loadConfig(env({ A1111_URL: "http://127.0.0.1:7860" }));
     const alone = openImageBackend(config, secrets);
     expect(alone.name).toBe("automatic1111");
     await alone.close();
+    // Workers on their own GPU boxes each limit their own renders (queue.concurrency): a slot
+    // count shared through Redis would cap them all together.
+    const worker = openImageBackend(config, secrets, { sharedSlotsUrl: "redis://127.0.0.1:9" });
+    expect(worker.name).toBe("automatic1111");
+    await worker.close();
     const [only] = configuredBackends(config, secrets);
     expect(only).toMatchObject({ name: "automatic1111", concurrency: config.queue.concurrency });
     const pool = openImageBackend(config, secrets, {

@@ -125,16 +125,18 @@ function describe(kind: string, where: string | undefined): string {
 }
 
 /**
- * The deployment's image backend. Without image.backends and without shared slots it is the
- * registry's single backend, unchanged.
+ * The deployment's image backend. Without image.backends it is the registry's single backend,
+ * unchanged, even with the queue on Redis: each worker then limits its own renders
+ * (queue.concurrency), as workers on separate GPU boxes with their own A1111_URL expect.
  */
 export function openImageBackend(
   config: Config,
   secrets: Secrets,
   options: OpenImageBackendOptions = {},
 ): ImageBackend {
-  const shared = options.capacity !== undefined || options.sharedSlotsUrl !== undefined;
-  if (!hasBackendList(config) && !shared) return createImageBackend(config, secrets, options);
+  if (!hasBackendList(config) && options.capacity === undefined) {
+    return createImageBackend(config, secrets, options);
+  }
   const settings = config.image.pool ?? {};
   const capacity =
     options.capacity ??
@@ -142,6 +144,7 @@ export function openImageBackend(
       ? memoryCapacity()
       : redisCapacity({
           url: options.sharedSlotsUrl,
+          prefix: `${config.queue.prefix ?? "imagine"}:backend-slots:`,
           leaseTtlMs: settings.leaseTtlMs,
           logger: options.logger,
         }));
@@ -150,6 +153,8 @@ export function openImageBackend(
     for (const configured of configuredBackends(config, secrets)) {
       members.push({
         name: configured.name,
+        // Two deployments may both call their server "automatic1111": the slots are the server's.
+        slotKey: `${configured.name} ${configured.description}`,
         backend: createImageBackend(configured.config, secrets, options),
         concurrency: configured.concurrency,
         weight: configured.weight,

@@ -28,8 +28,10 @@ import { type BackendCapacity, type CapacityLease, memoryCapacity } from "./capa
 import { BackendBusyError } from "./http.js";
 
 export interface PoolMember {
-  /** Unique in the pool; named in logs, errors, doctor and the shared slot keys. */
+  /** Unique in the pool; named in logs, errors and doctor. */
   name: string;
+  /** The shared slots' key for this server; default the name. */
+  slotKey?: string;
   backend: ImageBackend;
   /** Renders this backend runs at once (across processes when slots are shared). */
   concurrency: number;
@@ -355,7 +357,10 @@ export function createBackendPool(
         throw new AllBackendsDownError(states.map(status), now(), { cause: lastError });
       }
       for (const state of weightedOrder(candidates)) {
-        const lease = await capacity.tryAcquire(state.member.name, state.member.concurrency);
+        const lease = await capacity.tryAcquire(
+          state.member.slotKey ?? state.member.name,
+          state.member.concurrency,
+        );
         if (lease === undefined) continue;
         // It may have left rotation, or the render been cancelled, while the slot was taken.
         if (!state.up || signal.aborted) {
