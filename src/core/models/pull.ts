@@ -12,6 +12,16 @@
  * `Constant_164_attr__value`). Those names are read from the downloaded graph itself
  * (TensorProto.external_data, key "location"), so whatever layout an exporter chose comes along.
  *
+ * Merged decoders: a Hugging Face "merged" decoder (decoder_model_merged.onnx: an If on
+ * use_cache_branch over a with-past and a no-past copy of the decoder) makes onnxruntime prepack
+ * the weights once per branch (~560 MB more resident memory for GPT-2 small). Once downloaded and
+ * verified it is unmerged in the staging folder (unmergeOnnxDecoder: the with-past branch inlined,
+ * the If dropped, external data untouched) and stored under the same path, so imagine-model.json
+ * and the engine's search order still find it. The manifest records the converted file's hash and
+ * the Hub file it was made from (unmergedFrom); a later pull reuses a converted file whose source
+ * is unchanged, and a pull interrupted after the conversion resumes from the converted file (the
+ * staging manifest records it before it is renamed into place).
+ *
  * Conversion: a repository with only PyTorch weights (model.safetensors or pytorch_model.bin,
  * e.g. openai-community/gpt2-xl) is converted here by training/export_onnx.py, when the Python
  * interpreter (IMAGINE_PYTHON, default /usr/bin/python3) has torch; torch is checked before the
@@ -47,10 +57,12 @@ import { promisify } from "node:util";
 import { PACKAGE_ROOT } from "../config.js";
 import { UserError } from "../errors.js";
 import { readModelDirectory } from "../prompt/modelDir.js";
+import { unmergeOnnxDecoder } from "../prompt/onnxDecoder.js";
 import {
   diskCall,
   diskError,
   downloadFile,
+  type FileHashes,
   type FileProgress,
   hashFile,
   mismatch,
@@ -178,6 +190,14 @@ export interface PulledFile {
   sha256: string;
   /** Already in place and verified: not downloaded again. */
   skipped: boolean;
+  /** A merged decoder unmerged on pull: the Hub's file it was made from (bytes, sha256 above are the result's). */
+  unmergedFrom?: SourceFile;
+}
+
+/** The Hub file a converted one was made from. */
+export interface SourceFile {
+  bytes: number;
+  sha256: string;
 }
 
 export interface PullResult {
@@ -197,7 +217,8 @@ export type FileEvent =
   | { kind: "start"; path: string; total: number; resumedFrom: number }
   | { kind: "progress"; progress: FileProgress }
   | { kind: "done"; file: PulledFile }
-  | { kind: "convert"; from: string };
+  | { kind: "convert"; from: string }
+  | { kind: "unmerge"; path: string };
 
 export interface PullOptions extends Omit<HubClientOptions, "retry"> {
   /** A built-in alias (gpt2) or a repository id (owner/name). */
@@ -329,9 +350,12 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
         )),
       );
     } else {
-      const rest = [fileAt(onnx, "the ONNX decoder"), ...externalData(listing, onnx)];
+      const decoder = fileAt(onnx, "the ONNX decoder");
+      const rest = [decoder, ...externalData(listing, onnx)];
       await checkFreeSpace(ctx, rest);
-      for (const file of rest) pulled.push(await obtain(ctx, file));
+      for (const file of rest) {
+        pulled.push(file === decoder ? await obtainDecoder(ctx, file) : await obtain(ctx, file));
+      }
       // Whatever else the graph names as external data (known only once it is here).
       const have = new Set(pulled.map((file) => file.path));
       for (const location of await externalDataLocations(join(staging, onnx))) {
@@ -431,6 +455,127 @@ async function obtain(ctx: Context, file: HubFile): Promise<PulledFile> {
     onProgress: emit ? (progress) => emit({ kind: "progress", progress }) : undefined,
   });
   return done(verified.bytes, verified.sha256, false);
+}
+
+/**
+ * The ONNX decoder: obtained like any file, then unmerged when it is a merged decoder. A converted
+ * copy already made from this very Hub file (in the staging folder by an interrupted run, or live
+ * by an earlier pull) is reused when its hash still matches the record.
+ */
+async function obtainDecoder(ctx: Context, file: HubFile): Promise<PulledFile> {
+  const staged = join(ctx.staging, file.path);
+  const live = join(ctx.target, file.path);
+  const stagedRecord = unmergedRecord(ctx, ctx.staging, file);
+  if (stagedRecord && existsSync(staged)) {
+    const hashes = await hashFile(staged);
+    if (sameContent(stagedRecord, hashes)) {
+      return emitDone(ctx, { ...stagedRecord, skipped: sameInode(staged, live) });
+    }
+  }
+  const liveRecord = unmergedRecord(ctx, ctx.target, file);
+  if (liveRecord && existsSync(live) && (await sizeOf(live)) === liveRecord.bytes) {
+    const hashes = await hashFile(live);
+    if (sameContent(liveRecord, hashes)) {
+      await linkOrCopy(live, staged);
+      return emitDone(ctx, { ...liveRecord, skipped: true });
+    }
+  }
+  const original = await obtain(ctx, file);
+  return unmergeStaged(ctx, file, original);
+}
+
+/** Unmerges the staged, verified decoder in place; a plain decoder is left as it is. */
+async function unmergeStaged(
+  ctx: Context,
+  file: HubFile,
+  original: PulledFile,
+): Promise<PulledFile> {
+  const staged = join(ctx.staging, file.path);
+  const converting = `${staged}.unmerging`;
+  // The copy is about as large as the graph file (external data is shared, not copied).
+  await checkFreeSpace(ctx, [{ path: `${file.path}.unmerging`, size: file.size }]);
+  let converted: boolean;
+  ctx.options.onFile?.({ kind: "unmerge", path: file.path });
+  try {
+    converted = unmergeOnnxDecoder(staged, converting);
+  } catch (error) {
+    await rm(converting, { force: true });
+    if ((error as NodeJS.ErrnoException).code) throw diskError(converting, error);
+    throw new UserError(
+      "MODEL_DIR_INVALID",
+      `${ctx.repo}/${file.path} could not be read as an ONNX decoder: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  if (!converted) return original;
+  const hashes = await hashFile(converting);
+  const record: Omit<PulledFile, "skipped"> = {
+    path: file.path,
+    bytes: hashes.bytes,
+    sha256: hashes.sha256,
+    unmergedFrom: { bytes: original.bytes, sha256: original.sha256 },
+  };
+  // Recorded before the rename: a run cut in between finds the original, verified, and converts
+  // it again; one cut after it finds the converted file and its record.
+  await recordUnmerged(ctx.staging, record);
+  await diskCall(staged, () => rename(converting, staged));
+  return emitDone(ctx, { ...record, skipped: false });
+}
+
+function emitDone(ctx: Context, file: PulledFile): PulledFile {
+  ctx.options.onFile?.({ kind: "done", file });
+  return file;
+}
+
+/**
+ * A folder's manifest record of `file` unmerged from this very Hub file, if it has one: the same
+ * repository, and the same SHA-256 (or, for a file the Hub lists without one, the same commit).
+ */
+function unmergedRecord(
+  ctx: Context,
+  folder: string,
+  file: HubFile,
+): Omit<PulledFile, "skipped"> | undefined {
+  const manifest = tryReadJson(join(folder, MANIFEST_FILE)) as
+    | { repo?: unknown; revision?: unknown; files?: unknown; unmerged?: unknown }
+    | undefined;
+  if (manifest?.repo !== ctx.repo) return undefined;
+  if (!file.sha256 && manifest.revision !== ctx.commit) return undefined;
+  const candidates = [
+    ...(Array.isArray(manifest?.files) ? manifest.files : []),
+    ...(Array.isArray(manifest?.unmerged) ? manifest.unmerged : []),
+  ] as Partial<PulledFile>[];
+  const record = candidates.find((entry) => entry?.path === file.path && entry.unmergedFrom);
+  const from = record?.unmergedFrom;
+  if (
+    !record ||
+    typeof record.bytes !== "number" ||
+    typeof record.sha256 !== "string" ||
+    typeof from?.bytes !== "number" ||
+    typeof from.sha256 !== "string" ||
+    mismatch(file, { bytes: from.bytes, sha256: from.sha256 })
+  ) {
+    return undefined;
+  }
+  return {
+    path: file.path,
+    bytes: record.bytes,
+    sha256: record.sha256,
+    unmergedFrom: { bytes: from.bytes, sha256: from.sha256 },
+  };
+}
+
+function sameContent(record: { bytes: number; sha256: string }, hashes: FileHashes): boolean {
+  return hashes.bytes === record.bytes && hashes.sha256 === record.sha256;
+}
+
+/** Adds a conversion to the staging folder's manifest (complete: false until the pull ends). */
+async function recordUnmerged(staging: string, record: Omit<PulledFile, "skipped">): Promise<void> {
+  const path = join(staging, MANIFEST_FILE);
+  const state = (tryReadJson(path) ?? {}) as { unmerged?: unknown };
+  const earlier = (Array.isArray(state.unmerged) ? state.unmerged : []) as PulledFile[];
+  const unmerged = [...earlier.filter((entry) => entry?.path !== record.path), record];
+  await diskCall(path, () => writeFile(path, `${JSON.stringify({ ...state, unmerged })}\n`));
 }
 
 /** imagine-model.json from config.json; an existing one for the same commit is kept (edits too). */
