@@ -15,6 +15,7 @@
  *   npm run bench:prompt -- --quant int4           # int4 copy vs fp32, interleaved
  *   npm run bench:prompt -- --preset gpt2-xl --quant int4 --no-baseline   # no 6.2 GB fp32 session
  *   npm run bench:prompt -- --fused-attention       # MultiHeadAttention export vs plain, interleaved
+ *   npm run bench:prompt -- --compare-spinning      # the engine (threads wait idle) vs spin-waiting
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
 import { execFileSync } from "node:child_process";
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     quant: { type: "string" },
     "fused-attention": { type: "boolean", default: false },
     "no-baseline": { type: "boolean", default: false },
+    "compare-spinning": { type: "boolean", default: false },
     threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -183,10 +185,15 @@ interface Measured {
   shares: Map<number, number[]>;
 }
 
-async function load(label: string, dir: string, threads: number): Promise<Measured> {
+async function load(
+  label: string,
+  dir: string,
+  threads: number,
+  spinning = false,
+): Promise<Measured> {
   const rssBefore = process.memoryUsage().rss;
   const start = performance.now();
-  const decoder = await Gpt2OnnxDecoder.load(dir, { threads });
+  const decoder = await Gpt2OnnxDecoder.load(dir, { threads, spinning });
   // What a first request waits for beyond the session: the engine's token masks (cleanOutput.ts).
   new OnnxPromptGenerator(decoder, {
     sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
@@ -227,6 +234,11 @@ const fused = flags["fused-attention"] as boolean;
 const noBaseline = flags["no-baseline"] as boolean;
 if (noBaseline && (!quant || fused))
   fail("--no-baseline goes with --quant (and not --fused-attention)");
+const compareSpinning = flags["compare-spinning"] as boolean;
+if (compareSpinning && (quant || fused))
+  fail(
+    "--compare-spinning compares one model with itself; leave out --quant and --fused-attention",
+  );
 
 /** gpt2-xl's float32 graph is 6.2 GB: with --no-baseline it is exported straight to --quant. */
 function quantizedPreset(quantName: string): string {
@@ -266,6 +278,8 @@ log(`intra-op threads: ${threads || "onnxruntime default"}; ${repeats} repeats, 
 const models: Measured[] = [await load(label, measuredDir, threads)];
 const compared = fp32Dir !== undefined && (quant !== undefined || fused);
 if (compared) models.push(await load("fp32", fp32Dir as string, threads));
+// The same model in a second session whose threads spin-wait between kernels (onnxruntime's default).
+if (compareSpinning) models.push(await load(`${label} spinning`, measuredDir, threads, true));
 
 const bandwidths: number[] = [];
 for (let r = 0; r < repeats; r++) {
@@ -311,14 +325,14 @@ for (const m of models) {
     );
   }
 }
-if (compared) {
+if (compared || compareSpinning) {
   const [q, f] = models as [Measured, Measured];
   for (const batch of BATCHES) {
     const ratios = (q.steps.get(batch) as number[]).map(
       (s, i) => s / ((f.steps.get(batch) as number[])[i] as number),
     );
     log(
-      `${label} ÷ fp32 at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
+      `${q.label} ÷ ${f.label} at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
     );
   }
 }
@@ -353,5 +367,6 @@ if (flags.json) {
       batches: base.batches,
     };
   }
+  if (compareSpinning && baseline) result.spinning = { batches: summary(baseline).batches };
   console.log(JSON.stringify(result));
 }

@@ -28,6 +28,13 @@ export interface DecoderStep {
 export interface DecoderOptions {
   /** onnxruntime intra-op threads; 0 = onnxruntime's default (every core). */
   threads?: number;
+  /**
+   * Let onnxruntime's intra-op threads spin-wait for work between kernels (onnxruntime's default).
+   * Off here: on a CPU shared with other processes a spinning thread burns the time slices the
+   * other thread of the same step needs, and decoding ran 2–3.5× slower at load 5–11 on 2 cores
+   * (README, Performance).
+   */
+  spinning?: boolean;
 }
 
 export class Gpt2OnnxDecoder {
@@ -58,6 +65,7 @@ export class Gpt2OnnxDecoder {
         graphOptimizationLevel: "all",
         executionMode: "sequential",
         ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+        extra: { session: { intra_op: { allow_spinning: options.spinning ? "1" : "0" } } },
         logSeverityLevel: 3,
       });
     } catch (error) {
@@ -177,11 +185,16 @@ export class Gpt2OnnxDecoder {
     const logits = outputs.logits as ort.Tensor;
     const vocab = logits.dims[2] as number;
     const data = logits.data as Float32Array;
-    // Only the last position of each row is sampled from; copy it out of the full output.
-    const lastLogits = new Float32Array(batch * vocab);
-    for (let row = 0; row < batch; row++) {
-      const offset = (row * seq + seq - 1) * vocab;
-      lastLogits.set(data.subarray(offset, offset + vocab), row * vocab);
+    const logitRows = logits.dims[1] as number;
+    // Only the last position of each row is sampled from. One position per row (every decode
+    // step, and a graph that computes only the last position) is that already: no copy.
+    let lastLogits = data;
+    if (logitRows !== 1) {
+      lastLogits = new Float32Array(batch * vocab);
+      for (let row = 0; row < batch; row++) {
+        const offset = (row * logitRows + logitRows - 1) * vocab;
+        lastLogits.set(data.subarray(offset, offset + vocab), row * vocab);
+      }
     }
     const keys: ort.Tensor[] = [];
     const values: ort.Tensor[] = [];
