@@ -18,17 +18,20 @@
  *   npm run bench:prompt -- --compare-spinning      # the engine (threads wait idle) vs spin-waiting
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../src/core/prompt/onnxGenerator.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
+import {
+  exportModel,
+  measureReadBandwidth,
+  median,
+  ROOT,
+  randomPreset,
+} from "./lib/decodeBench.js";
 import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
   options: {
     model: { type: "string" },
@@ -50,34 +53,12 @@ const GOAL = 0.75;
 const PRESETS = new Set(["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]);
 const QUANTS = new Set(["int8", "int4"]);
 
-const log = flags.json ? () => {} : (line: string) => console.log(line);
+const quiet = flags.json === true;
+const log = quiet ? () => {} : (line: string) => console.log(line);
 
 function fail(message: string): never {
   console.error(`bench:prompt: ${message}`);
   process.exit(2);
-}
-
-/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
-function upToDate(dir: string): boolean {
-  const made = join(dir, "imagine-model.json");
-  if (!existsSync(made)) return false;
-  const exporter = ["export_onnx.py", "gpt2.py"].map(
-    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
-  );
-  return statSync(made).mtimeMs > Math.max(...exporter);
-}
-
-function exportModel(args: string[], dir: string): void {
-  if (upToDate(dir)) return;
-  log(`writing ${dir} (once per exporter version)…`);
-  execFileSync(
-    "/usr/bin/python3",
-    [join(ROOT, "training", "export_onnx.py"), ...args, "--out", dir],
-    {
-      // With --json, stdout carries only the JSON line.
-      stdio: ["ignore", flags.json ? "ignore" : "inherit", "inherit"],
-    },
-  );
 }
 
 /**
@@ -92,56 +73,16 @@ function fp32Model(fused: boolean): string {
   }
   const preset = flags.preset as string;
   if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
-  const dir = join(ROOT, ".cache", "bench", `${preset}-random${fused ? "-fused" : ""}`);
-  exportModel(
-    [
-      "--random",
-      preset,
-      "--seed",
-      "0",
-      "--no-golden",
-      "--mean-caption-tokens",
-      "24",
-      ...(fused ? ["--fused-attention"] : []),
-    ],
-    dir,
-  );
-  return dir;
+  return fused
+    ? randomPreset(preset, ["--fused-attention"], "-fused", quiet)
+    : randomPreset(preset, [], "", quiet);
 }
 
 /** A weight-only quantized copy of `dir` under .cache (the source directory is never touched). */
 function quantizedModel(dir: string, quant: string): string {
   const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}`);
-  exportModel(["--from-onnx", dir, "--quant", quant], out);
+  exportModel(["--from-onnx", dir, "--quant", quant], out, quiet);
   return out;
-}
-
-/** Read bandwidth with both cores busy: workers memcmp two equal 128 MiB buffers (reads only). */
-async function measureReadBandwidth(workers: number): Promise<number> {
-  const source = `
-    const { parentPort } = require("node:worker_threads");
-    const size = 128 * 1024 * 1024;
-    const a = Buffer.alloc(size, 7), b = Buffer.alloc(size, 7);
-    a.compare(b); // fault the pages in
-    const start = process.hrtime.bigint();
-    let bytes = 0;
-    for (let i = 0; i < 4; i++) { if (a.compare(b) !== 0) throw new Error("unequal"); bytes += 2 * size; }
-    parentPort.postMessage({ bytes, seconds: Number(process.hrtime.bigint() - start) / 1e9 });`;
-  const results = await Promise.all(
-    Array.from(
-      { length: workers },
-      () =>
-        new Promise<{ bytes: number; seconds: number }>((done, failed) => {
-          const worker = new Worker(source, { eval: true });
-          worker.once("message", (m) => {
-            done(m);
-            void worker.terminate();
-          });
-          worker.once("error", failed);
-        }),
-    ),
-  );
-  return results.reduce((sum, r) => sum + r.bytes / r.seconds, 0);
 }
 
 /** Steps/s of `batch` rows decoding NEW_TOKENS one token at a time after a 4-token prefix. */
@@ -163,13 +104,6 @@ async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<numb
   return NEW_TOKENS / ((performance.now() - start) / 1000);
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 
 interface Measured {
@@ -244,22 +178,7 @@ if (compareSpinning && (quant || fused))
 function quantizedPreset(quantName: string): string {
   const preset = flags.preset as string;
   if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
-  const dir = join(ROOT, ".cache", "bench", `${preset}-random-${quantName}`);
-  exportModel(
-    [
-      "--random",
-      preset,
-      "--seed",
-      "0",
-      "--no-golden",
-      "--mean-caption-tokens",
-      "24",
-      "--quant",
-      quantName,
-    ],
-    dir,
-  );
-  return dir;
+  return randomPreset(preset, ["--quant", quantName], `-${quantName}`, quiet);
 }
 
 let fp32Dir: string | undefined;
