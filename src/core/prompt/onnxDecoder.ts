@@ -6,6 +6,7 @@
  * run() calls on one session.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { BotError, UserError } from "../errors.js";
 import { type ModelDirectory, readModelDirectory } from "./modelDir.js";
@@ -245,9 +246,18 @@ export class Gpt2OnnxDecoder {
  * with Identity nodes, and drops the If and the use_cache_branch input. Everything else is copied
  * byte for byte, so weights stored as external data keep their file names (write `target`
  * beside `source`). Returns false, writing nothing, when `source` has no such If.
+ *
+ * With `externalData`, weights stored inside the graph (raw_data of EXTERNAL_DATA_THRESHOLD bytes
+ * or more) move to that file, beside `target`, as ONNX external data: onnxruntime maps it instead
+ * of keeping the protobuf's copy of every weight beside the copy it prepacks (training/README.md).
  */
-export function unmergeOnnxDecoder(source: string, target: string): boolean {
+export function unmergeOnnxDecoder(
+  source: string,
+  target: string,
+  options: { externalData?: string } = {},
+): boolean {
   const fd = openSync(source, "r");
+  let data: ExternalDataWriter | undefined;
   try {
     const file = new ProtoFile(fd);
     const model = file.fields(0, file.size);
@@ -285,7 +295,15 @@ export function unmergeOnnxDecoder(source: string, target: string): boolean {
     }
 
     // The new graph: every field as it was, except the If (→ the branch's nodes + Identity
-    // nodes) and the use_cache_branch input; the branch's own initializers appended.
+    // nodes) and the use_cache_branch input; the branch's own initializers appended; with
+    // externalData, every large initializer rewritten to point into that file.
+    if (options.externalData !== undefined) {
+      data = new ExternalDataWriter(
+        join(dirname(target), options.externalData),
+        options.externalData,
+      );
+    }
+    const initializer = (f: ProtoField): Piece => (data ? data.externalize(file, f) : f);
     const pieces: Piece[] = [];
     for (const f of graph) {
       if (f === ifField) {
@@ -299,9 +317,9 @@ export function unmergeOnnxDecoder(source: string, target: string): boolean {
         const name = file.fields(f.start, f.end).find((p) => p.number === 1);
         if (name && file.text(name) === "use_cache_branch") continue;
       }
-      pieces.push(f);
+      pieces.push(f.number === 5 && f.wireType === 2 ? initializer(f) : f);
     }
-    for (const n of branchFields.filter((b) => b.number === 5)) pieces.push(n);
+    for (const n of branchFields.filter((b) => b.number === 5)) pieces.push(initializer(n));
 
     const graphLength = pieces.reduce((sum, p) => sum + pieceLength(p), 0);
     const out = openSync(target, "w");
@@ -319,7 +337,72 @@ export function unmergeOnnxDecoder(source: string, target: string): boolean {
     }
     return true;
   } finally {
+    data?.close();
     closeSync(fd);
+  }
+}
+
+/** Initializers smaller than this stay inside the graph (as export_onnx.py's threshold). */
+export const EXTERNAL_DATA_THRESHOLD = 1024;
+/** Each tensor starts on a page boundary in the data file, so onnxruntime can map it in place. */
+const EXTERNAL_DATA_ALIGNMENT = 4096;
+
+/** Appends tensors' raw bytes to an external-data file and rewrites their TensorProto. */
+class ExternalDataWriter {
+  private readonly fd: number;
+  private position = 0;
+
+  constructor(
+    path: string,
+    private readonly location: string,
+  ) {
+    this.fd = openSync(path, "w");
+  }
+
+  /**
+   * A GraphProto.initializer field whose TensorProto keeps its raw_data (field 9) inside: the
+   * same tensor with the bytes moved here, external_data (13) naming location/offset/length and
+   * data_location (14) EXTERNAL. Anything else is returned as it was.
+   */
+  externalize(file: ProtoFile, field: ProtoField): Piece {
+    const parts = file.fields(field.start, field.end);
+    const raw = parts.find((p) => p.number === 9 && p.wireType === 2);
+    if (
+      !raw ||
+      raw.end - raw.start < EXTERNAL_DATA_THRESHOLD ||
+      parts.some((p) => p.number === 14)
+    ) {
+      return field;
+    }
+    const length = raw.end - raw.start;
+    const offset = Math.ceil(this.position / EXTERNAL_DATA_ALIGNMENT) * EXTERNAL_DATA_ALIGNMENT;
+    if (offset > this.position) writeSync(this.fd, Buffer.alloc(offset - this.position));
+    writePiece(file, this.fd, { ...raw, keyStart: raw.start });
+    this.position = offset + length;
+    const kept = parts
+      .filter((p) => p !== raw)
+      .map((p) => {
+        const bytes = Buffer.alloc(p.end - p.keyStart);
+        readSync(file.fd, bytes, 0, bytes.length, p.keyStart);
+        return bytes;
+      });
+    const entry = (key: string, value: string) => {
+      const body = Buffer.concat([stringField(1, key), stringField(2, value)]);
+      return Buffer.concat([varint(13 * 8 + 2), varint(body.length), body]);
+    };
+    const tensor = Buffer.concat([
+      ...kept,
+      entry("location", this.location),
+      entry("offset", String(offset)),
+      entry("length", String(length)),
+      varint(14 * 8), // data_location, varint
+      varint(1), // EXTERNAL
+    ]);
+    return Buffer.concat([varint(5 * 8 + 2), varint(tensor.length), tensor]);
+  }
+
+  close(): void {
+    closeSync(this.fd);
   }
 }
 
