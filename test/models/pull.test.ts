@@ -442,6 +442,7 @@ describe("a Hugging Face merged decoder", () => {
     vocab_size: 50257,
   });
   const MERGED_REPO = { "config.json": MERGED_CONFIG, [ONNX_PATH]: MERGED, "README.md": "# m\n" };
+  const DATA_PATH = `${ONNX_PATH}.unmerged.data`;
   const golden = JSON.parse(readFileSync(join(FIXTURE, "golden.json"), "utf8")) as {
     inputIds: number[];
     lastLogitsBase64: string;
@@ -475,22 +476,34 @@ describe("a Hugging Face merged decoder", () => {
     };
   }
 
-  it("is unmerged on pull: one graph, no If, the same logits, its source recorded", async () => {
+  it("is unmerged on pull: one graph, no If, weights mapped, the same logits, its source recorded", async () => {
     hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const events: FileEvent[] = [];
     const result = await pull({ onFile: (event) => events.push(event) });
 
     const onDisk = readFileSync(join(result.dir, ONNX_PATH));
-    const decoderFile = result.files.find((f) => f.path === ONNX_PATH);
-    expect(decoderFile).toEqual({
-      path: ONNX_PATH,
-      bytes: onDisk.length,
-      sha256: sha256(onDisk),
-      skipped: false,
-      unmergedFrom: { bytes: MERGED.length, sha256: sha256(MERGED) },
-    });
-    expect(sha256(onDisk)).not.toBe(sha256(MERGED));
+    const weights = readFileSync(join(result.dir, DATA_PATH));
+    const from = { bytes: MERGED.length, sha256: sha256(MERGED) };
+    expect(result.files.filter((f) => f.path.startsWith("onnx/"))).toEqual([
+      {
+        path: ONNX_PATH,
+        bytes: onDisk.length,
+        sha256: sha256(onDisk),
+        skipped: false,
+        unmergedFrom: from,
+      },
+      {
+        path: DATA_PATH,
+        bytes: weights.length,
+        sha256: sha256(weights),
+        skipped: false,
+        unmergedFrom: from,
+      },
+    ]);
     expect(events.map((e) => e.kind)).toContain("unmerge");
+    // The weights left the graph for the external-data file.
+    expect(onDisk.length).toBeLessThan(100_000);
+    expect(weights.length).toBeGreaterThan(MERGED.length - 2 * onDisk.length);
 
     const session = await ort.InferenceSession.create(join(result.dir, ONNX_PATH));
     expect(session.inputNames).not.toContain("use_cache_branch");
@@ -500,10 +513,11 @@ describe("a Hugging Face merged decoder", () => {
 
     const manifest = await manifestOf(result.dir);
     expect(manifest.complete).toBe(true);
-    expect(manifest.files.find((f) => f.path === ONNX_PATH)?.unmergedFrom?.sha256).toBe(
-      sha256(MERGED),
-    );
-    expect(await readdir(join(result.dir, "onnx"))).toEqual(["decoder_model_merged.onnx"]);
+    expect(manifest.files.filter((f) => f.unmergedFrom?.sha256 === sha256(MERGED))).toHaveLength(2);
+    expect((await readdir(join(result.dir, "onnx"))).sort()).toEqual([
+      "decoder_model_merged.onnx",
+      "decoder_model_merged.onnx.unmerged.data",
+    ]);
   });
 
   it("a second pull reuses the unmerged file without downloading or converting", async () => {
@@ -515,6 +529,7 @@ describe("a Hugging Face merged decoder", () => {
     expect(second.files.map((f) => [f.path, f.skipped])).toEqual([
       ["config.json", true],
       [ONNX_PATH, true],
+      [DATA_PATH, true],
       ["imagine-model.json", true],
     ]);
     expect(second.files).toEqual(first.files.map((f) => ({ ...f, skipped: true })));
@@ -529,19 +544,20 @@ describe("a Hugging Face merged decoder", () => {
     await expectGolden(third.dir);
   });
 
-  it("a damaged unmerged file is fetched and unmerged again", async () => {
+  it("a damaged unmerged file (graph or weights) is fetched and unmerged again", async () => {
     hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const { dir, files } = await pull();
-    const damaged = readFileSync(join(dir, ONNX_PATH));
-    damaged[200] = (damaged[200] as number) ^ 1;
-    await writeFile(join(dir, ONNX_PATH), damaged);
-    const result = await pull();
-    expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(2);
-    expect(result.files.find((f) => f.path === ONNX_PATH)).toEqual({
-      ...files.find((f) => f.path === ONNX_PATH),
-      skipped: false,
-    });
-    await expectGolden(dir);
+    for (const [round, path] of [ONNX_PATH, DATA_PATH].entries()) {
+      const damaged = readFileSync(join(dir, path));
+      damaged[200] = (damaged[200] as number) ^ 1;
+      await writeFile(join(dir, path), damaged);
+      const result = await pull();
+      expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(round + 2);
+      expect(result.files.filter((f) => f.path.startsWith("onnx/"))).toEqual(
+        files.filter((f) => f.path.startsWith("onnx/")).map((f) => ({ ...f, skipped: false })),
+      );
+      await expectGolden(dir);
+    }
   });
 
   it("a pull cut after the conversion resumes from the unmerged file", async () => {
@@ -558,7 +574,7 @@ describe("a Hugging Face merged decoder", () => {
     const staging = join(modelsDir, ".gpt2.pull");
     const state = await manifestOf(staging);
     expect(state.complete).toBe(false);
-    expect(state.unmerged).toHaveLength(1);
+    expect(state.unmerged).toHaveLength(2);
 
     const events: FileEvent[] = [];
     const result = await pull({ onFile: (event) => events.push(event) });

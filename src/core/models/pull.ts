@@ -17,10 +17,12 @@
  * the weights once per branch (~560 MB more resident memory for GPT-2 small). Once downloaded and
  * verified it is unmerged in the staging folder (unmergeOnnxDecoder: the with-past branch inlined,
  * the If dropped, external data untouched) and stored under the same path, so imagine-model.json
- * and the engine's search order still find it. The manifest records the converted file's hash and
- * the Hub file it was made from (unmergedFrom); a later pull reuses a converted file whose source
- * is unchanged, and a pull interrupted after the conversion resumes from the converted file (the
- * staging manifest records it before it is renamed into place).
+ * and the engine's search order still find it; weights it stored inside the graph move to
+ * `<decoder>.unmerged.data` (external data, which onnxruntime maps rather than keeping a protobuf
+ * copy beside the weights it prepacks). The manifest records the converted files' hashes and the
+ * Hub file they were made from (unmergedFrom); a later pull reuses converted files whose source
+ * is unchanged, and a pull interrupted after the conversion resumes from them (the staging
+ * manifest records them before the graph is renamed into place).
  *
  * Conversion: a repository with only PyTorch weights (model.safetensors or pytorch_model.bin,
  * e.g. openai-community/gpt2-xl) is converted here by training/export_onnx.py, when the Python
@@ -62,7 +64,6 @@ import {
   diskCall,
   diskError,
   downloadFile,
-  type FileHashes,
   type FileProgress,
   hashFile,
   mismatch,
@@ -354,7 +355,8 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
       const rest = [decoder, ...externalData(listing, onnx)];
       await checkFreeSpace(ctx, rest);
       for (const file of rest) {
-        pulled.push(file === decoder ? await obtainDecoder(ctx, file) : await obtain(ctx, file));
+        if (file === decoder) pulled.push(...(await obtainDecoder(ctx, file)));
+        else pulled.push(await obtain(ctx, file));
       }
       // Whatever else the graph names as external data (known only once it is here).
       const have = new Set(pulled.map((file) => file.path));
@@ -457,31 +459,44 @@ async function obtain(ctx: Context, file: HubFile): Promise<PulledFile> {
   return done(verified.bytes, verified.sha256, false);
 }
 
+/** Where unmerging puts the weights a merged decoder stored inside its graph (external data). */
+export function unmergedDataPath(onnx: string): string {
+  return `${onnx}.unmerged.data`;
+}
+
 /**
- * The ONNX decoder: obtained like any file, then unmerged when it is a merged decoder. A converted
- * copy already made from this very Hub file (in the staging folder by an interrupted run, or live
- * by an earlier pull) is reused when its hash still matches the record.
+ * The ONNX decoder: obtained like any file, then unmerged when it is a merged decoder (the graph,
+ * and its weights in unmergedDataPath when they were inside it). A converted copy already made
+ * from this very Hub file (in the staging folder by an interrupted run, or live by an earlier
+ * pull) is reused when every converted file's hash still matches its record.
  */
-async function obtainDecoder(ctx: Context, file: HubFile): Promise<PulledFile> {
-  const staged = join(ctx.staging, file.path);
-  const live = join(ctx.target, file.path);
-  const stagedRecord = unmergedRecord(ctx, ctx.staging, file);
-  if (stagedRecord && existsSync(staged)) {
-    const hashes = await hashFile(staged);
-    if (sameContent(stagedRecord, hashes)) {
-      return emitDone(ctx, { ...stagedRecord, skipped: sameInode(staged, live) });
+async function obtainDecoder(ctx: Context, file: HubFile): Promise<PulledFile[]> {
+  for (const folder of [ctx.staging, ctx.target]) {
+    const records = unmergedRecords(ctx, folder, file);
+    if (!records.some((record) => record.path === file.path)) continue;
+    if (!(await allVerified(folder, records))) continue;
+    const fromLive = folder === ctx.target;
+    const reused: PulledFile[] = [];
+    for (const record of records) {
+      const staged = join(ctx.staging, record.path);
+      const live = join(ctx.target, record.path);
+      if (fromLive) await linkOrCopy(live, staged);
+      reused.push(emitDone(ctx, { ...record, skipped: fromLive || sameInode(staged, live) }));
     }
-  }
-  const liveRecord = unmergedRecord(ctx, ctx.target, file);
-  if (liveRecord && existsSync(live) && (await sizeOf(live)) === liveRecord.bytes) {
-    const hashes = await hashFile(live);
-    if (sameContent(liveRecord, hashes)) {
-      await linkOrCopy(live, staged);
-      return emitDone(ctx, { ...liveRecord, skipped: true });
-    }
+    return reused;
   }
   const original = await obtain(ctx, file);
   return unmergeStaged(ctx, file, original);
+}
+
+async function allVerified(folder: string, records: Omit<PulledFile, "skipped">[]) {
+  for (const record of records) {
+    const path = join(folder, record.path);
+    if (!existsSync(path) || (await sizeOf(path)) !== record.bytes) return false;
+    const hashes = await hashFile(path);
+    if (hashes.bytes !== record.bytes || hashes.sha256 !== record.sha256) return false;
+  }
+  return true;
 }
 
 /** Unmerges the staged, verified decoder in place; a plain decoder is left as it is. */
@@ -489,17 +504,21 @@ async function unmergeStaged(
   ctx: Context,
   file: HubFile,
   original: PulledFile,
-): Promise<PulledFile> {
+): Promise<PulledFile[]> {
   const staged = join(ctx.staging, file.path);
   const converting = `${staged}.unmerging`;
-  // The copy is about as large as the graph file (external data is shared, not copied).
+  const dataPath = unmergedDataPath(file.path);
+  const dataStaged = join(ctx.staging, dataPath);
+  // Graph and weights together are about as large as the merged file (external data it already
+  // had is shared, not copied).
   await checkFreeSpace(ctx, [{ path: `${file.path}.unmerging`, size: file.size }]);
   let converted: boolean;
   ctx.options.onFile?.({ kind: "unmerge", path: file.path });
   try {
-    converted = unmergeOnnxDecoder(staged, converting);
+    converted = unmergeOnnxDecoder(staged, converting, { externalData: posix.basename(dataPath) });
   } catch (error) {
     await rm(converting, { force: true });
+    await rm(dataStaged, { force: true });
     if ((error as NodeJS.ErrnoException).code) throw diskError(converting, error);
     throw new UserError(
       "MODEL_DIR_INVALID",
@@ -507,19 +526,25 @@ async function unmergeStaged(
       { cause: error },
     );
   }
-  if (!converted) return original;
-  const hashes = await hashFile(converting);
-  const record: Omit<PulledFile, "skipped"> = {
-    path: file.path,
-    bytes: hashes.bytes,
-    sha256: hashes.sha256,
-    unmergedFrom: { bytes: original.bytes, sha256: original.sha256 },
-  };
-  // Recorded before the rename: a run cut in between finds the original, verified, and converts
-  // it again; one cut after it finds the converted file and its record.
-  await recordUnmerged(ctx.staging, record);
+  if (!converted) return [original];
+  const unmergedFrom = { bytes: original.bytes, sha256: original.sha256 };
+  const records: Omit<PulledFile, "skipped">[] = [];
+  for (const [path, onDisk] of [
+    [file.path, converting],
+    [dataPath, dataStaged],
+  ] as const) {
+    if (onDisk === dataStaged && (await sizeOf(dataStaged)) === 0) {
+      await rm(dataStaged, { force: true }); // every weight was external already
+      continue;
+    }
+    const hashes = await hashFile(onDisk);
+    records.push({ path, bytes: hashes.bytes, sha256: hashes.sha256, unmergedFrom });
+  }
+  // Recorded before the graph's rename: a run cut in between finds the original, verified, and
+  // converts it again; one cut after it finds the converted files and their records.
+  await recordUnmerged(ctx.staging, records);
   await diskCall(staged, () => rename(converting, staged));
-  return emitDone(ctx, { ...record, skipped: false });
+  return records.map((record) => emitDone(ctx, { ...record, skipped: false }));
 }
 
 function emitDone(ctx: Context, file: PulledFile): PulledFile {
@@ -528,53 +553,58 @@ function emitDone(ctx: Context, file: PulledFile): PulledFile {
 }
 
 /**
- * A folder's manifest record of `file` unmerged from this very Hub file, if it has one: the same
- * repository, and the same SHA-256 (or, for a file the Hub lists without one, the same commit).
+ * A folder's manifest records of the files unmerged from this very Hub file (the decoder, and its
+ * weights file when there is one): the same repository, and the same SHA-256 (or, for a file the
+ * Hub lists without one, the same commit).
  */
-function unmergedRecord(
+function unmergedRecords(
   ctx: Context,
   folder: string,
   file: HubFile,
-): Omit<PulledFile, "skipped"> | undefined {
+): Omit<PulledFile, "skipped">[] {
   const manifest = tryReadJson(join(folder, MANIFEST_FILE)) as
     | { repo?: unknown; revision?: unknown; files?: unknown; unmerged?: unknown }
     | undefined;
-  if (manifest?.repo !== ctx.repo) return undefined;
-  if (!file.sha256 && manifest.revision !== ctx.commit) return undefined;
+  if (manifest?.repo !== ctx.repo) return [];
+  if (!file.sha256 && manifest.revision !== ctx.commit) return [];
   const candidates = [
     ...(Array.isArray(manifest?.files) ? manifest.files : []),
     ...(Array.isArray(manifest?.unmerged) ? manifest.unmerged : []),
   ] as Partial<PulledFile>[];
-  const record = candidates.find((entry) => entry?.path === file.path && entry.unmergedFrom);
-  const from = record?.unmergedFrom;
-  if (
-    !record ||
-    typeof record.bytes !== "number" ||
-    typeof record.sha256 !== "string" ||
-    typeof from?.bytes !== "number" ||
-    typeof from.sha256 !== "string" ||
-    mismatch(file, { bytes: from.bytes, sha256: from.sha256 })
-  ) {
-    return undefined;
+  const records: Omit<PulledFile, "skipped">[] = [];
+  for (const path of [file.path, unmergedDataPath(file.path)]) {
+    const record = candidates.find((entry) => entry?.path === path && entry.unmergedFrom);
+    const from = record?.unmergedFrom;
+    if (
+      !record ||
+      typeof record.bytes !== "number" ||
+      typeof record.sha256 !== "string" ||
+      typeof from?.bytes !== "number" ||
+      typeof from.sha256 !== "string" ||
+      mismatch(file, { bytes: from.bytes, sha256: from.sha256 })
+    ) {
+      continue;
+    }
+    records.push({
+      path,
+      bytes: record.bytes,
+      sha256: record.sha256,
+      unmergedFrom: { bytes: from.bytes, sha256: from.sha256 },
+    });
   }
-  return {
-    path: file.path,
-    bytes: record.bytes,
-    sha256: record.sha256,
-    unmergedFrom: { bytes: from.bytes, sha256: from.sha256 },
-  };
+  return records;
 }
 
-function sameContent(record: { bytes: number; sha256: string }, hashes: FileHashes): boolean {
-  return hashes.bytes === record.bytes && hashes.sha256 === record.sha256;
-}
-
-/** Adds a conversion to the staging folder's manifest (complete: false until the pull ends). */
-async function recordUnmerged(staging: string, record: Omit<PulledFile, "skipped">): Promise<void> {
+/** Adds conversions to the staging folder's manifest (complete: false until the pull ends). */
+async function recordUnmerged(
+  staging: string,
+  records: Omit<PulledFile, "skipped">[],
+): Promise<void> {
   const path = join(staging, MANIFEST_FILE);
   const state = (tryReadJson(path) ?? {}) as { unmerged?: unknown };
   const earlier = (Array.isArray(state.unmerged) ? state.unmerged : []) as PulledFile[];
-  const unmerged = [...earlier.filter((entry) => entry?.path !== record.path), record];
+  const paths = new Set(records.map((record) => record.path));
+  const unmerged = [...earlier.filter((entry) => !paths.has(entry?.path)), ...records];
   await diskCall(path, () => writeFile(path, `${JSON.stringify({ ...state, unmerged })}\n`));
 }
 
