@@ -8,7 +8,8 @@
  * Ours: our own export (training/export_onnx.py, random weights, seed 0, cached in .cache/bench),
  * decoded as the engine does: the 4-token prefix once at batch 1, its cache repeated per row,
  * then one token per row and step. Theirs: the same graph in the Hugging Face layout that
- * transformers.js loads offline (config.json, generation_config.json, onnx/model.onnx; a plain
+ * transformers.js loads offline (config.json, generation_config.json, onnx/model.onnx and its
+ * model.onnx.data; a plain
  * decoder with past, the form optimum now exports and `models pull` leaves a merged one in),
  * `model.generate` on the prefix repeated per row. Both decode greedily for NEW_TOKENS tokens
  * (the prefix's step included) and must choose the same tokens.
@@ -18,10 +19,11 @@
  *   npm run bench:peer -- --model DIR       # any model directory of ours (GPT-2 architecture)
  */
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as transformers from "@huggingface/transformers";
 import * as ort from "onnxruntime-node";
+import { externalDataLocations } from "../src/core/models/pull.js";
 import { Gpt2OnnxDecoder, type KvCache } from "../src/core/prompt/onnxDecoder.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
 import { measureReadBandwidth, median, ROOT, randomPreset } from "./lib/decodeBench.js";
@@ -62,7 +64,7 @@ const { architecture } = ours.model.metadata;
  * The Hugging Face layout of the same weights, under .cache/bench/peer: config.json from
  * imagine-model.json, and the graph hard-linked (copied where links fail) as onnx/model.onnx.
  */
-function hfLayout(): { root: string; id: string } {
+async function hfLayout(): Promise<{ root: string; id: string }> {
   const root = join(ROOT, ".cache", "bench", "peer");
   const id = `${basename(ourDir)}-hf`;
   const dir = join(root, id);
@@ -87,16 +89,25 @@ function hfLayout(): { root: string; id: string } {
     join(dir, "generation_config.json"),
     `${JSON.stringify({ bos_token_id: EOS, eos_token_id: EOS })}\n`,
   );
-  const target = join(dir, "onnx", "model.onnx");
-  try {
-    linkSync(ours.model.onnxPath, target);
-  } catch {
-    writeFileSync(target, readFileSync(ours.model.onnxPath));
+  // The graph and the external-data files it names (model.onnx.data), under the same names.
+  const files = [
+    [ours.model.onnxPath, join(dir, "onnx", "model.onnx")],
+    ...(await externalDataLocations(ours.model.onnxPath)).map((location) => [
+      join(dirname(ours.model.onnxPath), location),
+      join(dir, "onnx", location),
+    ]),
+  ] as [string, string][];
+  for (const [from, to] of files) {
+    try {
+      linkSync(from, to);
+    } catch {
+      writeFileSync(to, readFileSync(from));
+    }
   }
   return { root, id };
 }
 
-const hf = hfLayout();
+const hf = await hfLayout();
 transformers.env.allowRemoteModels = false;
 transformers.env.localModelPath = hf.root;
 const peer = await transformers.AutoModelForCausalLM.from_pretrained(hf.id, {
