@@ -171,6 +171,11 @@ describe("unmergeOnnxDecoder (TypeScript, on pull)", () => {
     } finally {
       await decoder.close();
     }
+    // The graph alone, without its weights file, fails with a message that says what is missing.
+    await rm(join(dir, "model.onnx.data"));
+    await expect(Gpt2OnnxDecoder.load(dir, { threads: 1 })).rejects.toThrow(
+      /model\.onnx\.data.*copy it beside the \.onnx file/s,
+    );
   });
 
   it("refuses a file that is not an ONNX model", () => {

@@ -70,9 +70,14 @@ export class Gpt2OnnxDecoder {
         logSeverityLevel: 3,
       });
     } catch (error) {
+      const message = (error as Error).message;
+      // Exports keep their weights beside the graph (model.onnx.data): a copy without it fails here.
+      const hint = /external data/i.test(message)
+        ? " The graph keeps its weights in the external-data file named above: copy it beside the .onnx file (training/export_onnx.py writes model.onnx.data), or pull the model again."
+        : " Re-export it with training/export_onnx.py.";
       throw new UserError(
         "MODEL_DIR_INVALID",
-        `${model.onnxPath} could not be loaded by onnxruntime: ${(error as Error).message}. Re-export it with training/export_onnx.py.`,
+        `${model.onnxPath} could not be loaded by onnxruntime: ${message}.${hint}`,
         { cause: error },
       );
     }
