@@ -5,6 +5,7 @@
  * anonymous pages (what onnxruntime allocated: prepacked weights, arenas) and file-backed pages
  * (mapped external-data weights, which the kernel can drop and read again).
  *
+ *   npx tsx bench/model-memory.ts                     # GPT-2 small, random weights (.cache/bench)
  *   npx tsx bench/model-memory.ts DIR [DIR…]          # one line per directory
  *   npx tsx bench/model-memory.ts --json DIR [DIR…]   # last line: a JSON array
  */
@@ -14,6 +15,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
+import { randomPreset } from "./lib/decodeBench.js";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -72,13 +74,11 @@ if (flags.child) {
   console.log(JSON.stringify(await measure(positionals[0] as string)));
   process.exit(0);
 }
-if (positionals.length === 0) {
-  console.error("bench:model-memory: name one or more model directories");
-  process.exit(2);
-}
+// `npm run bench` runs every script without arguments: then the cached GPT-2 small export.
+const dirs = positionals.length > 0 ? positionals : [randomPreset("gpt2", [], "", flags.json)];
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 const results: Measured[] = [];
-for (const dir of positionals.map((d) => resolve(d))) {
+for (const dir of dirs.map((d) => resolve(d))) {
   const out = execFileSync(
     process.execPath,
     [...process.execArgv, import.meta.filename, "--child", "--threads", flags.threads, dir],
