@@ -16,8 +16,11 @@
  *   npm run bench:prompt -- --preset gpt2-xl --quant int4 --no-baseline   # no 6.2 GB fp32 session
  *   npm run bench:prompt -- --fused-attention       # MultiHeadAttention export vs plain, interleaved
  *   npm run bench:prompt -- --compare-spinning      # the engine (threads wait idle) vs spin-waiting
+ *   npm run bench:prompt -- --profile               # + onnxruntime's time per operator, batch 1 vs 5
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
@@ -40,6 +43,7 @@ const { values: flags } = parseArgs({
     "fused-attention": { type: "boolean", default: false },
     "no-baseline": { type: "boolean", default: false },
     "compare-spinning": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
     threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -271,6 +275,64 @@ for (const batch of BATCHES) {
   );
 }
 log(`resident memory at the end: ${gb(process.memoryUsage().rss)}`);
+
+/**
+ * onnxruntime's own profile of the measured model, one session per batch size: milliseconds per
+ * run by operator type over a warm-up decode and a timed one (each NEW_TOKENS steps after the
+ * prefix), and the JavaScript time per step beside onnxruntime's model_run time.
+ */
+async function profileDecode(batch: number) {
+  const folder = mkdtempSync(join(tmpdir(), "imagine-profile-"));
+  try {
+    const decoder = await Gpt2OnnxDecoder.load(measuredDir, {
+      threads,
+      profile: join(folder, "run"),
+    });
+    await timeDecode(decoder, batch);
+    const jsStepMs = 1000 / (await timeDecode(decoder, batch));
+    decoder.endProfiling();
+    await decoder.close();
+    const file = readdirSync(folder).find((name) => name.endsWith(".json"));
+    if (!file) fail("onnxruntime wrote no profile");
+    const events = JSON.parse(readFileSync(join(folder, file), "utf8")) as {
+      cat: string;
+      name: string;
+      dur: number;
+      args?: { op_name?: string };
+    }[];
+    const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
+    const byOp = new Map<string, number>();
+    for (const e of events) {
+      if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
+      const op = e.args?.op_name ?? "?";
+      byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs.length);
+    }
+    const runMs = runs.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length;
+    const ops = [...byOp].sort((a, b) => b[1] - a[1]);
+    return {
+      runMs: Number(runMs.toFixed(2)),
+      jsStepMs: Number(jsStepMs.toFixed(2)),
+      ops: Object.fromEntries(ops.map(([op, ms]) => [op, Number(ms.toFixed(2))])),
+    };
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+const profiles: Record<string, Awaited<ReturnType<typeof profileDecode>>> = {};
+if (flags.profile) {
+  for (const batch of BATCHES) {
+    const profile = await profileDecode(batch);
+    profiles[String(batch)] = profile;
+    const top = Object.entries(profile.ops)
+      .slice(0, 6)
+      .map(([op, ms]) => `${op} ${ms.toFixed(2)}`)
+      .join(", ");
+    log(
+      `profile, ${label} batch ${batch}: onnxruntime ${profile.runMs.toFixed(1)} ms per run, ${profile.jsStepMs.toFixed(1)} ms per step measured in JavaScript (with profiling on); by operator, ms per run: ${top}`,
+    );
+  }
+}
 for (const m of models) await m.decoder.close();
 
 if (flags.json) {
@@ -287,5 +349,6 @@ if (flags.json) {
     };
   }
   if (compareSpinning && baseline) result.spinning = { batches: summary(baseline).batches };
+  if (flags.profile) result.profile = profiles;
   console.log(JSON.stringify(result));
 }

@@ -36,6 +36,8 @@ export interface DecoderOptions {
    * (README, Performance).
    */
   spinning?: boolean;
+  /** Write onnxruntime's per-kernel profile to `<profile>_<date>.json` (benchmarks only). */
+  profile?: string;
 }
 
 export class Gpt2OnnxDecoder {
@@ -67,6 +69,7 @@ export class Gpt2OnnxDecoder {
         executionMode: "sequential",
         ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
         extra: { session: { intra_op: { allow_spinning: options.spinning ? "1" : "0" } } },
+        ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
         logSeverityLevel: 3,
       });
     } catch (error) {
@@ -231,6 +234,11 @@ export class Gpt2OnnxDecoder {
       keys: cache.keys.map(pick),
       values: cache.values.map(pick),
     };
+  }
+
+  /** Finishes the profile file of a decoder loaded with `profile`. */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   async close(): Promise<void> {
