@@ -15,19 +15,26 @@
  *   npm run bench:prompt -- --quant int4           # int4 copy vs fp32, interleaved
  *   npm run bench:prompt -- --preset gpt2-xl --quant int4 --no-baseline   # no 6.2 GB fp32 session
  *   npm run bench:prompt -- --fused-attention       # MultiHeadAttention export vs plain, interleaved
+ *   npm run bench:prompt -- --compare-spinning      # the engine (threads wait idle) vs spin-waiting
+ *   npm run bench:prompt -- --profile               # + onnxruntime's time per operator, batch 1 vs 5
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../src/core/prompt/onnxGenerator.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
+import {
+  exportModel,
+  measureReadBandwidth,
+  median,
+  ROOT,
+  randomPreset,
+} from "./lib/decodeBench.js";
 import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
   options: {
     model: { type: "string" },
@@ -35,6 +42,8 @@ const { values: flags } = parseArgs({
     quant: { type: "string" },
     "fused-attention": { type: "boolean", default: false },
     "no-baseline": { type: "boolean", default: false },
+    "compare-spinning": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
     threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -48,34 +57,12 @@ const GOAL = 0.75;
 const PRESETS = new Set(["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]);
 const QUANTS = new Set(["int8", "int4"]);
 
-const log = flags.json ? () => {} : (line: string) => console.log(line);
+const quiet = flags.json === true;
+const log = quiet ? () => {} : (line: string) => console.log(line);
 
 function fail(message: string): never {
   console.error(`bench:prompt: ${message}`);
   process.exit(2);
-}
-
-/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
-function upToDate(dir: string): boolean {
-  const made = join(dir, "imagine-model.json");
-  if (!existsSync(made)) return false;
-  const exporter = ["export_onnx.py", "gpt2.py"].map(
-    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
-  );
-  return statSync(made).mtimeMs > Math.max(...exporter);
-}
-
-function exportModel(args: string[], dir: string): void {
-  if (upToDate(dir)) return;
-  log(`writing ${dir} (once per exporter version)…`);
-  execFileSync(
-    "/usr/bin/python3",
-    [join(ROOT, "training", "export_onnx.py"), ...args, "--out", dir],
-    {
-      // With --json, stdout carries only the JSON line.
-      stdio: ["ignore", flags.json ? "ignore" : "inherit", "inherit"],
-    },
-  );
 }
 
 /**
@@ -90,56 +77,16 @@ function fp32Model(fused: boolean): string {
   }
   const preset = flags.preset as string;
   if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
-  const dir = join(ROOT, ".cache", "bench", `${preset}-random${fused ? "-fused" : ""}`);
-  exportModel(
-    [
-      "--random",
-      preset,
-      "--seed",
-      "0",
-      "--no-golden",
-      "--mean-caption-tokens",
-      "24",
-      ...(fused ? ["--fused-attention"] : []),
-    ],
-    dir,
-  );
-  return dir;
+  return fused
+    ? randomPreset(preset, ["--fused-attention"], "-fused", quiet)
+    : randomPreset(preset, [], "", quiet);
 }
 
 /** A weight-only quantized copy of `dir` under .cache (the source directory is never touched). */
 function quantizedModel(dir: string, quant: string): string {
   const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}`);
-  exportModel(["--from-onnx", dir, "--quant", quant], out);
+  exportModel(["--from-onnx", dir, "--quant", quant], out, quiet);
   return out;
-}
-
-/** Read bandwidth with both cores busy: workers memcmp two equal 128 MiB buffers (reads only). */
-async function measureReadBandwidth(workers: number): Promise<number> {
-  const source = `
-    const { parentPort } = require("node:worker_threads");
-    const size = 128 * 1024 * 1024;
-    const a = Buffer.alloc(size, 7), b = Buffer.alloc(size, 7);
-    a.compare(b); // fault the pages in
-    const start = process.hrtime.bigint();
-    let bytes = 0;
-    for (let i = 0; i < 4; i++) { if (a.compare(b) !== 0) throw new Error("unequal"); bytes += 2 * size; }
-    parentPort.postMessage({ bytes, seconds: Number(process.hrtime.bigint() - start) / 1e9 });`;
-  const results = await Promise.all(
-    Array.from(
-      { length: workers },
-      () =>
-        new Promise<{ bytes: number; seconds: number }>((done, failed) => {
-          const worker = new Worker(source, { eval: true });
-          worker.once("message", (m) => {
-            done(m);
-            void worker.terminate();
-          });
-          worker.once("error", failed);
-        }),
-    ),
-  );
-  return results.reduce((sum, r) => sum + r.bytes / r.seconds, 0);
 }
 
 /** Steps/s of `batch` rows decoding NEW_TOKENS one token at a time after a 4-token prefix. */
@@ -161,13 +108,6 @@ async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<numb
   return NEW_TOKENS / ((performance.now() - start) / 1000);
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 
 interface Measured {
@@ -183,10 +123,15 @@ interface Measured {
   shares: Map<number, number[]>;
 }
 
-async function load(label: string, dir: string, threads: number): Promise<Measured> {
+async function load(
+  label: string,
+  dir: string,
+  threads: number,
+  spinning = false,
+): Promise<Measured> {
   const rssBefore = process.memoryUsage().rss;
   const start = performance.now();
-  const decoder = await Gpt2OnnxDecoder.load(dir, { threads });
+  const decoder = await Gpt2OnnxDecoder.load(dir, { threads, spinning });
   // What a first request waits for beyond the session: the engine's token masks (cleanOutput.ts).
   new OnnxPromptGenerator(decoder, {
     sampling: { temperature: 0.9, topK: 50, topP: 0.95, repetitionPenalty: 1.2 },
@@ -227,27 +172,17 @@ const fused = flags["fused-attention"] as boolean;
 const noBaseline = flags["no-baseline"] as boolean;
 if (noBaseline && (!quant || fused))
   fail("--no-baseline goes with --quant (and not --fused-attention)");
+const compareSpinning = flags["compare-spinning"] as boolean;
+if (compareSpinning && (quant || fused))
+  fail(
+    "--compare-spinning compares one model with itself; leave out --quant and --fused-attention",
+  );
 
 /** gpt2-xl's float32 graph is 6.2 GB: with --no-baseline it is exported straight to --quant. */
 function quantizedPreset(quantName: string): string {
   const preset = flags.preset as string;
   if (!PRESETS.has(preset)) fail(`--preset must be one of ${[...PRESETS].join(", ")}`);
-  const dir = join(ROOT, ".cache", "bench", `${preset}-random-${quantName}`);
-  exportModel(
-    [
-      "--random",
-      preset,
-      "--seed",
-      "0",
-      "--no-golden",
-      "--mean-caption-tokens",
-      "24",
-      "--quant",
-      quantName,
-    ],
-    dir,
-  );
-  return dir;
+  return randomPreset(preset, ["--quant", quantName], `-${quantName}`, quiet);
 }
 
 let fp32Dir: string | undefined;
@@ -266,6 +201,8 @@ log(`intra-op threads: ${threads || "onnxruntime default"}; ${repeats} repeats, 
 const models: Measured[] = [await load(label, measuredDir, threads)];
 const compared = fp32Dir !== undefined && (quant !== undefined || fused);
 if (compared) models.push(await load("fp32", fp32Dir as string, threads));
+// The same model in a second session whose threads spin-wait between kernels (onnxruntime's default).
+if (compareSpinning) models.push(await load(`${label} spinning`, measuredDir, threads, true));
 
 const bandwidths: number[] = [];
 for (let r = 0; r < repeats; r++) {
@@ -311,14 +248,14 @@ for (const m of models) {
     );
   }
 }
-if (compared) {
+if (compared || compareSpinning) {
   const [q, f] = models as [Measured, Measured];
   for (const batch of BATCHES) {
     const ratios = (q.steps.get(batch) as number[]).map(
       (s, i) => s / ((f.steps.get(batch) as number[])[i] as number),
     );
     log(
-      `${label} ÷ fp32 at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
+      `${q.label} ÷ ${f.label} at batch ${batch}: ${median(ratios).toFixed(2)}× (per repeat ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
     );
   }
 }
@@ -338,6 +275,64 @@ for (const batch of BATCHES) {
   );
 }
 log(`resident memory at the end: ${gb(process.memoryUsage().rss)}`);
+
+/**
+ * onnxruntime's own profile of the measured model, one session per batch size: milliseconds per
+ * run by operator type over a warm-up decode and a timed one (each NEW_TOKENS steps after the
+ * prefix), and the JavaScript time per step beside onnxruntime's model_run time.
+ */
+async function profileDecode(batch: number) {
+  const folder = mkdtempSync(join(tmpdir(), "imagine-profile-"));
+  try {
+    const decoder = await Gpt2OnnxDecoder.load(measuredDir, {
+      threads,
+      profile: join(folder, "run"),
+    });
+    await timeDecode(decoder, batch);
+    const jsStepMs = 1000 / (await timeDecode(decoder, batch));
+    decoder.endProfiling();
+    await decoder.close();
+    const file = readdirSync(folder).find((name) => name.endsWith(".json"));
+    if (!file) fail("onnxruntime wrote no profile");
+    const events = JSON.parse(readFileSync(join(folder, file), "utf8")) as {
+      cat: string;
+      name: string;
+      dur: number;
+      args?: { op_name?: string };
+    }[];
+    const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
+    const byOp = new Map<string, number>();
+    for (const e of events) {
+      if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
+      const op = e.args?.op_name ?? "?";
+      byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs.length);
+    }
+    const runMs = runs.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length;
+    const ops = [...byOp].sort((a, b) => b[1] - a[1]);
+    return {
+      runMs: Number(runMs.toFixed(2)),
+      jsStepMs: Number(jsStepMs.toFixed(2)),
+      ops: Object.fromEntries(ops.map(([op, ms]) => [op, Number(ms.toFixed(2))])),
+    };
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+const profiles: Record<string, Awaited<ReturnType<typeof profileDecode>>> = {};
+if (flags.profile) {
+  for (const batch of BATCHES) {
+    const profile = await profileDecode(batch);
+    profiles[String(batch)] = profile;
+    const top = Object.entries(profile.ops)
+      .slice(0, 6)
+      .map(([op, ms]) => `${op} ${ms.toFixed(2)}`)
+      .join(", ");
+    log(
+      `profile, ${label} batch ${batch}: onnxruntime ${profile.runMs.toFixed(1)} ms per run, ${profile.jsStepMs.toFixed(1)} ms per step measured in JavaScript (with profiling on); by operator, ms per run: ${top}`,
+    );
+  }
+}
 for (const m of models) await m.decoder.close();
 
 if (flags.json) {
@@ -353,5 +348,7 @@ if (flags.json) {
       batches: base.batches,
     };
   }
+  if (compareSpinning && baseline) result.spinning = { batches: summary(baseline).batches };
+  if (flags.profile) result.profile = profiles;
   console.log(JSON.stringify(result));
 }

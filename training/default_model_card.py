@@ -76,7 +76,9 @@ def main(argv: List[str]) -> int:
 
     h = training["hyperparameters"]
     arch = meta["architecture"]
-    size = os.path.getsize(os.path.join(model_dir, "model.onnx"))
+    onnx_path = os.path.join(model_dir, "model.onnx")
+    # The graph and, for exports since external weights, its model.onnx.data.
+    size = sum(os.path.getsize(p) for p in (onnx_path, onnx_path + ".data") if os.path.exists(p))
     d, layers = arch["nEmbd"], arch["nLayer"]
     # Embeddings (the output layer is tied to wte), blocks (attention + MLP + 2 layer norms), ln_f.
     params = (arch["vocabSize"] + arch["nPositions"]) * d + layers * (12 * d * d + 13 * d) + 2 * d

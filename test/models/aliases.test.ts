@@ -456,12 +456,14 @@ describe("repositories with only PyTorch weights (gpt2-xl)", () => {
       200, 206,
     ]);
     expect(hub.resolves("pytorch_model.bin")).toHaveLength(0);
-    // The weights were only the means: the directory holds the ONNX and its description.
+    // The weights were only the means: the directory holds the ONNX (graph and external weights)
+    // and its description.
     expect((await readdir(result.dir)).sort()).toEqual([
       ".pull.json",
       "config.json",
       "imagine-model.json",
       "model.onnx",
+      "model.onnx.data",
     ]);
     const metadata = JSON.parse(await readFile(join(result.dir, "imagine-model.json"), "utf8"));
     expect(metadata).toMatchObject({
@@ -498,6 +500,7 @@ describe("repositories with only PyTorch weights (gpt2-xl)", () => {
       "config.json",
       "imagine-model.json",
       "model.onnx",
+      "model.onnx.data",
       "model.safetensors",
     ]);
     expect(sha256(readFileSync(join(result.dir, "model.safetensors")))).toBe(

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import * as ort from "onnxruntime-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UserError } from "../../src/core/errors.js";
 import { type FileEvent, type PullOptions, pullModel } from "../../src/core/models/pull.js";
@@ -14,6 +15,7 @@ import { readModelDirectory } from "../../src/core/prompt/modelDir.js";
 import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { RemoteCallError } from "../../src/core/retry.js";
 import { FakeHub, sha256 } from "../fakes/hub.js";
+import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const TINY = join(ROOT, "models", "tiny-caption-gpt2");
@@ -269,7 +271,8 @@ describe("integrity and the previous directory", () => {
   it("leaves the previous directory usable when a pull is interrupted", async () => {
     hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     await pull();
-    const changed = Buffer.concat([ONNX, Buffer.from("v2")]);
+    // Still a valid ONNX model (a pull reads the graph to unmerge it): a doc_string field appended.
+    const changed = Buffer.concat([ONNX, Buffer.from([0x32, 2]), Buffer.from("v2")]);
     const second = hub.addRepo("Xenova/gpt2", { ...XENOVA_STYLE, [ONNX_PATH]: changed });
     hub.fault(ONNX_PATH, { kind: "cut", afterBytes: 1000 });
     await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
@@ -422,5 +425,177 @@ describe("errors", () => {
     hub.addRepo("lab/odd", { "config.json": CONFIG, "onnx/model_q4.onnx": ONNX });
     const error = await failure(pull({ source: "lab/odd" }));
     expect(error.message).toMatch(/no ONNX GPT-2 decoder in a known layout.*onnx\/model_q4\.onnx/);
+  });
+});
+
+describe("a Hugging Face merged decoder", () => {
+  // optimum's layout (an If on use_cache_branch over two copies of the decoder), tiny random
+  // weights, with PyTorch's golden logits (test/fixtures/hf-merged-gpt2).
+  const FIXTURE = join(ROOT, "test", "fixtures", "hf-merged-gpt2");
+  const MERGED = readFileSync(join(FIXTURE, "decoder_model_merged.onnx"));
+  const MERGED_CONFIG = JSON.stringify({
+    model_type: "gpt2",
+    n_embd: 8,
+    n_head: 2,
+    n_layer: 2,
+    n_positions: 64,
+    vocab_size: 50257,
+  });
+  const MERGED_REPO = { "config.json": MERGED_CONFIG, [ONNX_PATH]: MERGED, "README.md": "# m\n" };
+  const DATA_PATH = `${ONNX_PATH}.unmerged.data`;
+  const golden = JSON.parse(readFileSync(join(FIXTURE, "golden.json"), "utf8")) as {
+    inputIds: number[];
+    lastLogitsBase64: string;
+    greedy: { steps: number; tokens: number[]; logits: number[] };
+  };
+
+  async function expectGolden(dir: string): Promise<void> {
+    const decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
+    try {
+      const step = await decoder.step([golden.inputIds], decoder.emptyCache(1));
+      expect(maxAbsDiff(step.lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
+        1e-4,
+      );
+      const { tokens, chosen } = await greedyThroughCache(
+        decoder,
+        golden.inputIds,
+        golden.greedy.steps,
+      );
+      expect(tokens).toEqual(golden.greedy.tokens);
+      expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(1e-4);
+    } finally {
+      await decoder.close();
+    }
+  }
+
+  async function manifestOf(dir: string) {
+    return JSON.parse(await readFile(join(dir, ".pull.json"), "utf8")) as {
+      complete: boolean;
+      files: { path: string; sha256: string; unmergedFrom?: { bytes: number; sha256: string } }[];
+      unmerged?: unknown[];
+    };
+  }
+
+  it("is unmerged on pull: one graph, no If, weights mapped, the same logits, its source recorded", async () => {
+    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    const events: FileEvent[] = [];
+    const result = await pull({ onFile: (event) => events.push(event) });
+
+    const onDisk = readFileSync(join(result.dir, ONNX_PATH));
+    const weights = readFileSync(join(result.dir, DATA_PATH));
+    const from = { bytes: MERGED.length, sha256: sha256(MERGED) };
+    expect(result.files.filter((f) => f.path.startsWith("onnx/"))).toEqual([
+      {
+        path: ONNX_PATH,
+        bytes: onDisk.length,
+        sha256: sha256(onDisk),
+        skipped: false,
+        unmergedFrom: from,
+      },
+      {
+        path: DATA_PATH,
+        bytes: weights.length,
+        sha256: sha256(weights),
+        skipped: false,
+        unmergedFrom: from,
+      },
+    ]);
+    expect(events.map((e) => e.kind)).toContain("unmerge");
+    // The weights left the graph for the external-data file.
+    expect(onDisk.length).toBeLessThan(100_000);
+    expect(weights.length).toBeGreaterThan(MERGED.length - 2 * onDisk.length);
+
+    const session = await ort.InferenceSession.create(join(result.dir, ONNX_PATH));
+    expect(session.inputNames).not.toContain("use_cache_branch");
+    await session.release();
+    expect(onDisk.includes(Buffer.from("use_cache_branch"))).toBe(false);
+    await expectGolden(result.dir);
+
+    const manifest = await manifestOf(result.dir);
+    expect(manifest.complete).toBe(true);
+    expect(manifest.files.filter((f) => f.unmergedFrom?.sha256 === sha256(MERGED))).toHaveLength(2);
+    expect((await readdir(join(result.dir, "onnx"))).sort()).toEqual([
+      "decoder_model_merged.onnx",
+      "decoder_model_merged.onnx.unmerged.data",
+    ]);
+  });
+
+  it("a second pull reuses the unmerged file without downloading or converting", async () => {
+    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    const first = await pull();
+    const served = hub.served.length;
+    const events: FileEvent[] = [];
+    const second = await pull({ onFile: (event) => events.push(event) });
+    expect(second.files.map((f) => [f.path, f.skipped])).toEqual([
+      ["config.json", true],
+      [ONNX_PATH, true],
+      [DATA_PATH, true],
+      ["imagine-model.json", true],
+    ]);
+    expect(second.files).toEqual(first.files.map((f) => ({ ...f, skipped: true })));
+    expect(hub.served.length).toBe(served);
+    expect(events.map((e) => e.kind)).not.toContain("unmerge");
+
+    // A new commit with the same decoder (only the README changed) reuses it too.
+    hub.addRepo("Xenova/gpt2", { ...MERGED_REPO, "README.md": "# changed\n" });
+    const third = await pull();
+    expect(third.files.find((f) => f.path === ONNX_PATH)?.skipped).toBe(true);
+    expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(1);
+    await expectGolden(third.dir);
+  });
+
+  it("a damaged unmerged file (graph or weights) is fetched and unmerged again", async () => {
+    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    const { dir, files } = await pull();
+    for (const [round, path] of [ONNX_PATH, DATA_PATH].entries()) {
+      const damaged = readFileSync(join(dir, path));
+      damaged[200] = (damaged[200] as number) ^ 1;
+      await writeFile(join(dir, path), damaged);
+      const result = await pull();
+      expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(round + 2);
+      expect(result.files.filter((f) => f.path.startsWith("onnx/"))).toEqual(
+        files.filter((f) => f.path.startsWith("onnx/")).map((f) => ({ ...f, skipped: false })),
+      );
+      await expectGolden(dir);
+    }
+  });
+
+  it("a pull cut after the conversion resumes from the unmerged file", async () => {
+    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    const cut = new Error("cut after the conversion");
+    const error = await failure(
+      pull({
+        onFile: (event) => {
+          if (event.kind === "done" && event.file.path === "imagine-model.json") throw cut;
+        },
+      }),
+    );
+    expect(error).toBe(cut);
+    const staging = join(modelsDir, ".gpt2.pull");
+    const state = await manifestOf(staging);
+    expect(state.complete).toBe(false);
+    expect(state.unmerged).toHaveLength(2);
+
+    const events: FileEvent[] = [];
+    const result = await pull({ onFile: (event) => events.push(event) });
+    expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(1);
+    expect(events.map((e) => e.kind)).not.toContain("unmerge");
+    expect(result.files.find((f) => f.path === ONNX_PATH)?.unmergedFrom?.sha256).toBe(
+      sha256(MERGED),
+    );
+    expect(existsSync(staging)).toBe(false);
+    await expectGolden(result.dir);
+  });
+
+  it("a decoder that is not ONNX fails the pull with its name, and the old directory stays", async () => {
+    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    const { dir } = await pull();
+    hub.addRepo("Xenova/gpt2", { ...MERGED_REPO, [ONNX_PATH]: Buffer.from("not a graph") });
+    const error = await failure(pull());
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toMatch(
+      /Xenova\/gpt2\/onnx\/decoder_model_merged\.onnx could not be read as an ONNX decoder/,
+    );
+    await expectGolden(dir);
   });
 });

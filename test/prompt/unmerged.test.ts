@@ -7,7 +7,7 @@
  * needed where models are pulled), copying everything but the If byte for byte.
  */
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -136,6 +136,46 @@ describe("unmergeOnnxDecoder (TypeScript, on pull)", () => {
     const again = join(dir, "again.onnx");
     expect(unmergeOnnxDecoder(target, again)).toBe(false);
     await expect(readFile(again)).rejects.toThrow();
+  });
+
+  it("moves the weights to an external-data file on request, with the same logits", async () => {
+    const dir = join(scratch, "ts-external");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await copyFile(join(FIXTURE_DIR, "imagine-model.json"), join(dir, "imagine-model.json"));
+    const target = join(dir, "model.onnx");
+    const source = join(FIXTURE_DIR, "decoder_model_merged.onnx");
+    expect(unmergeOnnxDecoder(source, target, { externalData: "model.onnx.data" })).toBe(true);
+
+    // The graph keeps only small tensors; the weights sit page-aligned in the data file.
+    const graphBytes = (await stat(target)).size;
+    const dataBytes = (await stat(join(dir, "model.onnx.data"))).size;
+    expect(graphBytes).toBeLessThan(100_000);
+    const merged = summarizeOnnxGraph(source);
+    expect(dataBytes).toBeGreaterThanOrEqual(merged.initializerBytes - graphBytes);
+    expect(summarizeOnnxGraph(target).streamedBytes).toBe(merged.streamedBytes);
+
+    const decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
+    try {
+      const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
+      expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
+        TOLERANCE,
+      );
+      const { tokens, chosen } = await greedyThroughCache(
+        decoder,
+        golden.inputIds,
+        golden.greedy.steps,
+      );
+      expect(tokens).toEqual(golden.greedy.tokens);
+      expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
+    } finally {
+      await decoder.close();
+    }
+    // The graph alone, without its weights file, fails with a message that says what is missing.
+    await rm(join(dir, "model.onnx.data"));
+    await expect(Gpt2OnnxDecoder.load(dir, { threads: 1 })).rejects.toThrow(
+      /model\.onnx\.data.*copy it beside the \.onnx file/s,
+    );
   });
 
   it("refuses a file that is not an ONNX model", () => {

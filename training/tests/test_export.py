@@ -52,10 +52,16 @@ def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exp
     assert elem["input_ids"] == elem["attention_mask"] == elem["position_ids"] == onnx.TensorProto.INT64
     assert elem["logits"] == elem["past_key_values.0.key"] == onnx.TensorProto.FLOAT
     assert m.opset_import[0].version == 17
-    # Weights inside the file, and the tied embedding matrix stored once (not also as lm_head's transpose).
-    assert all(init.data_location != onnx.TensorProto.EXTERNAL for init in m.graph.initializer)
+    # The tied embedding matrix stored once (not also as lm_head's transpose)…
     assert sum(1 for init in m.graph.initializer if list(init.dims) in ([50257, 32], [32, 50257])) == 1
-    assert os.path.getsize(path) < 8_000_000
+    # …and every weight in one external-data file beside the graph, which onnxruntime maps.
+    graph_only = onnx.load(path, load_external_data=False)
+    big = [t for t in graph_only.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert {entry.value for t in big for entry in t.external_data if entry.key == "location"} == {"model.onnx.data"}
+    assert any(list(t.dims) == [50257, 32] for t in big)
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL and len(t.raw_data) < export_onnx.EXTERNAL_DATA_THRESHOLD
+               for t in graph_only.graph.initializer if t not in big)
+    assert os.path.getsize(path) < 1_000_000 and os.path.getsize(path + ".data") > 50257 * 32 * 4
 
 
 def test_exported_graph_is_lean(tmp_path):
@@ -149,7 +155,7 @@ def test_golden_matches_the_pytorch_model_full_and_cached(exported):
 
 def test_random_preset_export_without_training_json(tmp_path):
     assert export_onnx.main(["--random", "tiny", "--seed", "2", "--out", str(tmp_path), "--no-golden", "--opset", "14"]) == 0
-    assert sorted(os.listdir(tmp_path)) == ["imagine-model.json", "model.onnx"]
+    assert sorted(os.listdir(tmp_path)) == ["imagine-model.json", "model.onnx", "model.onnx.data"]
     with open(tmp_path / "imagine-model.json") as f:
         meta = json.load(f)
     assert meta["provenance"]["baseModel"] == "random:tiny (seed 2)" and meta["tags"] is None and meta["meanCaptionTokens"] == 0
@@ -188,7 +194,7 @@ def test_a_failed_export_leaves_the_earlier_model_as_it_was(tmp_path, monkeypatc
     args = ["--random", "tiny", "--seed", "2", "--out", str(out), "--no-golden", "--opset", "14"]
     assert export_onnx.main(args) == 0
     (out / "weights.safetensors").write_bytes(b"kept")  # a file the export does not write
-    before = {name: (out / name).read_bytes() for name in ("model.onnx", "imagine-model.json")}
+    before = {name: (out / name).read_bytes() for name in ("model.onnx", "model.onnx.data", "imagine-model.json")}
 
     real_export = export_onnx.export_onnx
 
@@ -205,6 +211,6 @@ def test_a_failed_export_leaves_the_earlier_model_as_it_was(tmp_path, monkeypatc
 
     monkeypatch.setattr(export_onnx, "export_onnx", real_export)
     assert export_onnx.main(["--random", "tiny", "--seed", "3", "--out", str(out), "--no-golden", "--opset", "14"]) == 0
-    assert (out / "model.onnx").read_bytes() != before["model.onnx"]
+    assert (out / "model.onnx.data").read_bytes() != before["model.onnx.data"]
     assert (out / "weights.safetensors").read_bytes() == b"kept"
     assert sorted(os.listdir(tmp_path)) == ["model"]

@@ -92,11 +92,11 @@ def test_quantized_graph_replaces_every_dense_matmul(tmp_path, quant):
 def test_from_onnx_converts_a_model_directory_without_touching_it(tmp_path):
     src = tmp_path / "fp32"
     assert export_onnx.main(["--random", "tiny", "--seed", "4", "--out", str(src), "--no-golden"]) == 0
-    before = (src / "model.onnx").read_bytes()
+    before = [(src / name).read_bytes() for name in ("model.onnx", "model.onnx.data")]
     out = tmp_path / "int4"
     assert export_onnx.main(["--from-onnx", str(src), "--quant", "int4", "--out", str(out)]) == 0
-    assert (src / "model.onnx").read_bytes() == before
-    assert sorted(os.listdir(out)) == ["imagine-model.json", "model.onnx"]
+    assert [(src / name).read_bytes() for name in ("model.onnx", "model.onnx.data")] == before
+    assert sorted(os.listdir(out)) == ["imagine-model.json", "model.onnx", "model.onnx.data"]
     meta = json.loads((out / "imagine-model.json").read_text())
     q = meta["provenance"]["quantization"]
     assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 32, 8, 9)
@@ -111,7 +111,7 @@ def test_from_onnx_converts_a_model_directory_without_touching_it(tmp_path):
 
 def test_quantized_export_skips_the_float32_golden_fixture(tmp_path):
     assert export_onnx.main(["--random", "tiny", "--seed", "2", "--out", str(tmp_path), "--quant", "int8"]) == 0
-    assert sorted(os.listdir(tmp_path)) == ["imagine-model.json", "model.onnx"]
+    assert sorted(os.listdir(tmp_path)) == ["imagine-model.json", "model.onnx", "model.onnx.data"]
     meta = json.loads((tmp_path / "imagine-model.json").read_text())
     assert meta["provenance"]["quantization"]["weights"] == "int8"
 

@@ -27,7 +27,8 @@ export function registerModelsCommands(program: Command): Command {
         "show its licence and register it as an arm (prompt --arm NAME); a Stable Diffusion ONNX " +
         "export (diffusers layout: sd-turbo, sd21) is fetched for IMAGE_BACKEND=local. Resumable: run it again " +
         "after an interruption. Repositories with only PyTorch weights are converted with " +
-        "training/export_onnx.py (IMAGINE_PYTHON, default /usr/bin/python3, needs torch). " +
+        "training/export_onnx.py (IMAGINE_PYTHON, default /usr/bin/python3, needs torch); " +
+        "a Hugging Face merged decoder is unmerged so onnxruntime holds its weights once. " +
         "HF_TOKEN for gated or private repositories, HF_ENDPOINT for a mirror.",
     )
     .argument("[model]", `a built-in name (${aliases}) or a repository id owner/name`, "gpt2")
@@ -50,7 +51,7 @@ export function registerModelsCommands(program: Command): Command {
     .option("--no-register", "do not register the model as an arm in <data dir>/pulled-arms.json")
     .option(
       "--json",
-      'print {"name","repo","revision","dir","license","files":[{"path","bytes","sha256","skipped"}],"arm","registry"} (+"convertedFrom")',
+      'print {"name","repo","revision","dir","license","files":[{"path","bytes","sha256","skipped"(+"unmergedFrom")}],"arm","registry"} (+"convertedFrom")',
     )
     .action(async (model: string, flags) => {
       const controller = new AbortController();
@@ -150,9 +151,17 @@ function summary(result: PullResult, registration: Registration | undefined): st
     (file) =>
       `  ${file.skipped ? "present " : "fetched "} ${file.path.padEnd(width)}  ${formatBytes(file.bytes)}`,
   );
-  const converted = result.convertedFrom
-    ? `Converted from ${result.convertedFrom} with training/export_onnx.py.\n`
-    : "";
+  const unmerged = result.files.filter((file) => file.unmergedFrom);
+  const converted =
+    (result.convertedFrom
+      ? `Converted from ${result.convertedFrom} with training/export_onnx.py.\n`
+      : "") +
+    unmerged
+      .map(
+        (file) =>
+          `Unmerged ${file.path} (Hugging Face's merged decoder) so onnxruntime holds its weights once.\n`,
+      )
+      .join("");
   const license = result.license
     ? `Licence: ${result.license} (see https://huggingface.co/${result.repo}); you must follow its terms.\n`
     : `Licence: not stated on the Hub; check https://huggingface.co/${result.repo} before you use it.\n`;
@@ -221,11 +230,16 @@ export function createPullProgress(
         );
         stream.write("\n");
         open = false;
+      } else if (event.kind === "unmerge") {
+        line(`${event.path}  checking for a merged decoder to unmerge (weights held once)`);
       } else {
         const { file } = event;
-        line(
-          `${file.path}  ${formatBytes(file.bytes)}  ${file.skipped ? "already present" : "verified"}`,
-        );
+        const state = file.skipped
+          ? "already present"
+          : file.unmergedFrom
+            ? "unmerged"
+            : "verified";
+        line(`${file.path}  ${formatBytes(file.bytes)}  ${state}`);
         stream.write("\n");
         open = false;
       }

@@ -12,6 +12,18 @@
  * `Constant_164_attr__value`). Those names are read from the downloaded graph itself
  * (TensorProto.external_data, key "location"), so whatever layout an exporter chose comes along.
  *
+ * Merged decoders: a Hugging Face "merged" decoder (decoder_model_merged.onnx: an If on
+ * use_cache_branch over a with-past and a no-past copy of the decoder) makes onnxruntime prepack
+ * the weights once per branch (~560 MB more resident memory for GPT-2 small). Once downloaded and
+ * verified it is unmerged in the staging folder (unmergeOnnxDecoder: the with-past branch inlined,
+ * the If dropped, external data untouched) and stored under the same path, so imagine-model.json
+ * and the engine's search order still find it; weights it stored inside the graph move to
+ * `<decoder>.unmerged.data` (external data, which onnxruntime maps rather than keeping a protobuf
+ * copy beside the weights it prepacks). The manifest records the converted files' hashes and the
+ * Hub file they were made from (unmergedFrom); a later pull reuses converted files whose source
+ * is unchanged, and a pull interrupted after the conversion resumes from them (the staging
+ * manifest records them before the graph is renamed into place).
+ *
  * Conversion: a repository with only PyTorch weights (model.safetensors or pytorch_model.bin,
  * e.g. openai-community/gpt2-xl) is converted here by training/export_onnx.py, when the Python
  * interpreter (IMAGINE_PYTHON, default /usr/bin/python3) has torch; torch is checked before the
@@ -48,6 +60,7 @@ import { PACKAGE_ROOT } from "../config.js";
 import { UserError } from "../errors.js";
 import { readSdModelDirectory } from "../image/local/modelDir.js";
 import { readModelDirectory } from "../prompt/modelDir.js";
+import { unmergeOnnxDecoder } from "../prompt/onnxDecoder.js";
 import {
   diskCall,
   diskError,
@@ -237,6 +250,14 @@ export interface PulledFile {
   sha256: string;
   /** Already in place and verified: not downloaded again. */
   skipped: boolean;
+  /** A merged decoder unmerged on pull: the Hub's file it was made from (bytes, sha256 above are the result's). */
+  unmergedFrom?: SourceFile;
+}
+
+/** The Hub file a converted one was made from. */
+export interface SourceFile {
+  bytes: number;
+  sha256: string;
 }
 
 export interface PullResult {
@@ -258,7 +279,8 @@ export type FileEvent =
   | { kind: "start"; path: string; total: number; resumedFrom: number }
   | { kind: "progress"; progress: FileProgress }
   | { kind: "done"; file: PulledFile }
-  | { kind: "convert"; from: string };
+  | { kind: "convert"; from: string }
+  | { kind: "unmerge"; path: string };
 
 export interface PullOptions extends Omit<HubClientOptions, "retry"> {
   /** A built-in alias (gpt2) or a repository id (owner/name). */
@@ -410,9 +432,13 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
         )),
       );
     } else {
-      const rest = [fileAt(onnx, "the ONNX decoder"), ...externalData(listing, onnx)];
+      const decoder = fileAt(onnx, "the ONNX decoder");
+      const rest = [decoder, ...externalData(listing, onnx)];
       await checkFreeSpace(ctx, rest);
-      for (const file of rest) pulled.push(await obtain(ctx, file));
+      for (const file of rest) {
+        if (file === decoder) pulled.push(...(await obtainDecoder(ctx, file)));
+        else pulled.push(await obtain(ctx, file));
+      }
       // Whatever else the graph names as external data (known only once it is here).
       const have = new Set(pulled.map((file) => file.path));
       for (const location of await externalDataLocations(join(staging, onnx))) {
@@ -574,6 +600,155 @@ async function obtain(ctx: Context, file: HubFile): Promise<PulledFile> {
     onProgress: emit ? (progress) => emit({ kind: "progress", progress }) : undefined,
   });
   return done(verified.bytes, verified.sha256, false);
+}
+
+/** Where unmerging puts the weights a merged decoder stored inside its graph (external data). */
+export function unmergedDataPath(onnx: string): string {
+  return `${onnx}.unmerged.data`;
+}
+
+/**
+ * The ONNX decoder: obtained like any file, then unmerged when it is a merged decoder (the graph,
+ * and its weights in unmergedDataPath when they were inside it). A converted copy already made
+ * from this very Hub file (in the staging folder by an interrupted run, or live by an earlier
+ * pull) is reused when every converted file's hash still matches its record.
+ */
+async function obtainDecoder(ctx: Context, file: HubFile): Promise<PulledFile[]> {
+  for (const folder of [ctx.staging, ctx.target]) {
+    const records = unmergedRecords(ctx, folder, file);
+    if (!records.some((record) => record.path === file.path)) continue;
+    if (!(await allVerified(folder, records))) continue;
+    const fromLive = folder === ctx.target;
+    const reused: PulledFile[] = [];
+    for (const record of records) {
+      const staged = join(ctx.staging, record.path);
+      const live = join(ctx.target, record.path);
+      if (fromLive) await linkOrCopy(live, staged);
+      reused.push(emitDone(ctx, { ...record, skipped: fromLive || sameInode(staged, live) }));
+    }
+    return reused;
+  }
+  const original = await obtain(ctx, file);
+  return unmergeStaged(ctx, file, original);
+}
+
+async function allVerified(folder: string, records: Omit<PulledFile, "skipped">[]) {
+  for (const record of records) {
+    const path = join(folder, record.path);
+    if (!existsSync(path) || (await sizeOf(path)) !== record.bytes) return false;
+    const hashes = await hashFile(path);
+    if (hashes.bytes !== record.bytes || hashes.sha256 !== record.sha256) return false;
+  }
+  return true;
+}
+
+/** Unmerges the staged, verified decoder in place; a plain decoder is left as it is. */
+async function unmergeStaged(
+  ctx: Context,
+  file: HubFile,
+  original: PulledFile,
+): Promise<PulledFile[]> {
+  const staged = join(ctx.staging, file.path);
+  const converting = `${staged}.unmerging`;
+  const dataPath = unmergedDataPath(file.path);
+  const dataStaged = join(ctx.staging, dataPath);
+  // Graph and weights together are about as large as the merged file (external data it already
+  // had is shared, not copied).
+  await checkFreeSpace(ctx, [{ path: `${file.path}.unmerging`, size: file.size }]);
+  let converted: boolean;
+  ctx.options.onFile?.({ kind: "unmerge", path: file.path });
+  try {
+    converted = unmergeOnnxDecoder(staged, converting, { externalData: posix.basename(dataPath) });
+  } catch (error) {
+    await rm(converting, { force: true });
+    await rm(dataStaged, { force: true });
+    if ((error as NodeJS.ErrnoException).code) throw diskError(converting, error);
+    throw new UserError(
+      "MODEL_DIR_INVALID",
+      `${ctx.repo}/${file.path} could not be read as an ONNX decoder: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  if (!converted) return [original];
+  const unmergedFrom = { bytes: original.bytes, sha256: original.sha256 };
+  const records: Omit<PulledFile, "skipped">[] = [];
+  for (const [path, onDisk] of [
+    [file.path, converting],
+    [dataPath, dataStaged],
+  ] as const) {
+    if (onDisk === dataStaged && (await sizeOf(dataStaged)) === 0) {
+      await rm(dataStaged, { force: true }); // every weight was external already
+      continue;
+    }
+    const hashes = await hashFile(onDisk);
+    records.push({ path, bytes: hashes.bytes, sha256: hashes.sha256, unmergedFrom });
+  }
+  // Recorded before the graph's rename: a run cut in between finds the original, verified, and
+  // converts it again; one cut after it finds the converted files and their records.
+  await recordUnmerged(ctx.staging, records);
+  await diskCall(staged, () => rename(converting, staged));
+  return records.map((record) => emitDone(ctx, { ...record, skipped: false }));
+}
+
+function emitDone(ctx: Context, file: PulledFile): PulledFile {
+  ctx.options.onFile?.({ kind: "done", file });
+  return file;
+}
+
+/**
+ * A folder's manifest records of the files unmerged from this very Hub file (the decoder, and its
+ * weights file when there is one): the same repository, and the same SHA-256 (or, for a file the
+ * Hub lists without one, the same commit).
+ */
+function unmergedRecords(
+  ctx: Context,
+  folder: string,
+  file: HubFile,
+): Omit<PulledFile, "skipped">[] {
+  const manifest = tryReadJson(join(folder, MANIFEST_FILE)) as
+    | { repo?: unknown; revision?: unknown; files?: unknown; unmerged?: unknown }
+    | undefined;
+  if (manifest?.repo !== ctx.repo) return [];
+  if (!file.sha256 && manifest.revision !== ctx.commit) return [];
+  const candidates = [
+    ...(Array.isArray(manifest?.files) ? manifest.files : []),
+    ...(Array.isArray(manifest?.unmerged) ? manifest.unmerged : []),
+  ] as Partial<PulledFile>[];
+  const records: Omit<PulledFile, "skipped">[] = [];
+  for (const path of [file.path, unmergedDataPath(file.path)]) {
+    const record = candidates.find((entry) => entry?.path === path && entry.unmergedFrom);
+    const from = record?.unmergedFrom;
+    if (
+      !record ||
+      typeof record.bytes !== "number" ||
+      typeof record.sha256 !== "string" ||
+      typeof from?.bytes !== "number" ||
+      typeof from.sha256 !== "string" ||
+      mismatch(file, { bytes: from.bytes, sha256: from.sha256 })
+    ) {
+      continue;
+    }
+    records.push({
+      path,
+      bytes: record.bytes,
+      sha256: record.sha256,
+      unmergedFrom: { bytes: from.bytes, sha256: from.sha256 },
+    });
+  }
+  return records;
+}
+
+/** Adds conversions to the staging folder's manifest (complete: false until the pull ends). */
+async function recordUnmerged(
+  staging: string,
+  records: Omit<PulledFile, "skipped">[],
+): Promise<void> {
+  const path = join(staging, MANIFEST_FILE);
+  const state = (tryReadJson(path) ?? {}) as { unmerged?: unknown };
+  const earlier = (Array.isArray(state.unmerged) ? state.unmerged : []) as PulledFile[];
+  const paths = new Set(records.map((record) => record.path));
+  const unmerged = [...earlier.filter((entry) => !paths.has(entry?.path)), ...records];
+  await diskCall(path, () => writeFile(path, `${JSON.stringify({ ...state, unmerged })}\n`));
 }
 
 /** imagine-model.json from config.json; an existing one for the same commit is kept (edits too). */

@@ -6,6 +6,7 @@
  * run() calls on one session.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { BotError, UserError } from "../errors.js";
 import { type ModelDirectory, readModelDirectory } from "./modelDir.js";
@@ -28,6 +29,15 @@ export interface DecoderStep {
 export interface DecoderOptions {
   /** onnxruntime intra-op threads; 0 = onnxruntime's default (every core). */
   threads?: number;
+  /**
+   * Let onnxruntime's intra-op threads spin-wait for work between kernels (onnxruntime's default).
+   * Off here: on a CPU shared with other processes a spinning thread burns the time slices the
+   * other thread of the same step needs, and decoding ran 2–3.5× slower at load 5–11 on 2 cores
+   * (README, Performance).
+   */
+  spinning?: boolean;
+  /** Write onnxruntime's per-kernel profile to `<profile>_<date>.json` (benchmarks only). */
+  profile?: string;
 }
 
 export class Gpt2OnnxDecoder {
@@ -58,12 +68,19 @@ export class Gpt2OnnxDecoder {
         graphOptimizationLevel: "all",
         executionMode: "sequential",
         ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+        extra: { session: { intra_op: { allow_spinning: options.spinning ? "1" : "0" } } },
+        ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
         logSeverityLevel: 3,
       });
     } catch (error) {
+      const message = (error as Error).message;
+      // Exports keep their weights beside the graph (model.onnx.data): a copy without it fails here.
+      const hint = /external data/i.test(message)
+        ? " The graph keeps its weights in the external-data file named above: copy it beside the .onnx file (training/export_onnx.py writes model.onnx.data), or pull the model again."
+        : " Re-export it with training/export_onnx.py.";
       throw new UserError(
         "MODEL_DIR_INVALID",
-        `${model.onnxPath} could not be loaded by onnxruntime: ${(error as Error).message}. Re-export it with training/export_onnx.py.`,
+        `${model.onnxPath} could not be loaded by onnxruntime: ${message}.${hint}`,
         { cause: error },
       );
     }
@@ -177,11 +194,16 @@ export class Gpt2OnnxDecoder {
     const logits = outputs.logits as ort.Tensor;
     const vocab = logits.dims[2] as number;
     const data = logits.data as Float32Array;
-    // Only the last position of each row is sampled from; copy it out of the full output.
-    const lastLogits = new Float32Array(batch * vocab);
-    for (let row = 0; row < batch; row++) {
-      const offset = (row * seq + seq - 1) * vocab;
-      lastLogits.set(data.subarray(offset, offset + vocab), row * vocab);
+    const logitRows = logits.dims[1] as number;
+    // Only the last position of each row is sampled from. One position per row (every decode
+    // step, and a graph that computes only the last position) is that already: no copy.
+    let lastLogits = data;
+    if (logitRows !== 1) {
+      lastLogits = new Float32Array(batch * vocab);
+      for (let row = 0; row < batch; row++) {
+        const offset = (row * logitRows + logitRows - 1) * vocab;
+        lastLogits.set(data.subarray(offset, offset + vocab), row * vocab);
+      }
     }
     const keys: ort.Tensor[] = [];
     const values: ort.Tensor[] = [];
@@ -214,6 +236,11 @@ export class Gpt2OnnxDecoder {
     };
   }
 
+  /** Finishes the profile file of a decoder loaded with `profile`. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -232,9 +259,18 @@ export class Gpt2OnnxDecoder {
  * with Identity nodes, and drops the If and the use_cache_branch input. Everything else is copied
  * byte for byte, so weights stored as external data keep their file names (write `target`
  * beside `source`). Returns false, writing nothing, when `source` has no such If.
+ *
+ * With `externalData`, weights stored inside the graph (raw_data of EXTERNAL_DATA_THRESHOLD bytes
+ * or more) move to that file, beside `target`, as ONNX external data: onnxruntime maps it instead
+ * of keeping the protobuf's copy of every weight beside the copy it prepacks (training/README.md).
  */
-export function unmergeOnnxDecoder(source: string, target: string): boolean {
+export function unmergeOnnxDecoder(
+  source: string,
+  target: string,
+  options: { externalData?: string } = {},
+): boolean {
   const fd = openSync(source, "r");
+  let data: ExternalDataWriter | undefined;
   try {
     const file = new ProtoFile(fd);
     const model = file.fields(0, file.size);
@@ -272,7 +308,15 @@ export function unmergeOnnxDecoder(source: string, target: string): boolean {
     }
 
     // The new graph: every field as it was, except the If (→ the branch's nodes + Identity
-    // nodes) and the use_cache_branch input; the branch's own initializers appended.
+    // nodes) and the use_cache_branch input; the branch's own initializers appended; with
+    // externalData, every large initializer rewritten to point into that file.
+    if (options.externalData !== undefined) {
+      data = new ExternalDataWriter(
+        join(dirname(target), options.externalData),
+        options.externalData,
+      );
+    }
+    const initializer = (f: ProtoField): Piece => (data ? data.externalize(file, f) : f);
     const pieces: Piece[] = [];
     for (const f of graph) {
       if (f === ifField) {
@@ -286,9 +330,9 @@ export function unmergeOnnxDecoder(source: string, target: string): boolean {
         const name = file.fields(f.start, f.end).find((p) => p.number === 1);
         if (name && file.text(name) === "use_cache_branch") continue;
       }
-      pieces.push(f);
+      pieces.push(f.number === 5 && f.wireType === 2 ? initializer(f) : f);
     }
-    for (const n of branchFields.filter((b) => b.number === 5)) pieces.push(n);
+    for (const n of branchFields.filter((b) => b.number === 5)) pieces.push(initializer(n));
 
     const graphLength = pieces.reduce((sum, p) => sum + pieceLength(p), 0);
     const out = openSync(target, "w");
@@ -306,7 +350,72 @@ export function unmergeOnnxDecoder(source: string, target: string): boolean {
     }
     return true;
   } finally {
+    data?.close();
     closeSync(fd);
+  }
+}
+
+/** Initializers smaller than this stay inside the graph (as export_onnx.py's threshold). */
+export const EXTERNAL_DATA_THRESHOLD = 1024;
+/** Each tensor starts on a page boundary in the data file, so onnxruntime can map it in place. */
+const EXTERNAL_DATA_ALIGNMENT = 4096;
+
+/** Appends tensors' raw bytes to an external-data file and rewrites their TensorProto. */
+class ExternalDataWriter {
+  private readonly fd: number;
+  private position = 0;
+
+  constructor(
+    path: string,
+    private readonly location: string,
+  ) {
+    this.fd = openSync(path, "w");
+  }
+
+  /**
+   * A GraphProto.initializer field whose TensorProto keeps its raw_data (field 9) inside: the
+   * same tensor with the bytes moved here, external_data (13) naming location/offset/length and
+   * data_location (14) EXTERNAL. Anything else is returned as it was.
+   */
+  externalize(file: ProtoFile, field: ProtoField): Piece {
+    const parts = file.fields(field.start, field.end);
+    const raw = parts.find((p) => p.number === 9 && p.wireType === 2);
+    if (
+      !raw ||
+      raw.end - raw.start < EXTERNAL_DATA_THRESHOLD ||
+      parts.some((p) => p.number === 14)
+    ) {
+      return field;
+    }
+    const length = raw.end - raw.start;
+    const offset = Math.ceil(this.position / EXTERNAL_DATA_ALIGNMENT) * EXTERNAL_DATA_ALIGNMENT;
+    if (offset > this.position) writeSync(this.fd, Buffer.alloc(offset - this.position));
+    writePiece(file, this.fd, { ...raw, keyStart: raw.start });
+    this.position = offset + length;
+    const kept = parts
+      .filter((p) => p !== raw)
+      .map((p) => {
+        const bytes = Buffer.alloc(p.end - p.keyStart);
+        readSync(file.fd, bytes, 0, bytes.length, p.keyStart);
+        return bytes;
+      });
+    const entry = (key: string, value: string) => {
+      const body = Buffer.concat([stringField(1, key), stringField(2, value)]);
+      return Buffer.concat([varint(13 * 8 + 2), varint(body.length), body]);
+    };
+    const tensor = Buffer.concat([
+      ...kept,
+      entry("location", this.location),
+      entry("offset", String(offset)),
+      entry("length", String(length)),
+      varint(14 * 8), // data_location, varint
+      varint(1), // EXTERNAL
+    ]);
+    return Buffer.concat([varint(5 * 8 + 2), varint(tensor.length), tensor]);
+  }
+
+  close(): void {
+    closeSync(this.fd);
   }
 }
 

@@ -1,0 +1,79 @@
+/**
+ * Pieces bench/prompt.ts and bench/peer.ts share: the cached random-weight exports, the read
+ * bandwidth measured beside the decode timings, and a median.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Worker } from "node:worker_threads";
+
+export const ROOT = resolve(import.meta.dirname, "..", "..");
+
+/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
+export function upToDate(dir: string): boolean {
+  const made = join(dir, "imagine-model.json");
+  if (!existsSync(made)) return false;
+  const exporter = ["export_onnx.py", "gpt2.py"].map(
+    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
+  );
+  return statSync(made).mtimeMs > Math.max(...exporter);
+}
+
+/** Runs training/export_onnx.py ARGS --out DIR unless DIR is up to date; quiet keeps stdout clean. */
+export function exportModel(args: string[], dir: string, quiet: boolean): void {
+  if (upToDate(dir)) return;
+  if (!quiet) console.log(`writing ${dir} (once per exporter version)…`);
+  execFileSync(
+    "/usr/bin/python3",
+    [join(ROOT, "training", "export_onnx.py"), ...args, "--out", dir],
+    // With --json, stdout carries only the JSON line.
+    { stdio: ["ignore", quiet ? "ignore" : "inherit", "inherit"] },
+  );
+}
+
+/** GPT-2 `preset` with random weights (seed 0), exported once into .cache/bench. */
+export function randomPreset(preset: string, extra: string[], suffix: string, quiet: boolean) {
+  const dir = join(ROOT, ".cache", "bench", `${preset}-random${suffix}`);
+  exportModel(
+    ["--random", preset, "--seed", "0", "--no-golden", "--mean-caption-tokens", "24", ...extra],
+    dir,
+    quiet,
+  );
+  return dir;
+}
+
+/** Read bandwidth with both cores busy: workers memcmp two equal 128 MiB buffers (reads only). */
+export async function measureReadBandwidth(workers: number): Promise<number> {
+  const source = `
+    const { parentPort } = require("node:worker_threads");
+    const size = 128 * 1024 * 1024;
+    const a = Buffer.alloc(size, 7), b = Buffer.alloc(size, 7);
+    a.compare(b); // fault the pages in
+    const start = process.hrtime.bigint();
+    let bytes = 0;
+    for (let i = 0; i < 4; i++) { if (a.compare(b) !== 0) throw new Error("unequal"); bytes += 2 * size; }
+    parentPort.postMessage({ bytes, seconds: Number(process.hrtime.bigint() - start) / 1e9 });`;
+  const results = await Promise.all(
+    Array.from(
+      { length: workers },
+      () =>
+        new Promise<{ bytes: number; seconds: number }>((done, failed) => {
+          const worker = new Worker(source, { eval: true });
+          worker.once("message", (m) => {
+            done(m);
+            void worker.terminate();
+          });
+          worker.once("error", failed);
+        }),
+    ),
+  );
+  return results.reduce((sum, r) => sum + r.bytes / r.seconds, 0);
+}
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
