@@ -8,7 +8,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@keyv/redis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
@@ -28,6 +27,7 @@ import { loadExplicitFilter } from "../../src/core/safety/index.js";
 import type { VoteEvent } from "../../src/core/types.js";
 import { type KeyvVoteStore, openVoteStore } from "../../src/core/votes/index.js";
 import { FakeDiscord, guildShard } from "../fakes/discord.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { nextEvent, testConfig } from "../pipeline/fakes.js";
 import { sampleGeneration } from "../votes/contract.js";
 import { requireService, runId } from "../votes/services.js";
@@ -148,14 +148,7 @@ if (redisUrl) {
     `${redisUrl}${redisUrl.includes("?") ? "&" : "?"}namespace=${run}-${space}`;
 
   afterAll(async () => {
-    const client = createClient({ url: redisUrl });
-    await client.connect();
-    const doomed: string[] = [];
-    for await (const batch of client.scanIterator({ MATCH: `${run}*`, COUNT: 1000 })) {
-      doomed.push(...batch);
-    }
-    if (doomed.length > 0) await client.del(doomed);
-    await client.close();
+    await deleteRedisKeys(redisUrl, run);
   });
 
   describe("Discord shards on one Redis vote store", () => {

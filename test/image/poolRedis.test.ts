@@ -8,11 +8,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { resolve } from "node:path";
-import { createClient } from "@keyv/redis";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type BackendCapacity, redisCapacity } from "../../src/core/image/capacity.js";
 import type { BackendPool } from "../../src/core/image/pool.js";
 import { seededRandom } from "../../src/core/random.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { PoolFakeA1111, poolFromConfig, SMALL_REQUEST } from "./poolFakes.js";
 
 const url = process.env.IMAGINE_TEST_REDIS_URL?.trim();
@@ -35,14 +35,7 @@ if (!url) {
   let opened: { close(): Promise<void> }[];
 
   afterAll(async () => {
-    const client = createClient({ url: redisUrl });
-    await client.connect();
-    const doomed: string[] = [];
-    for await (const batch of client.scanIterator({ MATCH: `${run}:*`, COUNT: 1000 })) {
-      doomed.push(...batch);
-    }
-    if (doomed.length > 0) await client.del(doomed);
-    await client.close();
+    await deleteRedisKeys(redisUrl, `${run}:`);
   });
 
   beforeEach(() => {

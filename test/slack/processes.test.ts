@@ -3,11 +3,11 @@
  * Web API, one vote store on real Redis (two connections, as two processes have). Slack's retry
  * of an event (x-slack-retry-num) may reach the other process; the event must count once.
  */
-import { createClient } from "@keyv/redis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { RecentIds } from "../../src/adapters/chat/dedupe.js";
 import type { VoteEvent } from "../../src/core/types.js";
 import { postSigned, reactionEvent } from "../fakes/slack.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { requireService, runId } from "../votes/services.js";
 import {
   type Harness,
@@ -85,14 +85,7 @@ async function eventsOf(harness: Harness, generationId: string): Promise<VoteEve
 
 if (redisUrl) {
   afterAll(async () => {
-    const client = createClient({ url: redisUrl });
-    await client.connect();
-    const doomed: string[] = [];
-    for await (const batch of client.scanIterator({ MATCH: `${run}*`, COUNT: 1000 })) {
-      doomed.push(...batch);
-    }
-    if (doomed.length > 0) await client.del(doomed);
-    await client.close();
+    await deleteRedisKeys(redisUrl, run);
   });
 
   describe("two Slack processes behind one endpoint, one Redis vote store", () => {

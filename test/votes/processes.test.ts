@@ -8,10 +8,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import KeyvPostgres from "@keyv/postgres";
-import { createClient } from "@keyv/redis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { VoteEvent } from "../../src/core/types.js";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import {
   applyConflict,
   type Conflict,
@@ -128,14 +128,7 @@ async function raceProcesses(url: string, seed: number): Promise<void> {
 
 if (redisUrl) {
   afterAll(async () => {
-    const client = createClient({ url: redisUrl });
-    await client.connect();
-    const doomed: string[] = [];
-    for await (const batch of client.scanIterator({ MATCH: `${run}*`, COUNT: 1000 })) {
-      doomed.push(...batch);
-    }
-    if (doomed.length > 0) await client.del(doomed);
-    await client.close();
+    await deleteRedisKeys(redisUrl, run);
   });
 
   describe("votes from several processes on one Redis", () => {

@@ -1,6 +1,7 @@
 import { createClient } from "@keyv/redis";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
 import { requireService, runId } from "./services.js";
 
@@ -13,14 +14,7 @@ if (url) {
 
   afterAll(async () => {
     // Every key this run wrote starts with its id: values and index sorted sets alike.
-    const client = createClient({ url });
-    await client.connect();
-    const doomed: string[] = [];
-    for await (const batch of client.scanIterator({ MATCH: `${run}*`, COUNT: 1000 })) {
-      doomed.push(...batch);
-    }
-    if (doomed.length > 0) await client.del(doomed);
-    await client.close();
+    await deleteRedisKeys(url, run);
   });
 
   voteStoreContract(

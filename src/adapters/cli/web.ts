@@ -141,7 +141,8 @@ export function registerWebCommands(program: Command, options: WebCliOptions = {
     });
 }
 
-function untilSignal(): Promise<void> {
+/** Resolves at the first SIGINT or SIGTERM (the long-running commands stop on either). */
+export function untilSignal(): Promise<void> {
   return new Promise((resolve) => {
     const stop = () => {
       process.off("SIGINT", stop);

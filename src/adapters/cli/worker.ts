@@ -21,6 +21,7 @@ import { BullmqRenderWorker } from "../../core/queue/bullmq.js";
 import { loadExplicitFilter } from "../../core/safety/index.js";
 import type { ImageBackend, Logger } from "../../core/types.js";
 import { integer } from "./parse.js";
+import { untilSignal } from "./web.js";
 
 export interface WorkerOptions {
   env?: NodeJS.ProcessEnv;
@@ -112,15 +113,7 @@ export function registerWorkerCommands(program: Command): void {
         ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}),
         ...(flags.lockMs !== undefined ? { lockMs: flags.lockMs } : {}),
       });
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off("SIGINT", stop);
-          process.off("SIGTERM", stop);
-          resolve();
-        };
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-      });
+      await untilSignal();
       await worker.close();
     });
 }

@@ -42,6 +42,7 @@
  */
 
 import { execFile } from "node:child_process";
+
 import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import {
   copyFile,
@@ -58,7 +59,7 @@ import { dirname, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { PACKAGE_ROOT } from "../config.js";
 import { UserError } from "../errors.js";
-import { readSdModelDirectory } from "../image/local/modelDir.js";
+import { readSdModelDirectory, SD_REQUIRED_FILES } from "../image/local/modelDir.js";
 import { readModelDirectory } from "../prompt/modelDir.js";
 import { unmergeOnnxDecoder } from "../prompt/onnxDecoder.js";
 import {
@@ -194,14 +195,7 @@ export const MODEL_ALIASES: Record<string, ModelAlias> = {
  * (src/core/image/local/modelDir.ts), plus each model's external data. vae_encoder,
  * safety_checker and feature_extractor are not needed for text-to-image and stay behind.
  */
-export const SD_REQUIRED = [
-  "model_index.json",
-  "scheduler/scheduler_config.json",
-  "tokenizer/tokenizer_config.json",
-  "text_encoder/model.onnx",
-  "unet/model.onnx",
-  "vae_decoder/model.onnx",
-];
+export const SD_REQUIRED: readonly string[] = SD_REQUIRED_FILES;
 const SD_OPTIONAL = [
   "tokenizer/tokenizer.json",
   "tokenizer/vocab.json",

@@ -17,7 +17,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { BotError, UserError } from "../../errors.js";
-import type { Logger } from "../../types.js";
+import type { ImageRequest, Logger } from "../../types.js";
 import type { SdModelDirectory } from "./modelDir.js";
 import { createSchedule, type Schedule, type SchedulerConfig } from "./schedulers.js";
 import { fromHalf, gaussianSource, toHalf } from "./tensors.js";
@@ -38,16 +38,7 @@ export interface SessionSettings {
   logger?: Logger;
 }
 
-export interface DenoiseRequest {
-  prompt: string;
-  negativePrompt?: string;
-  width: number;
-  height: number;
-  steps: number;
-  guidance: number;
-  seed: number;
-  signal?: AbortSignal;
-  onStep?: (step: number, of: number) => void;
+export interface DenoiseRequest extends ImageRequest {
   /** Replaces the seeded noise (tests feed the Python reference's): [1,4,h/8,w/8] unit Gaussian. */
   initialNoise?: Float32Array;
   /** Replaces the seeded per-step noise of ancestral samplers, one array per step. */
