@@ -20,7 +20,11 @@ import { EventEmitter, setMaxListeners } from "node:events";
 import type { CommandResult, ImagesResult } from "../../commands/command.js";
 import { unhandledResult } from "../../commands/command.js";
 import { BotError, isBotError, isRequesterError } from "../../core/errors.js";
-import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
+import {
+  confirmDelivery,
+  type ImagineProgress,
+  type ImagineResult,
+} from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import {
   type ReconcileProgress,
@@ -375,6 +379,13 @@ export class ChatFlow {
       }
     } finally {
       clearTimeout(watchdog);
+      // Posted (or given up): a restart of this process must not post the job again. A process
+      // killed before this line leaves the job to its restart, which posts it instead.
+      if (outcome !== undefined) {
+        await confirmDelivery("value" in outcome ? outcome.value : outcome.error).catch(
+          (error: unknown) => log.warn({ err: error }, "delivery not confirmed to the queue"),
+        );
+      }
     }
   }
 
