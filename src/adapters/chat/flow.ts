@@ -22,6 +22,7 @@ import { unhandledResult } from "../../commands/command.js";
 import { BotError, isBotError, isRequesterError } from "../../core/errors.js";
 import {
   confirmDelivery,
+  failureReference,
   type ImagineProgress,
   type ImagineResult,
 } from "../../core/pipeline.js";
@@ -453,9 +454,32 @@ export class ChatFlow {
     const log = this.logger.child({ channel });
     const posted: PostedMessage[] = [];
     for (const message of this.imageMessages(result, undefined)) {
+      // Already posted (remembered with its message) by a chat process that died before
+      // confirming the delivery: its restart posts the rest only.
+      const stored = await this.services.votes?.getGeneration(message.image.generationId);
+      if (stored?.messageRef !== undefined) {
+        log.info({ generation: stored.id, ref: stored.messageRef }, "image already posted");
+        continue;
+      }
       posted.push(await this.publish((m) => this.platform.postImage(channel, m), message, log));
     }
     return posted;
+  }
+
+  /**
+   * Posts the failure of an imagine command another process took, after the platform's reply
+   * window closed, as a new message in its channel: the public "Sorry, that failed … (reference
+   * X)" the command's own reply would have shown (a refusal included: the request was public by
+   * then). Undefined when this platform cannot post text to a channel.
+   */
+  async publishFailure(channel: string, error: unknown): Promise<PostedMessage | undefined> {
+    if (this.platform.postText === undefined) return undefined;
+    const failure = failureReply(error, this.logger.child({ channel }), "imagine");
+    const text =
+      failure.kind === "refusal"
+        ? `Sorry, that failed: ${failure.text}${referenceNote(error)}`
+        : failure.text;
+    return this.platform.postText(channel, text);
   }
 
   /**
@@ -590,6 +614,11 @@ export class ChatFlow {
       return { ...base, outcome: { kind: "error", error } };
     }
   }
+}
+
+function referenceNote(error: unknown): string {
+  const reference = failureReference(error);
+  return reference === undefined ? "" : ` (reference ${reference})`;
 }
 
 function report(

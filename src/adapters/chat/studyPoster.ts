@@ -49,17 +49,19 @@ export function studyPoster(
       }
       // Confirmed at once, posted or not: a study's own resumption (resumePosting) posts the
       // items it has no message for, so a restarted chat process must not post them as well.
-      const result = await confirmed(services.pipeline.imagine({
-        subject: item.concept,
-        arm: item.arm,
-        studyId: study.id,
-        studyItem: item.id,
-        seed: item.seed,
-        requester: `study:${study.id}`,
-        platform: adapter.name,
-        channel,
-        count: 1,
-      }));
+      const result = await confirmed(
+        services.pipeline.imagine({
+          subject: item.concept,
+          arm: item.arm,
+          studyId: study.id,
+          studyItem: item.id,
+          seed: item.seed,
+          requester: `study:${study.id}`,
+          platform: adapter.name,
+          channel,
+          count: 1,
+        }),
+      );
       if (result.generations.length === 0) {
         // Never the arm in logs that chat users might see quoted: the item id is enough.
         logger.warn(
