@@ -209,7 +209,7 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
  * the generation before the next is posted); only a failure line or an image posted in the
  * instant before its message was remembered can then appear twice.
  */
-async function publishRecovered(
+export async function publishRecovered(
   job: RecoveredJob<ImagineJob, ImagineResult>,
   adapters: readonly RunningAdapter[],
   logger: Logger,
