@@ -32,7 +32,6 @@ import { PromptArms } from "../../src/core/prompt/arms.js";
 import { BullmqRenderQueue, BullmqRenderWorker } from "../../src/core/queue/bullmq.js";
 import { loadExplicitFilter } from "../../src/core/safety/index.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../../src/core/types.js";
-import type { KeyvVoteStore } from "../../src/core/votes/index.js";
 import { memoryVoteStore } from "../helpers/votes.js";
 import { smallPng, testConfig } from "../pipeline/fakes.js";
 import { requireService, runId } from "../votes/services.js";
