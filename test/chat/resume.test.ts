@@ -119,6 +119,33 @@ describe("ChatFlow.publishResumed", () => {
     expect((await votes.getGeneration(posted.id))?.messageRef).toBe("c/earlier");
   });
 
+  it("edits the reply again but skips follow-up images an earlier, killed process had posted", async () => {
+    const { calls, conversation } = recording();
+    const { flow, votes } = await flowWith(conversation);
+    const generations = ["first", "second", "third"].map((id) => sampleGeneration({ id }));
+    for (const generation of generations) await votes.saveGeneration(generation);
+    // The killed process edited its reply with the first image and followed up with the second.
+    await votes.setMessageRef("first", "c/original");
+    await votes.setMessageRef("second", "c/follow-up");
+    const result: ImagineResult = {
+      subject: "a subject",
+      seed: 1,
+      generations: generations.map((generation) => ({
+        generation,
+        png: Buffer.from("png"),
+        path: `images/${generation.id}.png`,
+      })),
+      refused: [],
+      timings: { queuedMs: 0, promptMs: 0, renderMs: 0, saveMs: 0, totalMs: 0 },
+    };
+    const posted = await flow.publishResumed("open", { result }, "123");
+    expect(calls).toEqual([
+      ["image", { index: 0, requester: "123" }],
+      ["image", { index: 2, requester: "123" }],
+    ]);
+    expect(posted?.map((m) => m.ref)).toEqual(["c/m0", "c/m2"]);
+  });
+
   it("posts a failure in the channel as the public failure line", async () => {
     const { conversation } = recording();
     const texts: string[] = [];

@@ -454,13 +454,9 @@ export class ChatFlow {
     const log = this.logger.child({ channel });
     const posted: PostedMessage[] = [];
     for (const message of this.imageMessages(result, undefined)) {
-      // Already posted (remembered with its message) by a chat process that died before
-      // confirming the delivery: its restart posts the rest only.
-      const stored = await this.services.votes?.getGeneration(message.image.generationId);
-      if (stored?.messageRef !== undefined) {
-        log.info({ generation: stored.id, ref: stored.messageRef }, "image already posted");
-        continue;
-      }
+      // Posted by a chat process that died before confirming the delivery: its restart posts
+      // the rest only.
+      if (await this.alreadyPosted(message, log)) continue;
       posted.push(await this.publish((m) => this.platform.postImage(channel, m), message, log));
     }
     return posted;
@@ -503,9 +499,20 @@ export class ChatFlow {
     }
     const posted: PostedMessage[] = [];
     for (const [index, message] of this.imageMessages(outcome.result, requester).entries()) {
+      // The first image edits the original reply again, harmlessly; a later one is a follow-up
+      // message, which an earlier process that died before confirming may have posted.
+      if (index > 0 && (await this.alreadyPosted(message, log))) continue;
       posted.push(await this.publish((m) => conversation.postImage(m, index), message, log));
     }
     return posted;
+  }
+
+  /** Whether an image's message is recorded already (posted by a process since killed). */
+  private async alreadyPosted(message: ImageMessage, log: Logger): Promise<boolean> {
+    const stored = await this.services.votes?.getGeneration(message.image.generationId);
+    if (stored?.messageRef === undefined) return false;
+    log.info({ generation: stored.id, ref: stored.messageRef }, "image already posted");
+    return true;
   }
 
   private imageMessages(result: ImagineResult, requester: string | undefined): ImageMessage[] {
