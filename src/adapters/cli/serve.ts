@@ -224,6 +224,8 @@ export async function publishRecovered(
     // Shutting down again: the job stays listed for the next start.
     if (isBotError(error) && error.code === "QUEUE_CLOSED") return;
     outcome = { error: recoveredFailure(error, job.data.reference) };
+    // Its reply names the reference only: the reason is in the log, under it.
+    log.warn({ err: error }, "a recovered job failed");
   }
   if (adapter === undefined) {
     // Left listed: a start with that platform's adapter publishes it.
