@@ -211,15 +211,22 @@ async function workerRole(prefix: string): Promise<void> {
 
 /**
  * A soak chat process: the first start submits its share, then every start (the first and each
- * restart) publishes its jobs' results once: RPUSH of the logical request id.
+ * restart) publishes its jobs' results once: claim, RPUSH of the logical request id (the post),
+ * confirm; a kill between claim and confirm leaves the job to the restart.
  */
 async function chatRole(prefix: string, index: number, jobs: number): Promise<void> {
   const queue = queueFor(prefix);
   const owner = `chat-${index}`;
   const redis = new Redis(REDIS_URL);
-  const publish = async (job: { result: Promise<string>; claimDelivery(): Promise<boolean> }) => {
+  const publish = async (job: {
+    result: Promise<string>;
+    claimDelivery(): Promise<boolean>;
+    confirmDelivery(): Promise<void>;
+  }) => {
     const request = await job.result;
-    if (await job.claimDelivery()) await redis.rpush(POSTED(prefix), request);
+    if (!(await job.claimDelivery())) return;
+    await redis.rpush(POSTED(prefix), request);
+    await job.confirmDelivery();
   };
   const recovered = await queue.recover(owner);
   const first = (await redis.set(`${prefix}:bench:started:${index}`, "1", "NX")) === "OK";

@@ -186,6 +186,44 @@ export function failureReference(error: unknown): string | undefined {
 }
 
 /**
+ * The failure of a job recovered from the render queue (a chat process restarted mid-job), as
+ * an error of its own that carries the job's reference, so that the reply names the reference
+ * its original process logged the request under.
+ */
+export function recoveredFailure(error: unknown, reference: string): object {
+  const own = ownFailure(error);
+  references.set(own, reference);
+  return own;
+}
+
+/**
+ * How an imagine() outcome is confirmed posted (SubmittedJob.confirmDelivery): keyed by the
+ * failure it threw or by its result's generations array (an array the imagine command's images
+ * result shares, being a copy of the result's fields).
+ */
+const deliveries = new WeakMap<object, () => Promise<void>>();
+
+function deliveryKey(outcome: unknown): object | undefined {
+  if (typeof outcome !== "object" || outcome === null) return undefined;
+  const generations = (outcome as Partial<ImagineResult>).generations;
+  return Array.isArray(generations) ? generations : outcome;
+}
+
+/**
+ * Tells the render queue that an imagine() outcome (its result, or the error it threw) has been
+ * posted, or its post attempted: until then, on the shared queue, a restart of this chat process
+ * would recover the job and post it (this process having died between the result and the post).
+ * Every caller that publishes an outcome calls it after publishing; nothing for other outcomes.
+ */
+export async function confirmDelivery(outcome: unknown): Promise<void> {
+  const key = deliveryKey(outcome);
+  const confirm = key === undefined ? undefined : deliveries.get(key);
+  if (confirm === undefined) return;
+  deliveries.delete(key as object);
+  await confirm();
+}
+
+/**
  * The error one failed job throws, as an object of its own so that it carries this job's
  * reference: a thrown primitive is wrapped (the original kept as its cause), and an error that
  * already carries another job's reference (the queue fails every unfinished job with one shared
@@ -487,6 +525,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       job = await submit(request, reference, emit);
       const result = await job.result;
       await claim(job);
+      const claimed = job;
+      deliveries.set(result.generations, () => claimed.confirmDelivery());
       emit({ kind: "done" });
       logger.info(
         { images: result.generations.length, refused: result.refused.length, ...result.timings },
@@ -512,6 +552,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       }
       const error = ownFailure(failure);
       references.set(error, reference);
+      if (job !== undefined && !(isBotError(failure) && failure.code === "QUEUE_CLOSED")) {
+        const claimed = job;
+        deliveries.set(error, () => claimed.confirmDelivery());
+      }
       const reason = failureReason(error);
       if (error instanceof UserError && error.code === "BACKEND_BUSY") {
         // The server's own answer (status, Retry-After) is in the cause.

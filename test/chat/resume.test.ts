@@ -12,9 +12,9 @@ import type {
   ImageMessage,
   PostedMessage,
 } from "../../src/adapters/chat/platform.js";
-import { UserError } from "../../src/core/errors.js";
+import { BotError, UserError } from "../../src/core/errors.js";
 import { createLogger } from "../../src/core/logger.js";
-import type { ImagineResult } from "../../src/core/pipeline.js";
+import { type ImagineResult, recoveredFailure } from "../../src/core/pipeline.js";
 import { testConfig } from "../helpers/config.js";
 import { memoryVoteStore } from "../helpers/votes.js";
 import { sampleGeneration } from "../votes/contract.js";
@@ -37,7 +37,7 @@ function recording() {
   return { calls, conversation };
 }
 
-async function flowWith(conversation: Conversation) {
+async function flowWith(conversation: Conversation, extra: Partial<ChatPlatform> = {}) {
   const reactions: string[] = [];
   const platform: ChatPlatform = {
     name: "discord",
@@ -52,6 +52,7 @@ async function flowWith(conversation: Conversation) {
     listReactions: async () => undefined,
     messageOfRef: () => undefined,
     resumeConversation: (handle) => (handle === "open" ? conversation : undefined),
+    ...extra,
   };
   const votes = await memoryVoteStore();
   const services = {
@@ -89,6 +90,82 @@ describe("ChatFlow.publishResumed", () => {
     const refusal = new UserError("PROMPT_EXPLICIT", "Every prompt was blocked.");
     expect(await flow.publishResumed("open", { error: refusal }, "123")).toEqual([]);
     expect(calls).toEqual([["fail", "Every prompt was blocked."]]);
+  });
+
+  it("posts in the channel only the images an earlier, killed process had not posted", async () => {
+    const { conversation } = recording();
+    const { flow, votes } = await flowWith(conversation);
+    const posted = sampleGeneration();
+    const missing = sampleGeneration({ id: "gen-missing", subject: "a second subject" });
+    await votes.saveGeneration(posted);
+    await votes.saveGeneration(missing);
+    // The killed process posted the first image and remembered its message, then died.
+    await votes.setMessageRef(posted.id, "c/earlier");
+    const image = (generation: typeof posted) => ({
+      generation,
+      png: Buffer.from("png"),
+      path: `images/${generation.id}.png`,
+    });
+    const result: ImagineResult = {
+      subject: posted.subject,
+      seed: 1,
+      generations: [image(posted), image(missing)],
+      refused: [],
+      timings: { queuedMs: 0, promptMs: 0, renderMs: 0, saveMs: 0, totalMs: 0 },
+    };
+    const messages = await flow.publishResult("c", result);
+    expect(messages.map((m) => m.ref)).toEqual(["c/x"]);
+    expect((await votes.findGenerationByMessage("discord", "c/x"))?.id).toBe("gen-missing");
+    expect((await votes.getGeneration(posted.id))?.messageRef).toBe("c/earlier");
+  });
+
+  it("edits the reply again but skips follow-up images an earlier, killed process had posted", async () => {
+    const { calls, conversation } = recording();
+    const { flow, votes } = await flowWith(conversation);
+    const generations = ["first", "second", "third"].map((id) => sampleGeneration({ id }));
+    for (const generation of generations) await votes.saveGeneration(generation);
+    // The killed process edited its reply with the first image and followed up with the second.
+    await votes.setMessageRef("first", "c/original");
+    await votes.setMessageRef("second", "c/follow-up");
+    const result: ImagineResult = {
+      subject: "a subject",
+      seed: 1,
+      generations: generations.map((generation) => ({
+        generation,
+        png: Buffer.from("png"),
+        path: `images/${generation.id}.png`,
+      })),
+      refused: [],
+      timings: { queuedMs: 0, promptMs: 0, renderMs: 0, saveMs: 0, totalMs: 0 },
+    };
+    const posted = await flow.publishResumed("open", { result }, "123");
+    expect(calls).toEqual([
+      ["image", { index: 0, requester: "123" }],
+      ["image", { index: 2, requester: "123" }],
+    ]);
+    expect(posted?.map((m) => m.ref)).toEqual(["c/m0", "c/m2"]);
+  });
+
+  it("posts a failure in the channel as the public failure line", async () => {
+    const { conversation } = recording();
+    const texts: string[] = [];
+    const { flow } = await flowWith(conversation, {
+      postText: async (channel, text) => {
+        texts.push(text);
+        return { channel, id: "f", ref: `${channel}/f` };
+      },
+    });
+    const error = recoveredFailure(new BotError("GENERATION_FAILED", "HTTP 500"), "abcd1234");
+    expect((await flow.publishFailure("c", error))?.ref).toBe("c/f");
+    const refusal = recoveredFailure(
+      new UserError("PROMPT_EXPLICIT", "Every prompt was blocked."),
+      "feed0001",
+    );
+    await flow.publishFailure("c", refusal);
+    expect(texts).toEqual([
+      "Sorry, that failed: Something went wrong while making the image. (reference abcd1234)",
+      "Sorry, that failed: Every prompt was blocked. (reference feed0001)",
+    ]);
   });
 
   it("returns undefined when the platform no longer takes the handle", async () => {

@@ -23,7 +23,7 @@ import type { Command, ReportResult } from "../../src/commands/command.js";
 import type { Config } from "../../src/core/config.js";
 import { saveImage } from "../../src/core/image/store.js";
 import { createLogger } from "../../src/core/logger.js";
-import { createPipeline, type Pipeline } from "../../src/core/pipeline.js";
+import { createPipeline, type Pipeline, recoveredFailure } from "../../src/core/pipeline.js";
 import { PromptArms } from "../../src/core/prompt/arms.js";
 import { loadExplicitFilter } from "../../src/core/safety/index.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../../src/core/types.js";
@@ -242,6 +242,19 @@ describe("/imagine", () => {
     } finally {
       backend.fail = false;
     }
+  });
+
+  it("posts a recovered job's failure as a channel message, mentions off", async () => {
+    const error = recoveredFailure(new Error("HTTP 500 from the render server"), "0a1b2c3d");
+    const posted = await adapter.postFailure(fake.channelId, error);
+    const call = fake.calls.at(-1) as RecordedCall;
+    expect(call).toMatchObject({ method: "POST", path: `/channels/${fake.channelId}/messages` });
+    expect(call.json).toMatchObject({
+      content:
+        "Sorry, that failed: Something went wrong while making the image. (reference 0a1b2c3d)",
+      allowed_mentions: { parse: [] },
+    });
+    expect(posted?.channel).toBe(fake.channelId);
   });
 
   it("dispatches other commands from their declarations (prompt) and validates options", async () => {

@@ -96,11 +96,44 @@ describe.runIf(url !== undefined)("BullMQ render queue", () => {
       recovered.map((job) => `${job.data.name} done`),
     );
     expect(await Promise.all(recovered.map((job) => job.claimDelivery()))).toEqual([true, true]);
-    // Claimed: neither a later restart nor the other owner's recovery sees them again.
+    await Promise.all(recovered.map((job) => job.confirmDelivery()));
+    // Posted: neither a later restart nor the other owner's recovery sees them again.
     expect(await queue().recover("chat-1")).toEqual([]);
     const theirs = await queue().recover("chat-2");
     expect(theirs.map((job) => job.id)).toEqual([other.id]);
     await expect(theirs[0]?.result).resolves.toBe("c done");
+  });
+
+  it("gives a job claimed but never confirmed (its process died before posting) to the owner's restart, once", async () => {
+    prefix = `imagine-test-${runId()}`;
+    const w = worker({ prepare: async () => null, render: async (job) => `${job.name} done` });
+    await w.waitUntilReady();
+    const first = queue();
+    const lost = await first.submit({ user: "u", owner: "chat-1", data: { name: "lost" } });
+    const posted = await first.submit({ user: "u", owner: "chat-1", data: { name: "posted" } });
+    await Promise.all([lost.result, posted.result]);
+    expect(await lost.claimDelivery()).toBe(true);
+    expect(await posted.claimDelivery()).toBe(true);
+    await posted.confirmDelivery();
+    // The process hangs here for good, as if killed: "lost" was claimed and never posted.
+
+    // Another owner's process, even recovering its own jobs, cannot take this owner's lease.
+    expect(await queue().recover("chat-2")).toEqual([]);
+    const second = queue();
+    const recovered = await second.recover("chat-1");
+    expect(recovered.map((job) => job.data.name)).toEqual(["lost"]);
+    const [again] = recovered;
+    await expect(again?.result).resolves.toBe("lost done");
+    // The restart takes over its dead predecessor's lease, once.
+    expect(await Promise.all([again?.claimDelivery(), again?.claimDelivery()])).toEqual(
+      expect.arrayContaining([true, false]),
+    );
+    // Until it confirms, a further restart would post it again; after, nobody does.
+    expect((await queue().recover("chat-1")).map((job) => job.data.name)).toEqual(["lost"]);
+    await again?.confirmDelivery();
+    expect(await queue().recover("chat-1")).toEqual([]);
+    // Nor may the hung process, whose lease was taken over, claim it again.
+    expect(await lost.claimDelivery()).toBe(false);
   });
 
   it("recovers a finished job's result even after its deadline has passed", async () => {

@@ -218,5 +218,8 @@ describe.each(implementations)("render queue contract: %s", (_name, factory) => 
     await job.result;
     const claims = await Promise.all([job.claimDelivery(), job.claimDelivery()]);
     expect(claims.sort()).toEqual([false, true]);
+    // Confirmed posted: no later claim succeeds.
+    await job.confirmDelivery();
+    expect(await job.claimDelivery()).toBe(false);
   });
 });

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { votingReactions } from "../../src/adapters/chat/votes.js";
+import { recoveredFailure } from "../../src/core/pipeline.js";
 import type { VoteEvent } from "../../src/core/types.js";
 import {
   FAKE_BOT_USER,
@@ -263,6 +264,18 @@ describe("Slack over HTTP", () => {
     expect(commands).toHaveLength(1); // the control command only
     expect(await h.votes.votesOf(generation.id)).toEqual([]);
     expect(JSON.stringify(h.fake.calls)).not.toMatch(/forged|an old lighthouse/);
+  });
+
+  it("posts a recovered job's failure as a channel message", async () => {
+    h = await startHarness();
+    const error = recoveredFailure(new Error("HTTP 500 from the render server"), "0a1b2c3d");
+    const posted = await h.adapter.postFailure("C0GENERAL1", error);
+    const [post] = h.fake.callsOf("chat.postMessage");
+    expect(post?.params).toMatchObject({
+      channel: "C0GENERAL1",
+      text: ":warning: Sorry, that failed: Something went wrong while making the image. (reference 0a1b2c3d)",
+    });
+    expect(posted?.ref).toMatch(/^C0GENERAL1:\d+\.\d+$/);
   });
 
   it("retries the image message while Slack is still processing the upload", async () => {

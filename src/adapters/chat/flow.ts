@@ -20,7 +20,12 @@ import { EventEmitter, setMaxListeners } from "node:events";
 import type { CommandResult, ImagesResult } from "../../commands/command.js";
 import { unhandledResult } from "../../commands/command.js";
 import { BotError, isBotError, isRequesterError } from "../../core/errors.js";
-import type { ImagineProgress, ImagineResult } from "../../core/pipeline.js";
+import {
+  confirmDelivery,
+  failureReference,
+  type ImagineProgress,
+  type ImagineResult,
+} from "../../core/pipeline.js";
 import type { Logger } from "../../core/types.js";
 import {
   type ReconcileProgress,
@@ -375,6 +380,13 @@ export class ChatFlow {
       }
     } finally {
       clearTimeout(watchdog);
+      // Posted (or given up): a restart of this process must not post the job again. A process
+      // killed before this line leaves the job to its restart, which posts it instead.
+      if (outcome !== undefined) {
+        await confirmDelivery("value" in outcome ? outcome.value : outcome.error).catch(
+          (error: unknown) => log.warn({ err: error }, "delivery not confirmed to the queue"),
+        );
+      }
     }
   }
 
@@ -442,9 +454,28 @@ export class ChatFlow {
     const log = this.logger.child({ channel });
     const posted: PostedMessage[] = [];
     for (const message of this.imageMessages(result, undefined)) {
+      // Posted by a chat process that died before confirming the delivery: its restart posts
+      // the rest only.
+      if (await this.alreadyPosted(message, log)) continue;
       posted.push(await this.publish((m) => this.platform.postImage(channel, m), message, log));
     }
     return posted;
+  }
+
+  /**
+   * Posts the failure of an imagine command another process took, after the platform's reply
+   * window closed, as a new message in its channel: the public "Sorry, that failed … (reference
+   * X)" the command's own reply would have shown (a refusal included: the request was public by
+   * then). Undefined when this platform cannot post text to a channel.
+   */
+  async publishFailure(channel: string, error: unknown): Promise<PostedMessage | undefined> {
+    if (this.platform.postText === undefined) return undefined;
+    const failure = failureReply(error, this.logger.child({ channel }), "imagine");
+    const text =
+      failure.kind === "refusal"
+        ? `Sorry, that failed: ${failure.text}${referenceNote(error)}`
+        : failure.text;
+    return this.platform.postText(channel, text);
   }
 
   /**
@@ -468,9 +499,20 @@ export class ChatFlow {
     }
     const posted: PostedMessage[] = [];
     for (const [index, message] of this.imageMessages(outcome.result, requester).entries()) {
+      // The first image edits the original reply again, harmlessly; a later one is a follow-up
+      // message, which an earlier process that died before confirming may have posted.
+      if (index > 0 && (await this.alreadyPosted(message, log))) continue;
       posted.push(await this.publish((m) => conversation.postImage(m, index), message, log));
     }
     return posted;
+  }
+
+  /** Whether an image's message is recorded already (posted by a process since killed). */
+  private async alreadyPosted(message: ImageMessage, log: Logger): Promise<boolean> {
+    const stored = await this.services.votes?.getGeneration(message.image.generationId);
+    if (stored?.messageRef === undefined) return false;
+    log.info({ generation: stored.id, ref: stored.messageRef }, "image already posted");
+    return true;
   }
 
   private imageMessages(result: ImagineResult, requester: string | undefined): ImageMessage[] {
@@ -579,6 +621,11 @@ export class ChatFlow {
       return { ...base, outcome: { kind: "error", error } };
     }
   }
+}
+
+function referenceNote(error: unknown): string {
+  const reference = failureReference(error);
+  return reference === undefined ? "" : ` (reference ${reference})`;
 }
 
 function report(

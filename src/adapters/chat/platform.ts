@@ -73,6 +73,11 @@ export interface ChatPlatform {
   /** Posts an image as a new bot message in a channel (batch-study items). */
   postImage(channel: string, message: ImageMessage): Promise<PostedMessage>;
   /**
+   * Posts a line of text as a new bot message in a channel (a recovered job's failure after its
+   * reply window), mentions disabled.
+   */
+  postText?(channel: string, text: string): Promise<PostedMessage>;
+  /**
    * Adds the bot's own reaction. Throws ReactionsForbidden when the bot may not react on that
    * message at all (the flow stops adding the rest); other errors are logged and skipped.
    */

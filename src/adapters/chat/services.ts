@@ -67,6 +67,11 @@ export interface RunningAdapter {
    */
   postResult?(channel: string, result: ImagineResult): Promise<PostedMessage[]>;
   /**
+   * Posts the failure of an imagine command another process took as a new message in `channel`
+   * (ChatFlow.publishFailure), once its reply window has closed; undefined when it cannot.
+   */
+  postFailure?(channel: string, error: unknown): Promise<PostedMessage | undefined>;
+  /**
    * Answers an imagine command another process took, through its reply handle, with its images
    * or its failure (ChatFlow.publishResumed); undefined when the platform's window has closed.
    */

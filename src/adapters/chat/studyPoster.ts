@@ -14,6 +14,7 @@
  * than retried forever; any other failure stops the study's posting until the next start.
  */
 
+import { confirmDelivery } from "../../core/pipeline.js";
 import type { BatchPoster } from "../../core/study/manager.js";
 import type { PlanItem } from "../../core/study/plan.js";
 import { surveyChannel } from "../../core/study/post.js";
@@ -46,17 +47,21 @@ export function studyPoster(
       if (adapter?.postResult === undefined) {
         throw new Error(`no running chat adapter posts to channel ${channel}`);
       }
-      const result = await services.pipeline.imagine({
-        subject: item.concept,
-        arm: item.arm,
-        studyId: study.id,
-        studyItem: item.id,
-        seed: item.seed,
-        requester: `study:${study.id}`,
-        platform: adapter.name,
-        channel,
-        count: 1,
-      });
+      // Confirmed at once, posted or not: a study's own resumption (resumePosting) posts the
+      // items it has no message for, so a restarted chat process must not post them as well.
+      const result = await confirmed(
+        services.pipeline.imagine({
+          subject: item.concept,
+          arm: item.arm,
+          studyId: study.id,
+          studyItem: item.id,
+          seed: item.seed,
+          requester: `study:${study.id}`,
+          platform: adapter.name,
+          channel,
+          count: 1,
+        }),
+      );
       if (result.generations.length === 0) {
         // Never the arm in logs that chat users might see quoted: the item id is enough.
         logger.warn(
@@ -75,4 +80,15 @@ export function studyPoster(
       logger.info({ studyId, ...progress }, "study progress");
     },
   };
+}
+
+/** The outcome, once it is confirmed delivered (the study, not the queue, owns its posting). */
+async function confirmed<T>(outcome: Promise<T>): Promise<T> {
+  const settled = await outcome.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  await confirmDelivery("value" in settled ? settled.value : settled.error);
+  if ("error" in settled) throw settled.error;
+  return settled.value;
 }

@@ -13,7 +13,7 @@
 import type { Command } from "commander";
 import { openApp } from "../../app/index.js";
 import { isBotError, UserError } from "../../core/errors.js";
-import type { ImagineJob, ImagineResult } from "../../core/pipeline.js";
+import { type ImagineJob, type ImagineResult, recoveredFailure } from "../../core/pipeline.js";
 import type { RecoveredJob } from "../../core/queue/contract.js";
 import { readWebSettings, WEB_SECRET_VARIABLE } from "../../core/study/webSettings.js";
 import type { ImageBackend, Logger } from "../../core/types.js";
@@ -198,13 +198,18 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
 }
 
 /**
- * Publishes a recovered job, exactly once across chat processes (the queue's delivery claim):
- * in place of the original reply while the platform still lets the bot edit it (Discord: 15
- * minutes), with the images or the failure; after that the images as ordinary channel messages,
- * and a failure only in the log (a channel message about a request nobody remembers would be
- * noise).
+ * Publishes a recovered job once across chat processes (the queue's delivery claim, a lease
+ * confirmed after the post): in place of the original reply while the platform still lets the
+ * bot edit it (Discord: 15 minutes), with the images or the failure; after that as ordinary
+ * channel messages, the images or the public failure line with the job's reference.
+ *
+ * A process killed after its claim and before the confirmation leaves the job to its next
+ * restart, which posts it again: an edit of the original reply replaces itself, and images the
+ * killed process already posted in the channel are skipped (their message is remembered with
+ * the generation before the next is posted); only a failure line or an image posted in the
+ * instant before its message was remembered can then appear twice.
  */
-async function publishRecovered(
+export async function publishRecovered(
   job: RecoveredJob<ImagineJob, ImagineResult>,
   adapters: readonly RunningAdapter[],
   logger: Logger,
@@ -218,7 +223,9 @@ async function publishRecovered(
   } catch (error) {
     // Shutting down again: the job stays listed for the next start.
     if (isBotError(error) && error.code === "QUEUE_CLOSED") return;
-    outcome = { error };
+    outcome = { error: recoveredFailure(error, job.data.reference) };
+    // Its reply names the reference only: the reason is in the log, under it.
+    log.warn({ err: error }, "a recovered job failed");
   }
   if (adapter === undefined) {
     // Left listed: a start with that platform's adapter publishes it.
@@ -227,31 +234,53 @@ async function publishRecovered(
   }
   if (!(await job.claimDelivery())) return;
   try {
-    const requester = request.requester.replace(`${request.platform}:`, "");
-    const resumed =
-      request.replyHandle === undefined || adapter.resumeReply === undefined
-        ? undefined
-        : await adapter.resumeReply(request.replyHandle, outcome, requester).catch((error) => {
-            log.warn({ err: error }, "the original reply could not be edited");
-            return undefined;
-          });
-    if (resumed !== undefined) {
-      log.info({ messages: resumed.map((m) => m.ref) }, "recovered job answered in its reply");
-      return;
-    }
-    if ("error" in outcome) {
-      log.warn({ err: outcome.error }, "a recovered job failed after its reply window");
-      return;
-    }
-    if (adapter.postResult === undefined || request.channel === undefined) {
-      log.warn({ platform: request.platform }, "no running adapter can post a recovered job");
-      return;
-    }
-    const posted = await adapter.postResult(request.channel, outcome.result);
-    log.info({ messages: posted.map((m) => m.ref) }, "recovered job posted in its channel");
+    await postRecovered(request, outcome, adapter, log);
   } catch (error) {
     log.error({ err: error }, "a recovered job could not be posted");
   }
+  // Posted or given up: either way no later start posts it again.
+  await job.confirmDelivery().catch((error: unknown) => {
+    log.warn({ err: error }, "delivery not confirmed to the queue");
+  });
+}
+
+async function postRecovered(
+  request: ImagineJob["request"],
+  outcome: { result: ImagineResult } | { error: unknown },
+  adapter: RunningAdapter,
+  log: Logger,
+): Promise<void> {
+  const requester = request.requester.replace(`${request.platform}:`, "");
+  const resumed =
+    request.replyHandle === undefined || adapter.resumeReply === undefined
+      ? undefined
+      : await adapter.resumeReply(request.replyHandle, outcome, requester).catch((error) => {
+          log.warn({ err: error }, "the original reply could not be edited");
+          return undefined;
+        });
+  if (resumed !== undefined) {
+    log.info({ messages: resumed.map((m) => m.ref) }, "recovered job answered in its reply");
+    return;
+  }
+  if (request.channel === undefined) {
+    log.warn({ platform: request.platform }, "a recovered job has no channel to post in");
+    return;
+  }
+  if ("error" in outcome) {
+    const posted = await adapter.postFailure?.(request.channel, outcome.error);
+    if (posted === undefined) {
+      log.warn({ err: outcome.error }, "a recovered job's failure could not be posted");
+    } else {
+      log.info({ message: posted.ref }, "recovered job's failure posted in its channel");
+    }
+    return;
+  }
+  if (adapter.postResult === undefined) {
+    log.warn({ platform: request.platform }, "no running adapter can post a recovered job");
+    return;
+  }
+  const posted = await adapter.postResult(request.channel, outcome.result);
+  log.info({ messages: posted.map((m) => m.ref) }, "recovered job posted in its channel");
 }
 
 function studyIntervalFromEnv(env: NodeJS.ProcessEnv): number {

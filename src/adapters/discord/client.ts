@@ -31,7 +31,7 @@ import type {
 } from "../chat/platform.js";
 import type { ChatServices, RunningAdapter } from "../chat/services.js";
 import { type EmojiScale, votingReactions } from "../chat/votes.js";
-import { InteractionConversation, imagePayload } from "./messages.js";
+import { InteractionConversation, imagePayload, truncate } from "./messages.js";
 import {
   addDiscordReaction,
   discordMessage,
@@ -150,6 +150,14 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
     return discordMessage(posted.channelId, posted.id);
   }
 
+  async postText(channelId: string, text: string): Promise<PostedMessage> {
+    const channel = await this.client.channels.fetch(channelId);
+    if (!channel?.isSendable())
+      throw new Error(`discord channel ${channelId} cannot take messages`);
+    const posted = await channel.send({ content: truncate(text), allowedMentions: { parse: [] } });
+    return discordMessage(posted.channelId, posted.id);
+  }
+
   addReaction(message: PostedMessage, emoji: string): Promise<void> {
     return addDiscordReaction(this.client.rest, message, emoji);
   }
@@ -191,6 +199,10 @@ export class DiscordAdapter implements RunningAdapter, ChatPlatform {
 
   postResult(channel: string, result: ImagineResult): Promise<PostedMessage[]> {
     return this.flow.publishResult(channel, result);
+  }
+
+  postFailure(channel: string, error: unknown): Promise<PostedMessage | undefined> {
+    return this.flow.publishFailure(channel, error);
   }
 
   resumeReply(

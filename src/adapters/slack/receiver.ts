@@ -260,6 +260,15 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
     return publishImage(this.client, channel, message, this.emoji, this.options, this.logger);
   }
 
+  async postText(channel: string, text: string): Promise<PostedMessage> {
+    const posted = await this.client.chat.postMessage({
+      channel,
+      text: `:warning: ${escapeMrkdwn(text)}`,
+    });
+    if (posted.ts === undefined) throw new Error("Slack returned no message ts");
+    return slackMessage(channel, posted.ts);
+  }
+
   addReaction(message: PostedMessage, emoji: string): Promise<void> {
     return addSlackReaction(this.client, message, slackName(emoji));
   }
@@ -291,6 +300,10 @@ export class SlackAdapter implements RunningAdapter, ChatPlatform {
 
   postResult(channel: string, result: ImagineResult): Promise<PostedMessage[]> {
     return this.flow.publishResult(channel, result);
+  }
+
+  postFailure(channel: string, error: unknown): Promise<PostedMessage | undefined> {
+    return this.flow.publishFailure(channel, error);
   }
 
   // ------------------------------------------------------------------ events

@@ -13,8 +13,11 @@
  *                             per-user and global caps, checked and taken in one Lua script, so
  *                             they hold across processes; entries past their deadline are purged
  *   line, seq                 jobs not started yet, scored by submit order: the queue positions
- *   owner:<owner>             the unpublished jobs of a chat process (recover())
- *   claim:<job id>            the one claimDelivery() that may publish the outcome
+ *   owner:<owner>             the unpublished jobs of a chat process (recover()); a job leaves
+ *                             it when its outcome is confirmed posted, not when it is claimed
+ *   claim:<job id>            who publishes the outcome: a lease "lease <owner> <process>"
+ *                             (claimDelivery()), then "delivered" (confirmDelivery()); a
+ *                             restart of the owner takes over the lease of its dead predecessor
  *
  * Outcomes travel as JSON: { ok: <codec.encode(result)> } or { failure: { type, code, message } },
  * so a UserError or BotError thrown in a worker is rethrown with its class, code and message in the
@@ -106,6 +109,36 @@ class Keys {
   }
 }
 
+/** The claim of a job whose outcome has been posted: no claim succeeds again. */
+const DELIVERED = "delivered";
+
+/**
+ * Claims a job's delivery. KEYS: claim. ARGV: this process's lease, seconds to keep it, and the
+ * lease prefix of this owner's earlier processes ("" for none: a recovered job may take over
+ * their lease, since a process restarting under the owner's id means the earlier one is gone).
+ * Returns 1 when the claim is this process's now.
+ */
+const CLAIM = `
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 0 end
+if current and not (ARGV[3] ~= '' and string.sub(current, 1, #ARGV[3]) == ARGV[3]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+`;
+
+/**
+ * Marks a claimed job delivered and takes it off its owner's list, if this process still holds
+ * the lease. KEYS: claim[, owner list]. ARGV: the lease, seconds to keep the mark, job id.
+ */
+const CONFIRM = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], '${DELIVERED}', 'EX', ARGV[2])
+if KEYS[2] then redis.call('SREM', KEYS[2], ARGV[3]) end
+return 1
+`;
+
 /**
  * Takes a place under both caps and in line, atomically. KEYS: user set, global set, line, seq.
  * ARGV: now, deadlineAt, job id, perUserCap, globalCap. Returns {-1, mine} (user full),
@@ -196,6 +229,8 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
   private closed = false;
   private refreshing: Promise<void> | undefined;
   private refreshAgain = false;
+  /** This process among the owner's successive ones, in its delivery leases. */
+  private readonly instance = randomUUID();
 
   constructor(private readonly options: BullmqQueueOptions<Result>) {
     for (const key of ["perUserCap", "globalCap", "deadlineMs"] as const) {
@@ -310,11 +345,17 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
     return this.handle(id, result, submission.owner);
   }
 
-  private handle(id: string, result: Promise<Result>, owner?: string): SubmittedJob<Result> {
+  private handle(
+    id: string,
+    result: Promise<Result>,
+    owner: string | undefined,
+    recovered = false,
+  ): SubmittedJob<Result> {
     return {
       id,
       result,
-      claimDelivery: () => this.claim(id, owner),
+      claimDelivery: () => this.claim(id, owner, recovered),
+      confirmDelivery: () => this.confirm(id, owner),
       cancel: (reason) => {
         const waiter = this.waiters.get(id);
         if (!waiter) return;
@@ -325,10 +366,30 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
     };
   }
 
-  private async claim(id: string, owner: string | undefined): Promise<boolean> {
-    const won = await this.redis.set(this.keys.claim(id), "1", "EX", KEEP_FINISHED_S, "NX");
-    if (owner !== undefined) await this.redis.srem(this.keys.owner(owner), id);
-    return won === "OK";
+  private lease(owner: string | undefined): string {
+    return `lease ${owner ?? ""} ${this.instance}`;
+  }
+
+  /**
+   * Leases the delivery to this process. A recovered job may take over the lease of an earlier
+   * process of its owner: that process claimed it and died before confirming the post.
+   */
+  private async claim(id: string, owner: string | undefined, recovered: boolean): Promise<boolean> {
+    const predecessors = recovered && owner !== undefined ? `lease ${owner} ` : "";
+    const won = await this.redis.eval(
+      CLAIM,
+      1,
+      this.keys.claim(id),
+      this.lease(owner),
+      KEEP_FINISHED_S,
+      predecessors,
+    );
+    return won === 1;
+  }
+
+  private async confirm(id: string, owner: string | undefined): Promise<void> {
+    const keys = [this.keys.claim(id), ...(owner !== undefined ? [this.keys.owner(owner)] : [])];
+    await this.redis.eval(CONFIRM, keys.length, ...keys, this.lease(owner), KEEP_FINISHED_S, id);
   }
 
   /**
@@ -484,7 +545,7 @@ export class BullmqRenderQueue<Data, Result> implements RenderQueue<Data, Result
       }
       result.catch(() => {});
       recovered.push({
-        ...this.handle(id, result, owner),
+        ...this.handle(id, result, owner, true),
         data: envelope.payload,
         user: envelope.user,
         submittedAt: new Date(job.timestamp),

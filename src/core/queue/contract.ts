@@ -18,7 +18,9 @@
  * - a job unfinished `deadlineMs` after submit fails with BotError "DEADLINE" and its stage's
  *   AbortSignal is aborted;
  * - until it starts, a job's watcher hears its place in line (1 = next) whenever it changes;
- * - claimDelivery() is true for exactly one caller per job, whichever process asks.
+ * - claimDelivery() is true for exactly one caller per job, whichever process asks, until the
+ *   outcome is published; a job claimed and never confirmed (its chat process died between the
+ *   claim and the post) goes back to its owner's restart (BullMQ), so a publish is never lost.
  */
 import type { BotError } from "../errors.js";
 
@@ -66,14 +68,24 @@ export interface SubmittedJob<Result> {
   readonly result: Promise<Result>;
   /**
    * Whether the caller is the one to publish this job's outcome: true for exactly one call per
-   * job across every process (the job then leaves its owner's unpublished list).
+   * job across every process. The claim is a lease held by this process: the job stays on its
+   * owner's unpublished list until confirmDelivery(), so that if this process dies before it
+   * posts, the owner's restart recovers the job and claims it again.
    */
   claimDelivery(): Promise<boolean>;
+  /**
+   * The claimed outcome has been published (or its post attempted and given up): the job leaves
+   * its owner's unpublished list and no claim succeeds again. Call it after the post.
+   */
+  confirmDelivery(): Promise<void>;
   /** Gives up on the job: it fails with `reason` (default BotError "ABORTED"). */
   cancel(reason?: BotError): void;
 }
 
-/** A job submitted by an earlier process of this owner whose outcome nobody has published. */
+/**
+ * A job submitted by an earlier process of this owner whose outcome nobody has published: not
+ * claimed, or claimed by that earlier process and never confirmed (it died before posting).
+ */
 export interface RecoveredJob<Data, Result> extends SubmittedJob<Result> {
   readonly data: Data;
   readonly user: string;

@@ -56,6 +56,8 @@ export class LocalRenderQueue<Data, Prepared, Result> implements RenderQueue<Dat
         claimed = true;
         return true;
       },
+      // Nothing outlives this process, so there is nothing to confirm to.
+      confirmDelivery: async () => {},
       cancel: (reason) => handle.cancel(reason),
     };
   }
