@@ -213,6 +213,17 @@ export interface VoteEvent {
  */
 export type Ballot = Omit<Vote, "at"> & { source?: string; at?: string; eventId?: string };
 
+/** One rater's answer to one generation: a score per dimension, recorded together. */
+export interface Answer {
+  generationId: string;
+  rater: string;
+  /** At least one dimension. */
+  scores: Partial<Record<Dimension, number>>;
+  source?: string;
+  /** When it was given (ISO 8601 UTC); default: when the store receives it. */
+  at?: string;
+}
+
 /** One posted image message, for reconciliation (VoteStore.postedMessages). */
 export interface PostedMessage {
   platform: string;
@@ -257,6 +268,13 @@ export interface VoteStore extends GenerationStore {
    * event, or undefined when there was nothing to retract.
    */
   retractVote(vote: Ballot): Promise<VoteEvent | undefined>;
+  /**
+   * Records a rater's answer: casts each dimension whose current vote is not already that score,
+   * all of them in one atomic step (another process sees both dimensions' votes or neither).
+   * Returns the events of the dimensions that changed (in DIMENSIONS order); an answer sent again
+   * finds nothing to change and returns none, so a resent form is recorded once.
+   */
+  castAnswer(answer: Answer): Promise<VoteEvent[]>;
   /**
    * Claims `key` for `ttlMs` milliseconds: true for the first claim, false for every other one
    * until the claim expires (then the key can be claimed again). Atomic across processes that
