@@ -14,11 +14,19 @@ import type { StudyManager } from "../../core/study/manager.js";
 import { type PlanItem, planSurveys, type StudyPlan } from "../../core/study/plan.js";
 import type { StudyRecord } from "../../core/study/record.js";
 import { planItemOf } from "../../core/study/results.js";
-import type { Dimension, Generation, Logger, VoteEvent, VoteStore } from "../../core/types.js";
+import type {
+  Dimension,
+  Generation,
+  Logger,
+  Vote,
+  VoteEvent,
+  VoteStore,
+} from "../../core/types.js";
 
-/** The vote store plus a listing of one study's generations (KeyvVoteStore has one). */
+/** The vote store plus a listing of one study's generations and a rater's votes (KeyvVoteStore has them). */
 export type SurveyVoteStore = VoteStore & {
   studyGenerations(studyId: string): AsyncIterable<Generation>;
+  votesOfRater(rater: string, generationIds: readonly string[]): Promise<Vote[]>;
 };
 
 /** A refusal shown to the person as a page with this status. */
@@ -159,15 +167,13 @@ export class Surveys {
     if (cached === undefined || this.now() - cached.at > ANSWERS_REFRESH_MS) {
       const byGeneration = new Map<string, Answers>();
       const at = this.now();
-      await Promise.all(
-        survey.items.map(async (entry) => {
-          if (entry.generation === undefined) return;
-          byGeneration.set(
-            entry.generation.id,
-            await this.answersOf(entry.generation.id, survey.rater),
-          );
-        }),
-      );
+      const posted = survey.items.flatMap((entry) => entry.generation?.id ?? []);
+      for (const id of posted) byGeneration.set(id, {});
+      // One read for the whole survey: a rater's first page does not queue one per item.
+      for (const vote of await this.votes.votesOfRater(survey.rater, posted)) {
+        const answers = byGeneration.get(vote.generationId);
+        if (answers !== undefined) answers[vote.dimension] = vote.score;
+      }
       cached = { at, byGeneration };
       this.answerCache.set(key, cached);
     }

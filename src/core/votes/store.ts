@@ -66,6 +66,8 @@ export interface KeyvVoteStore extends VoteStore {
   studyGenerations(studyId: string): AsyncIterable<Generation>;
   /** Every current vote of every generation, streamed, with the arm (server-side only). */
   allVotes(): AsyncIterable<Vote & { arm: string }>;
+  /** One rater's current votes on these generations (a web survey's answers), in one read. */
+  votesOfRater(rater: string, generationIds: readonly string[]): Promise<Vote[]>;
 }
 
 export const VOTE_STORE_URL_FORMS = [
@@ -468,6 +470,15 @@ class KvVoteStore implements KeyvVoteStore {
     const votes: Vote[] = [];
     for await (const [, vote] of this.kv.list<Vote>(keys.votes(generationId))) votes.push(vote);
     return votes;
+  }
+
+  async votesOfRater(rater: string, generationIds: readonly string[]): Promise<Vote[]> {
+    if (generationIds.length === 0) return [];
+    const voteKeys = generationIds.flatMap((generationId) =>
+      DIMENSIONS.map((dimension) => keys.vote({ generationId, rater, dimension })),
+    );
+    const { values } = await this.kv.getVersionedMany([], voteKeys);
+    return values.filter((vote): vote is Vote => vote !== undefined);
   }
 
   async *studyVotes(studyId: string): AsyncIterable<Vote & { arm: string }> {
