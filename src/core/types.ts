@@ -222,6 +222,11 @@ export interface Answer {
   source?: string;
   /** When it was given (ISO 8601 UTC); default: when the store receives it. */
   at?: string;
+  /**
+   * The answer's id, when the sender has one: a redelivery of it is recognised (as castVote's
+   * event id; each dimension's event carries `<eventId>/<dimension>`). Needs `at`.
+   */
+  eventId?: string;
 }
 
 /** One posted image message, for reconciliation (VoteStore.postedMessages). */
@@ -269,10 +274,11 @@ export interface VoteStore extends GenerationStore {
    */
   retractVote(vote: Ballot): Promise<VoteEvent | undefined>;
   /**
-   * Records a rater's answer: casts each dimension whose current vote is not already that score,
-   * all of them in one atomic step (another process sees both dimensions' votes or neither).
-   * Returns the events of the dimensions that changed (in DIMENSIONS order); an answer sent again
-   * finds nothing to change and returns none, so a resent form is recorded once.
+   * Records a rater's answer: casts each dimension as castVote would, all of them in one atomic
+   * step (another process sees both dimensions' votes or neither). Without `at` (received now)
+   * a dimension whose current vote already has that score is left alone; with an event id a
+   * redelivered answer changes nothing. Returns the events of the dimensions that changed (in
+   * DIMENSIONS order), so an answer sent again is recorded once.
    */
   castAnswer(answer: Answer): Promise<VoteEvent[]>;
   /**

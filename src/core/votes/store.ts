@@ -334,13 +334,13 @@ class KvVoteStore implements KeyvVoteStore {
     checkVote(vote);
     const platform = await this.requireGeneration(vote.generationId);
     // A cast always has its event (logged now, or earlier for a redelivered one).
-    const [event] = await this.applyChanges([{ vote, op: "cast" }], platform, false);
+    const [event] = await this.applyChanges([{ vote, op: "cast" }], platform, {});
     return event as VoteEvent;
   }
 
   async retractVote(vote: Ballot): Promise<VoteEvent | undefined> {
     checkVote(vote);
-    const [event] = await this.applyChanges([{ vote, op: "retract" }], undefined, false);
+    const [event] = await this.applyChanges([{ vote, op: "retract" }], undefined, {});
     return event;
   }
 
@@ -352,7 +352,9 @@ class KvVoteStore implements KeyvVoteStore {
     const events = await this.applyChanges(
       ballots.map((vote) => ({ vote: { ...vote, at }, op: "cast" as const })),
       platform,
-      true,
+      // Received now, the answer is the latest change: an unchanged score need not be kept. One
+      // from the past may sort before a change not stored yet, so it is kept as castVote would.
+      { skipUnchanged: answer.at === undefined, skipDuplicates: true },
     );
     return events.filter((event): event is VoteEvent => event !== undefined);
   }
@@ -363,13 +365,14 @@ class KvVoteStore implements KeyvVoteStore {
    * store apply each vote's changes one at a time and see the changes of one call together or
    * not at all: a writer that lost the race reads the trails again and retries. Within this
    * process changes to one vote also queue, so they rarely collide. The changes are to distinct
-   * votes. With `skipUnchanged`, a cast of the score the vote already has changes nothing.
+   * votes. With `skipUnchanged`, a cast of the score the vote already has changes nothing; with
+   * `skipDuplicates`, a redelivered change gives no event (else the one logged before).
    * Returns each change's event, in order (undefined: nothing to log for it).
    */
   private applyChanges(
     requests: ReadonlyArray<{ vote: Ballot; op: TrailChange["op"] }>,
     platform: string | undefined,
-    skipUnchanged: boolean,
+    options: { skipUnchanged?: boolean; skipDuplicates?: boolean },
   ): Promise<Array<VoteEvent | undefined>> {
     const voteKeys = requests.map(({ vote }) => keys.vote(vote));
     const trailKeys = requests.map(({ vote }) => keys.trail(vote));
@@ -405,7 +408,7 @@ class KvVoteStore implements KeyvVoteStore {
               continue;
             }
           }
-          if (skipUnchanged && op === "cast" && currentOf(trail)?.score === vote.score) {
+          if (options.skipUnchanged && op === "cast" && currentOf(trail)?.score === vote.score) {
             events.push(undefined);
             continue;
           }
@@ -422,7 +425,7 @@ class KvVoteStore implements KeyvVoteStore {
             ...(vote.eventId !== undefined ? { eventId: vote.eventId } : {}),
           };
           const outcome = applyChange(trail, change, identity);
-          events.push(outcome.event);
+          events.push(outcome.duplicate && options.skipDuplicates ? undefined : outcome.event);
           if (outcome.duplicate) continue;
           const current = outcome.current;
           guards.push({ key: trailKey, version, value: outcome.trail });
@@ -637,9 +640,15 @@ function answerBallots(answer: Answer): Ballot[] {
       score: scores[dimension] as number,
       ...(answer.source !== undefined ? { source: answer.source } : {}),
       ...(answer.at !== undefined ? { at: answer.at } : {}),
+      // Per dimension: a change id (and log key) is unique per change.
+      ...(answer.eventId !== undefined ? { eventId: `${answer.eventId}/${dimension}` } : {}),
     }),
   );
   if (ballots.length === 0) throw new UserError("USAGE", "an answer needs at least one score");
+  if (answer.eventId !== undefined && answer.at === undefined) {
+    // Without its time a redelivery would be stamped anew and sort as a later change.
+    throw new UserError("USAGE", "an answer with an event id needs its time (at)");
+  }
   for (const ballot of ballots) checkVote(ballot);
   return ballots;
 }
