@@ -1,11 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { openMemoryKv } from "../../src/core/votes/kv.js";
 import { voteStoreContract } from "./contract.js";
+import { kvCommitContract } from "./kv-commit.js";
 
 voteStoreContract("memory", () => openVoteStore("memory://", { dataDir: "/nonexistent" }), {
   persistent: false,
 });
+
+kvCommitContract("memory", async () => openMemoryKv());
 
 describe("openVoteStore URLs", () => {
   it.each([

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { openSqliteKv } from "../../src/core/votes/kv.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
+import { kvCommitContract } from "./kv-commit.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "imagine-votes-sqlite-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -13,6 +14,14 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 voteStoreContract("sqlite", (space) => openVoteStore(`sqlite://${space}.sqlite`, { dataDir }), {
   persistent: true,
 });
+
+let kvFiles = 0;
+kvCommitContract("sqlite", () =>
+  openSqliteKv(join(dataDir, `kv${++kvFiles}.sqlite`), {
+    table: "imagine_votes",
+    prefix: "imagine:",
+  }),
+);
 
 describe("sqlite vote store files", () => {
   it("puts relative paths in the data directory (created on demand) and takes absolute ones", async () => {
