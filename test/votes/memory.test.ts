@@ -17,6 +17,7 @@ describe("openVoteStore URLs", () => {
     ["mysql://localhost/votes", /"mysql:\/\/" is not a supported backend/],
     ["sqlite://", /SQLite file is missing/],
     ["sqlite://votes.sqlite?table=drop;table", /table "drop;table"/],
+    ["sqlite://votes.sqlite?synchronous=off", /synchronous "off" must be normal/],
     ["redis://localhost:6379?namespace=a b", /namespace "a b"/],
     ["postgresql://user:secret@[bad", /does not parse/],
     ["", /it is not a URL/],

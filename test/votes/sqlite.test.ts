@@ -38,6 +38,19 @@ describe("sqlite vote store files", () => {
     expect(existsSync(file)).toBe(true);
   });
 
+  it("opens with synchronous=full (durable across a power loss) and records answers", async () => {
+    const store = await openVoteStore("sqlite://full.sqlite?synchronous=FULL", { dataDir });
+    const generation = sampleGeneration();
+    await store.saveGeneration(generation);
+    const events = await store.castAnswer({
+      generationId: generation.id,
+      rater: "web:full",
+      scores: { quality: 2, faithfulness: 3 },
+    });
+    expect(events).toHaveLength(2);
+    await store.close();
+  });
+
   it("starts a vote's trail from a vote stored before trails existed", async () => {
     const file = join(dataDir, "legacy.sqlite");
     const store = await openVoteStore(`sqlite://${file}`, { dataDir });

@@ -362,7 +362,7 @@ async function whileBusy<T>(query: () => Promise<T>): Promise<T> {
 
 export async function openSqliteKv(
   file: string,
-  options: { table: string; prefix: string; logger?: Logger },
+  options: { table: string; prefix: string; logger?: Logger; synchronous?: "normal" | "full" },
 ): Promise<Kv> {
   if (!TABLE.test(options.table)) throw badTable(options.table);
   try {
@@ -379,9 +379,13 @@ export async function openSqliteKv(
   });
   store.on("error", () => {}); // surfaced by the query below
   try {
-    // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
+    // WAL: readers do not block the writer. A commit is in the WAL file (the OS's page cache)
+    // before it returns, so a killed process (kill -9) loses nothing acknowledged under either
+    // setting. NORMAL syncs the WAL to disk only at checkpoints: a power loss or OS crash can undo
+    // the latest commits (never corrupt the file). FULL syncs at every commit: durable across a
+    // power loss too, for one fsync per commit.
     await whileBusy(() => store.query("PRAGMA journal_mode = WAL"));
-    await store.query("PRAGMA synchronous = NORMAL");
+    await store.query(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
   } catch (error) {
     await store.close().catch(() => {});
     throw new ConfigError(

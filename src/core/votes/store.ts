@@ -81,7 +81,8 @@ export const VOTE_STORE_URL_FORMS = [
 /**
  * Opens the vote store that `url` names. Query parameters: `namespace` (a key prefix, default
  * "imagine", so several deployments can share one Redis or table) on every backend; `table`
- * (default "imagine_votes") on SQLite and PostgreSQL; `schema` (default "public") on PostgreSQL.
+ * (default "imagine_votes") on SQLite and PostgreSQL; `schema` (default "public") on PostgreSQL;
+ * `synchronous` (normal, the default, or full) on SQLite.
  * Throws ConfigError naming IMAGINE_VOTE_STORE / votes.storeUrl for a URL it cannot use.
  */
 export async function openVoteStore(
@@ -104,9 +105,17 @@ async function openKv(url: string, options: OpenVoteStoreOptions): Promise<Kv> {
       if (path === "") throw badUrl(url, "the SQLite file is missing");
       const decoded = decodeURIComponent(path);
       const file = isAbsolute(decoded) ? decoded : resolve(options.dataDir, decoded);
+      const synchronous = (params.get("synchronous") ?? "normal").toLowerCase();
+      if (synchronous !== "normal" && synchronous !== "full") {
+        throw badUrl(
+          url,
+          `synchronous "${params.get("synchronous")}" must be normal (survives a killed process) or full (also a power loss)`,
+        );
+      }
       return openSqliteKv(file, {
         table: tableParam(params, "table", "imagine_votes", url),
         prefix: namespacePrefix(params, url),
+        synchronous,
         ...(logger ? { logger } : {}),
       });
     }
