@@ -84,6 +84,21 @@ export function kvCommitContract(name: string, open: () => Promise<Kv>): void {
       expect(listed).toEqual([values[1]]);
     });
 
+    it("applies a commit that requires keys to be absent only while they are", async () => {
+      const kv = await open();
+      opened.push(kv);
+      await kv.set("vote/a/r/quality", { score: 2 }, "vote/a/");
+      const guard = { key: "trail/a/r/quality", version: undefined, value: { n: 1 } };
+      const write = { key: "vote/a/r/quality", value: { score: 4 }, collection: "vote/a/" };
+      expect(await kv.commit([guard], [write], ["vote/a/r/quality"])).toBe(false);
+      expect(await kv.get("vote/a/r/quality")).toEqual({ score: 2 });
+      expect((await kv.getVersioned("trail/a/r/quality")).version).toBeUndefined();
+      await kv.delete("vote/a/r/quality", "vote/a/");
+      expect(await kv.commit([guard], [write], ["vote/a/r/quality"])).toBe(true);
+      expect(await kv.get("vote/a/r/quality")).toEqual({ score: 4 });
+      expect((await kv.getVersioned("trail/a/r/quality")).value).toEqual({ n: 1 });
+    });
+
     it("lets exactly one of several commits racing on the same two guards win", async () => {
       const kv = await open();
       opened.push(kv);

@@ -81,6 +81,38 @@ describe("sqlite vote store files", () => {
     await reopened.close();
   });
 
+  it("starts an answer's trails from votes stored before trails existed", async () => {
+    const file = join(dataDir, "legacy-answer.sqlite");
+    const store = await openVoteStore(`sqlite://${file}`, { dataDir });
+    const generation = sampleGeneration();
+    await store.saveGeneration(generation);
+    await store.close();
+    const legacy = await openSqliteKv(file, { table: "imagine_votes", prefix: "imagine:" });
+    const vote = { generationId: generation.id, rater: "web:ann", dimension: "quality" as const };
+    await legacy.set(
+      `vote/${generation.id}/web%3Aann/quality`,
+      { ...vote, score: 2, at: "2025-01-01T00:00:00.000Z" },
+      `vote/${generation.id}/`,
+    );
+    await legacy.close();
+
+    // The first try expects no vote at all; the stored one makes it read and start from it.
+    const reopened = await openVoteStore(`sqlite://${file}`, { dataDir });
+    const events = await reopened.castAnswer({
+      generationId: generation.id,
+      rater: "web:ann",
+      scores: { quality: 2, faithfulness: 3 },
+    });
+    expect(events.map((e) => [e.kind, e.dimension])).toEqual([["add", "faithfulness"]]);
+    expect(
+      (await reopened.votesOf(generation.id)).map((v) => [v.dimension, v.score]).sort(),
+    ).toEqual([
+      ["faithfulness", 3],
+      ["quality", 2],
+    ]);
+    await reopened.close();
+  });
+
   it("keeps two namespaces in one file apart", async () => {
     const file = join(dataDir, "shared.sqlite");
     const a = await openVoteStore(`sqlite://${file}?namespace=a`, { dataDir });

@@ -45,8 +45,10 @@
  *     version. SQLite has one writer at a time; a later commit that read this one's version of a
  *     guard writes every key of that guard again.
  *   - Memory: checked and written with no `await` in between.
- * `getVersionedMany` reads the guards and the values a commit depends on in one round trip
- * (`key IN (…)`, `key = ANY(…)`, MGET).
+ * A commit may also require keys to be absent (checked in the same step: `NOT EXISTS` in the
+ * SQL condition, `EXISTS` in the script), so a writer that expects nothing there can commit
+ * without reading first. `getVersionedMany` reads the guards and the values a commit depends on
+ * in one round trip (`key IN (…)`, `key = ANY(…)`, MGET).
  */
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -95,9 +97,15 @@ export interface Kv {
    * Atomically, when every guard's key still holds its `version` (undefined: absent): sets each
    * to its `value` and applies `writes`. False, writing nothing, when another writer changed a
    * guard first: the caller reads again and retries (optimistic concurrency across processes).
-   * At least one guard; guard and write keys are all distinct.
+   * At least one guard; guard and write keys are all distinct. `absent`: keys other than the
+   * guards (written by set or commit) that must not exist before the commit for it to apply; the
+   * writes may set them.
    */
-  commit(guards: readonly Guard[], writes: readonly KvWrite[]): Promise<boolean>;
+  commit(
+    guards: readonly Guard[],
+    writes: readonly KvWrite[],
+    absent?: readonly string[],
+  ): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -126,6 +134,8 @@ export interface KvWrite {
 /** A commit as a backend runs it: prefixed keys, serialized values (undefined: delete). */
 interface RawCommit {
   guards: Array<{ key: string; version: string | undefined; raw: string }>;
+  /** Keys that must not exist (checked only). */
+  absent: string[];
   writes: Array<{
     key: string;
     raw: string | undefined;
@@ -238,7 +248,11 @@ class KeyvKv implements Kv {
     return { guards: raws.slice(0, guardKeys.length).map((raw) => versioned<T>(raw)), values };
   }
 
-  async commit(guards: readonly Guard[], writes: readonly KvWrite[]): Promise<boolean> {
+  async commit(
+    guards: readonly Guard[],
+    writes: readonly KvWrite[],
+    absent: readonly string[] = [],
+  ): Promise<boolean> {
     if (guards.length === 0) throw new Error("vote store: a commit needs at least one guard");
     const serialize = async (value: unknown) =>
       (await this.keyv.serializeData({ value, expires: undefined })) as string;
@@ -250,6 +264,7 @@ class KeyvKv implements Kv {
         // serializer (which also escapes Buffers) costs more per vote than the writes themselves.
         raw: JSON.stringify({ value: guard.value, expires: null }),
       })),
+      absent: absent.map((key) => this.prefix + key),
       writes: await Promise.all(
         writes.map(async (write) => {
           const guard =
@@ -329,8 +344,9 @@ export function openMemoryKv(logger?: Logger): Kv {
   };
   const atomic: Atomic = {
     read: async (keys) => keys.map((key) => map.get(key)),
-    commit: async ({ guards, writes }) => {
+    commit: async ({ guards, absent, writes }) => {
       if (guards.some((guard) => map.get(guard.key) !== guard.version)) return false;
+      if (absent.some((key) => map.has(key))) return false;
       for (const guard of guards) map.set(guard.key, guard.raw);
       for (const write of writes) {
         if (write.raw === undefined) map.delete(write.key);
@@ -430,14 +446,19 @@ export async function openSqliteKv(
       const byKey = new Map(rows.map((row) => [row.key, row.value]));
       return keys.map((key) => byKey.get(key));
     },
-    commit: async ({ guards, writes }) => {
+    commit: async ({ guards, absent, writes }) => {
       // The guard rows last: had SQLite evaluated the condition per row, it would still see the
       // guards as they were before this statement.
       const sets = [...writes.filter((write) => write.raw !== undefined), ...guards];
+      const conditions = [
+        ...guards.map(() => `(SELECT value FROM ${table} WHERE key = ?) IS ?`),
+        ...absent.map(() => `NOT EXISTS (SELECT 1 FROM ${table} WHERE key = ?)`),
+      ];
       const rows = (await store.query(
-        `INSERT INTO ${table} (key, value) SELECT column1, column2 FROM (VALUES ${sets.map(() => "(?, ?)").join(", ")}) WHERE ${guards.map(() => `(SELECT value FROM ${table} WHERE key = ?) IS ?`).join(" AND ")} ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
+        `INSERT INTO ${table} (key, value) SELECT column1, column2 FROM (VALUES ${sets.map(() => "(?, ?)").join(", ")}) WHERE ${conditions.join(" AND ")} ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
         ...sets.flatMap((write) => [write.key, write.raw]),
         ...guards.flatMap((guard) => [guard.key, guard.version ?? null]),
+        ...absent,
       )) as unknown[];
       if (rows.length === 0) return false;
       const deletes = writes.filter((write) => write.raw === undefined);
@@ -545,7 +566,7 @@ export async function openPostgresKv(
       const byKey = new Map(rows.map((row) => [row.key, row.value]));
       return keys.map((key) => byKey.get(key));
     },
-    commit: async ({ guards, writes }) => {
+    commit: async ({ guards, absent, writes }) => {
       const sets = writes.filter((write) => write.raw !== undefined);
       const deletes = writes.filter((write) => write.raw === undefined).map((write) => write.key);
       // One statement, so one transaction. A concurrent commit of the same guard waits on its row
@@ -560,7 +581,7 @@ export async function openPostgresKv(
         await store.query(
           `WITH expected AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS e(key, value, version)),
            cas AS (INSERT INTO ${qualified} AS guard (key, value) SELECT key, value FROM expected ORDER BY key ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE guard.value IS NOT DISTINCT FROM (SELECT version FROM expected WHERE expected.key = guard.key) RETURNING 1),
-           won AS (SELECT count(*) = $4::int AS all_won FROM cas),
+           won AS (SELECT count(*) = $4::int AND NOT EXISTS (SELECT 1 FROM ${qualified} WHERE key = ANY($8::text[])) AS all_won FROM cas),
            sets AS (INSERT INTO ${qualified} (key, value) SELECT k, v FROM unnest($5::text[], $6::text[]) AS w(k, v) WHERE (SELECT all_won FROM won) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value),
            deletes AS (DELETE FROM ${qualified} WHERE key = ANY($7::text[]) AND (SELECT all_won FROM won))
            SELECT 1 / (CASE WHEN all_won THEN 1 ELSE 0 END) AS won FROM won`,
@@ -572,6 +593,7 @@ export async function openPostgresKv(
             sets.map((write) => write.key),
             sets.map((write) => write.raw),
             deletes,
+            absent,
           ],
         );
         return true;
@@ -589,26 +611,30 @@ export async function openPostgresKv(
 type RedisClient = ReturnType<typeof createClient>;
 
 /**
- * The Redis commit: ARGV[1] is the number of guards g; KEYS[1..g] the guards, then per write its
- * value key and its collection's index key. Per guard i, ARGV[3i - 1] "1" when it must be absent,
- * ARGV[3i] the version read, ARGV[3i + 1] its new value; then per write: "s" (set) or "d"
- * (delete), the value, the index member ("" for none). A script runs alone on the server, so
- * nothing can change a guard between GET and SET.
+ * The Redis commit: ARGV[1] is the number of guards g, ARGV[2] the number n of keys that must
+ * not exist. KEYS[1..g] are the guards, KEYS[g+1..g+n] those keys (only checked), then per write
+ * its value key and its collection's index key. Per guard i, ARGV[3i] "1" when it must be
+ * absent, ARGV[3i + 1] the version read, ARGV[3i + 2] its new value; then per write: "s" (set)
+ * or "d" (delete), the value, the index member ("" for none). A script runs alone on the server,
+ * so nothing can change a guard between GET and SET.
  */
 const COMMIT_SCRIPT = `
-local g = tonumber(ARGV[1])
+local g, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 for i = 1, g do
   local current = redis.call('GET', KEYS[i])
-  if ARGV[3 * i - 1] == '1' then
+  if ARGV[3 * i] == '1' then
     if current then return 0 end
-  elseif current ~= ARGV[3 * i] then
+  elseif current ~= ARGV[3 * i + 1] then
     return 0
   end
 end
-for i = 1, g do redis.call('SET', KEYS[i], ARGV[3 * i + 1]) end
-local a = 1 + 3 * g
-for j = 0, (#KEYS - g) / 2 - 1 do
-  local key, index = KEYS[g + 1 + 2 * j], KEYS[g + 2 + 2 * j]
+for i = g + 1, g + n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, g do redis.call('SET', KEYS[i], ARGV[3 * i + 2]) end
+local a = 2 + 3 * g
+for j = 0, (#KEYS - g - n) / 2 - 1 do
+  local key, index = KEYS[g + n + 1 + 2 * j], KEYS[g + n + 2 + 2 * j]
   local op, value, member = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
   if op == 's' then
     redis.call('SET', key, value)
@@ -626,9 +652,9 @@ const COMMIT_SCRIPT_SHA1 = createHash("sha1").update(COMMIT_SCRIPT).digest("hex"
 function redisAtomic(client: RedisClient, prefix: string): Atomic {
   return {
     read: async (keys) => (await client.mGet([...keys])).map((raw) => raw ?? undefined),
-    commit: async ({ guards, writes }) => {
-      const keys = guards.map((guard) => guard.key);
-      const args = [String(guards.length)];
+    commit: async ({ guards, absent, writes }) => {
+      const keys = [...guards.map((guard) => guard.key), ...absent];
+      const args = [String(guards.length), String(absent.length)];
       for (const guard of guards) {
         args.push(guard.version === undefined ? "1" : "0", guard.version ?? "", guard.raw);
       }

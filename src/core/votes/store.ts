@@ -363,7 +363,7 @@ class KvVoteStore implements KeyvVoteStore {
       platform,
       // Received now, the answer is the latest change: an unchanged score need not be kept. One
       // from the past may sort before a change not stored yet, so it is kept as castVote would.
-      { skipUnchanged: answer.at === undefined, skipDuplicates: true },
+      { skipUnchanged: answer.at === undefined, skipDuplicates: true, guessFirst: true },
     );
     return events.filter((event): event is VoteEvent => event !== undefined);
   }
@@ -375,13 +375,16 @@ class KvVoteStore implements KeyvVoteStore {
    * not at all: a writer that lost the race reads the trails again and retries. Within this
    * process changes to one vote also queue, so they rarely collide. The changes are to distinct
    * votes. With `skipUnchanged`, a cast of the score the vote already has changes nothing; with
-   * `skipDuplicates`, a redelivered change gives no event (else the one logged before).
+   * `skipDuplicates`, a redelivered change gives no event (else the one logged before); with
+   * `guessFirst`, the first attempt reads nothing and commits as if no vote had a trail or a
+   * stored vote yet, on the condition that none has (a survey's answers are mostly first
+   * answers: one statement instead of a read and a commit); when some has, it reads and retries.
    * Returns each change's event, in order (undefined: nothing to log for it).
    */
   private applyChanges(
     requests: ReadonlyArray<{ vote: Ballot; op: TrailChange["op"] }>,
     platform: string | undefined,
-    options: { skipUnchanged?: boolean; skipDuplicates?: boolean },
+    options: { skipUnchanged?: boolean; skipDuplicates?: boolean; guessFirst?: boolean },
   ): Promise<Array<VoteEvent | undefined>> {
     const voteKeys = requests.map(({ vote }) => keys.vote(vote));
     const trailKeys = requests.map(({ vote }) => keys.trail(vote));
@@ -390,7 +393,13 @@ class KvVoteStore implements KeyvVoteStore {
       const stamps: Array<{ at: string; id: string } | undefined> = [];
       for (let attempt = 1; ; attempt++) {
         // The trails, and the votes stored before trails existed, in one read.
-        const read = await this.kv.getVersionedMany<VoteTrail>(trailKeys, voteKeys);
+        const guessing = attempt === 1 && options.guessFirst === true;
+        const read = guessing
+          ? {
+              guards: trailKeys.map(() => ({ value: undefined, version: undefined })),
+              values: voteKeys.map(() => undefined),
+            }
+          : await this.kv.getVersionedMany<VoteTrail>(trailKeys, voteKeys);
         const events: Array<VoteEvent | undefined> = [];
         const guards: Guard[] = [];
         const writes: KvWrite[] = [];
@@ -455,7 +464,12 @@ class KvVoteStore implements KeyvVoteStore {
             })),
           );
         }
-        if (guards.length === 0 || (await this.kv.commit(guards, writes))) return events;
+        if (
+          guards.length === 0 ||
+          (await this.kv.commit(guards, writes, guessing ? voteKeys : []))
+        ) {
+          return events;
+        }
         if (attempt >= MAX_COMMIT_ATTEMPTS) {
           throw new Error(
             `vote store: ${MAX_COMMIT_ATTEMPTS} writers changed vote ${voteKeys.join(", ")} while this one tried to; giving up`,
