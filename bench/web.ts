@@ -15,7 +15,11 @@
  *     the load average;
  *   - the page's own JavaScript and CSS in bytes, next to the 50 KB bound.
  *
- *   npx tsx bench/web.ts [--raters 50] [--concepts 10] [--prompts 3] [--store sqlite|memory]
+ *   npx tsx bench/web.ts [--raters 50] [--concepts 10] [--prompts 3]
+ *                        [--store sqlite|memory|redis|postgres]  (redis and postgres: the servers
+ *                                                that IMAGINE_TEST_REDIS_URL / IMAGINE_TEST_POSTGRES_URL
+ *                                                name, as `eval "$(scripts/services.sh)"` sets them;
+ *                                                the run's keys or table are removed afterwards)
  *                        [--client http|fetch]  (the raters' HTTP client: node:http, or undici's fetch)
  *                        [--cpu-profile FILE]   (the server process over the measured run only;
  *                                                summed up by bench/lib/cpuProfile.ts)
@@ -30,8 +34,10 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
+import KeyvPostgres from "@keyv/postgres";
 import { SURVEY_CSS, SURVEY_JS } from "../src/adapters/web/assets.js";
 import { seededRandom } from "../src/core/random.js";
+import { deleteRedisKeys } from "../test/helpers/redis.js";
 import { csrfOf, webFixture } from "../test/web/fixture.js";
 
 const ROUND_TRIP_GOAL_MS = 100;
@@ -235,7 +241,7 @@ if (process.argv.includes(RATER_PROCESS)) {
     },
   });
   for (const [name, allowed] of [
-    ["store", ["sqlite", "memory"]],
+    ["store", ["sqlite", "memory", "redis", "postgres"]],
     ["client", ["http", "fetch"]],
   ] as const) {
     if (!(allowed as readonly string[]).includes(values[name])) {
@@ -245,11 +251,12 @@ if (process.argv.includes(RATER_PROCESS)) {
   const RATERS = Number(values.raters);
   const CONCEPTS = Number(values.concepts);
   const PROMPTS = Number(values.prompts);
+  const { storeUrl, cleanUp } = benchStore(values.store);
   const fixture = await webFixture({
     concepts: Array.from({ length: CONCEPTS }, (_, i) => `subject number ${i + 1}`),
     prompts: PROMPTS,
     surveys: 2,
-    storeUrl: values.store === "memory" ? "memory://" : "sqlite://votes.sqlite",
+    storeUrl,
     // A survey's worth of answers fits the per-link burst; a real person is far slower.
     limits: { answers: { burst: 2 * CONCEPTS * PROMPTS, perSecond: 3 } },
   });
@@ -357,5 +364,47 @@ if (process.argv.includes(RATER_PROCESS)) {
     if (!exactlyOnce) process.exitCode = 1;
   } finally {
     await fixture.close();
+    await cleanUp();
+  }
+}
+
+/** The vote store URL for --store, and how to remove what the run wrote there. */
+function benchStore(store: string): { storeUrl: string; cleanUp: () => Promise<void> } {
+  const run = `bench-web-${process.pid}-${Date.now()}`;
+  const server = (variable: string, what: string) => {
+    const url = process.env[variable];
+    if (!url) {
+      throw new Error(
+        `--store ${store} needs ${variable} (the ${what} to use): run \`eval "$(scripts/services.sh)"\` first`,
+      );
+    }
+    return url;
+  };
+  const withParams = (url: string, params: string) =>
+    `${url}${url.includes("?") ? "&" : "?"}${params}`;
+  switch (store) {
+    case "redis": {
+      const url = server("IMAGINE_TEST_REDIS_URL", "Redis server");
+      return {
+        storeUrl: withParams(url, `namespace=${run}`),
+        cleanUp: () => deleteRedisKeys(url, run),
+      };
+    }
+    case "postgres": {
+      const url = server("IMAGINE_TEST_POSTGRES_URL", "PostgreSQL database");
+      const table = run.replaceAll("-", "_");
+      return {
+        storeUrl: withParams(url, `table=${table}`),
+        cleanUp: async () => {
+          const admin = new KeyvPostgres({ uri: url, table });
+          await admin.query(`DROP TABLE IF EXISTS public."${table}"`);
+          await admin.disconnect();
+        },
+      };
+    }
+    case "memory":
+      return { storeUrl: "memory://", cleanUp: async () => {} };
+    default:
+      return { storeUrl: "sqlite://votes.sqlite", cleanUp: async () => {} };
   }
 }

@@ -213,6 +213,22 @@ export interface VoteEvent {
  */
 export type Ballot = Omit<Vote, "at"> & { source?: string; at?: string; eventId?: string };
 
+/** One rater's answer to one generation: a score per dimension, recorded together. */
+export interface Answer {
+  generationId: string;
+  rater: string;
+  /** At least one dimension. */
+  scores: Partial<Record<Dimension, number>>;
+  source?: string;
+  /** When it was given (ISO 8601 UTC); default: when the store receives it. */
+  at?: string;
+  /**
+   * The answer's id, when the sender has one: a redelivery of it is recognised (as castVote's
+   * event id; each dimension's event carries `<eventId>/<dimension>`). Needs `at`.
+   */
+  eventId?: string;
+}
+
 /** One posted image message, for reconciliation (VoteStore.postedMessages). */
 export interface PostedMessage {
   platform: string;
@@ -257,6 +273,14 @@ export interface VoteStore extends GenerationStore {
    * event, or undefined when there was nothing to retract.
    */
   retractVote(vote: Ballot): Promise<VoteEvent | undefined>;
+  /**
+   * Records a rater's answer: casts each dimension as castVote would, all of them in one atomic
+   * step (another process sees both dimensions' votes or neither). Without `at` (received now)
+   * a dimension whose current vote already has that score is left alone; with an event id a
+   * redelivered answer changes nothing. Returns the events of the dimensions that changed (in
+   * DIMENSIONS order), so an answer sent again is recorded once.
+   */
+  castAnswer(answer: Answer): Promise<VoteEvent[]>;
   /**
    * Claims `key` for `ttlMs` milliseconds: true for the first claim, false for every other one
    * until the claim expires (then the key can be claimed again). Atomic across processes that

@@ -309,6 +309,144 @@ export function voteStoreContract(
       }
     });
 
+    it("records an answer's dimensions together: each change logged once, a resent answer once", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const rater = "web:ada";
+      const answer = { generationId: generation.id, rater, source: "web" };
+
+      const added = await store.castAnswer({ ...answer, scores: { quality: 3, faithfulness: 2 } });
+      expect(added.map((e) => [e.kind, e.dimension, e.score])).toEqual([
+        ["add", "quality", 3],
+        ["add", "faithfulness", 2],
+      ]);
+      expect(added[0]?.at).toBe(added[1]?.at);
+      expect(added.every((e) => e.source === "web" && e.rater === rater)).toBe(true);
+      // The same form sent again (a double click, a retry) changes nothing and logs nothing.
+      expect(
+        await store.castAnswer({ ...answer, scores: { quality: 3, faithfulness: 2 } }),
+      ).toEqual([]);
+      const changed = await store.castAnswer({
+        ...answer,
+        scores: { quality: 3, faithfulness: 4 },
+      });
+      expect(changed).toMatchObject([
+        { kind: "replace", dimension: "faithfulness", score: 4, previous: 2 },
+      ]);
+      // Answers and chat votes share one vote per rater and dimension.
+      await store.castVote({ generationId: generation.id, rater, dimension: "quality", score: 1 });
+      expect(
+        await store.castAnswer({ ...answer, scores: { quality: 1, faithfulness: 4 } }),
+      ).toEqual([]);
+      await store.retractVote({
+        generationId: generation.id,
+        rater,
+        dimension: "faithfulness",
+        score: 4,
+      });
+      expect(await store.castAnswer({ ...answer, scores: { faithfulness: 4 } })).toMatchObject([
+        { kind: "add", dimension: "faithfulness", score: 4 },
+      ]);
+
+      const votes = (await store.votesOf(generation.id)).sort(byRaterDimension);
+      expect(votes.map((v) => [v.dimension, v.score])).toEqual([
+        ["faithfulness", 4],
+        ["quality", 1],
+      ]);
+      const events = await collect(store.events());
+      expect(events.map((e) => [e.kind, e.dimension, e.score])).toEqual([
+        ["add", "quality", 3],
+        ["add", "faithfulness", 2],
+        ["replace", "faithfulness", 4],
+        ["replace", "quality", 1],
+        ["retract", "faithfulness", 4],
+        ["add", "faithfulness", 4],
+      ]);
+    });
+
+    it("applies a redelivered answer with its time and event id once", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const answer = {
+        generationId: generation.id,
+        rater: "web:bo",
+        source: "web",
+        at: "2026-01-01T10:00:00.000Z",
+        eventId: "answer-1",
+        scores: { quality: 2, faithfulness: 2 },
+      };
+      const first = await store.castAnswer(answer);
+      expect(first.map((e) => e.eventId)).toEqual(["answer-1/quality", "answer-1/faithfulness"]);
+      // A later answer, then the first one delivered again: it stays where it happened.
+      await store.castAnswer({
+        ...answer,
+        at: "2026-01-01T10:01:00.000Z",
+        eventId: "answer-2",
+        scores: { quality: 4, faithfulness: 3 },
+      });
+      expect(await store.castAnswer(answer)).toEqual([]);
+      expect(
+        (await store.votesOf(generation.id)).sort(byRaterDimension).map((v) => v.score),
+      ).toEqual([3, 4]);
+      expect(await collect(store.events())).toHaveLength(4);
+    });
+
+    it("rejects answers it cannot record", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const answer = { generationId: generation.id, rater: "web:cy" };
+      await expect(store.castAnswer({ ...answer, scores: {} })).rejects.toThrow(/at least one/);
+      await expect(
+        store.castAnswer({ ...answer, scores: { quality: 5, faithfulness: 1 } }),
+      ).rejects.toThrow(/score 5/);
+      await expect(
+        store.castAnswer({ ...answer, scores: { beauty: 2 } as Record<string, number> }),
+      ).rejects.toThrow(/dimension "beauty"/);
+      await expect(
+        store.castAnswer({ ...answer, generationId: "missing", scores: { quality: 2 } }),
+      ).rejects.toThrow(/no such generation/);
+      await expect(
+        store.castAnswer({ ...answer, eventId: "e", scores: { quality: 2 } }),
+      ).rejects.toThrow(/needs its time/);
+      // Nothing half-written: the valid dimension of a refused answer is not stored either.
+      expect(await store.votesOf(generation.id)).toEqual([]);
+      expect(await collect(store.events())).toEqual([]);
+    });
+
+    it("records 50 raters answering at once, each answer sent twice at once: every vote once", async () => {
+      const store = await fresh();
+      const generation = sampleGeneration();
+      await store.saveGeneration(generation);
+      const random = seeded(7);
+      const scores = Array.from({ length: 50 }, () => ({
+        quality: 1 + Math.floor(random() * 4),
+        faithfulness: 1 + Math.floor(random() * 4),
+      }));
+      const results = await Promise.all(
+        [...scores, ...scores].map((answer, i) =>
+          store.castAnswer({
+            generationId: generation.id,
+            rater: `web:r${i % 50}`,
+            scores: answer,
+            source: "web",
+          }),
+        ),
+      );
+      expect(results.flat()).toHaveLength(100);
+      const votes = await store.votesOf(generation.id);
+      expect(votes).toHaveLength(100);
+      for (const vote of votes) {
+        const index = Number(vote.rater.slice("web:r".length));
+        expect(vote.score).toBe(scores[index]?.[vote.dimension]);
+      }
+      const events = await collect(store.events());
+      expect(events).toHaveLength(100);
+      expect(new Set(events.map((e) => `${e.rater} ${e.dimension}`)).size).toBe(100);
+    });
+
     it("appends events oldest first with their times", async () => {
       const store = await fresh();
       const generation = sampleGeneration();
@@ -566,6 +704,46 @@ export function voteStoreContract(
             }
             expect(replayScore(events)).toBe(expected);
           }
+        }
+      });
+
+    if (options.persistent)
+      it("commits an answer's two dimensions together across handles (processes) racing one rater", async () => {
+        const space = randomUUID().slice(0, 8);
+        const handles = await Promise.all([1, 2, 3, 4].map(() => fresh(space)));
+        const generation = sampleGeneration();
+        await (handles[0] as VoteStore).saveGeneration(generation);
+        const rater = "web:dee";
+        // Eight answers, each delivered to two handles at once; every answer is a distinct pair
+        // of scores and the latest (by time) must win on both dimensions together.
+        const answers = Array.from({ length: 8 }, (_, i) => ({
+          generationId: generation.id,
+          rater,
+          source: "web",
+          at: new Date(Date.UTC(2026, 0, 1, 10, 0, i)).toISOString(),
+          eventId: `answer-${i}`,
+          scores: { quality: 1 + (i % 4), faithfulness: 4 - ((i >> 1) % 4) },
+        }));
+        const order = shuffled(
+          answers.flatMap((answer, i) => [
+            { answer, handle: i % 4 },
+            { answer, handle: (i + 1) % 4 },
+          ]),
+          seeded(21),
+        );
+        const results = await Promise.all(
+          order.map(({ answer, handle }) => (handles[handle] as VoteStore).castAnswer(answer)),
+        );
+        // Each delivery recorded both dimensions or (as a redelivery) neither.
+        for (const events of results) expect([0, 2]).toContain(events.length);
+        expect(results.filter((events) => events.length === 2)).toHaveLength(8);
+        const latest = answers.at(-1)?.scores;
+        for (const handle of handles) {
+          const votes = await handle.votesOf(generation.id);
+          expect(Object.fromEntries(votes.map((v) => [v.dimension, v.score]))).toEqual(latest);
+          const events = await collect(handle.events());
+          expect(events).toHaveLength(16);
+          expect(new Set(events.map((e) => e.eventId)).size).toBe(16);
         }
       });
 

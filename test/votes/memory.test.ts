@@ -1,11 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { openMemoryKv } from "../../src/core/votes/kv.js";
 import { voteStoreContract } from "./contract.js";
+import { kvCommitContract } from "./kv-commit.js";
 
 voteStoreContract("memory", () => openVoteStore("memory://", { dataDir: "/nonexistent" }), {
   persistent: false,
 });
+
+kvCommitContract("memory", async () => openMemoryKv());
 
 describe("openVoteStore URLs", () => {
   it.each([
@@ -13,6 +17,7 @@ describe("openVoteStore URLs", () => {
     ["mysql://localhost/votes", /"mysql:\/\/" is not a supported backend/],
     ["sqlite://", /SQLite file is missing/],
     ["sqlite://votes.sqlite?table=drop;table", /table "drop;table"/],
+    ["sqlite://votes.sqlite?synchronous=off", /synchronous "off" must be normal/],
     ["redis://localhost:6379?namespace=a b", /namespace "a b"/],
     ["postgresql://user:secret@[bad", /does not parse/],
     ["", /it is not a URL/],

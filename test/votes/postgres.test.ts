@@ -1,7 +1,9 @@
 import KeyvPostgres from "@keyv/postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { openPostgresKv } from "../../src/core/votes/kv.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
+import { kvCommitContract } from "./kv-commit.js";
 import { requireService, runId } from "./services.js";
 
 const url = requireService("IMAGINE_TEST_POSTGRES_URL", "PostgreSQL");
@@ -21,6 +23,16 @@ if (url) {
   });
 
   voteStoreContract("postgres", open, { persistent: true });
+
+  let kvSpaces = 0;
+  kvCommitContract("postgres", () =>
+    openPostgresKv(url, {
+      table,
+      schema: "public",
+      prefix: `kv${++kvSpaces}:`,
+      display: "test postgres",
+    }),
+  );
 
   describe("postgres vote store", () => {
     it("expires claims by the store's clock and deletes expired ones now and then", async () => {

@@ -1,8 +1,10 @@
 import { createClient } from "@keyv/redis";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
+import { openRedisKv } from "../../src/core/votes/kv.js";
 import { deleteRedisKeys } from "../helpers/redis.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
+import { kvCommitContract } from "./kv-commit.js";
 import { requireService, runId } from "./services.js";
 
 const url = requireService("IMAGINE_TEST_REDIS_URL", "Redis");
@@ -21,6 +23,11 @@ if (url) {
     "redis",
     (space) => openVoteStore(withNamespace(`${run}-${space}`), { dataDir: "/nonexistent" }),
     { persistent: true },
+  );
+
+  let kvSpaces = 0;
+  kvCommitContract("redis", () =>
+    openRedisKv(url, { prefix: `${run}-kv${++kvSpaces}:`, display: "test redis" }),
   );
 
   describe("redis vote store", () => {

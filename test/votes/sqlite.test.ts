@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { openSqliteKv } from "../../src/core/votes/kv.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
+import { kvCommitContract } from "./kv-commit.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "imagine-votes-sqlite-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -13,6 +14,14 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 voteStoreContract("sqlite", (space) => openVoteStore(`sqlite://${space}.sqlite`, { dataDir }), {
   persistent: true,
 });
+
+let kvFiles = 0;
+kvCommitContract("sqlite", () =>
+  openSqliteKv(join(dataDir, `kv${++kvFiles}.sqlite`), {
+    table: "imagine_votes",
+    prefix: "imagine:",
+  }),
+);
 
 describe("sqlite vote store files", () => {
   it("puts relative paths in the data directory (created on demand) and takes absolute ones", async () => {
@@ -27,6 +36,19 @@ describe("sqlite vote store files", () => {
     await absolute.saveGeneration(sampleGeneration());
     await absolute.close();
     expect(existsSync(file)).toBe(true);
+  });
+
+  it("opens with synchronous=full (durable across a power loss) and records answers", async () => {
+    const store = await openVoteStore("sqlite://full.sqlite?synchronous=FULL", { dataDir });
+    const generation = sampleGeneration();
+    await store.saveGeneration(generation);
+    const events = await store.castAnswer({
+      generationId: generation.id,
+      rater: "web:full",
+      scores: { quality: 2, faithfulness: 3 },
+    });
+    expect(events).toHaveLength(2);
+    await store.close();
   });
 
   it("starts a vote's trail from a vote stored before trails existed", async () => {
@@ -56,6 +78,38 @@ describe("sqlite vote store files", () => {
     expect(await reopened.retractVote({ ...vote, score: 2 })).toBeUndefined();
     expect(await reopened.retractVote({ ...vote, score: 4 })).toMatchObject({ kind: "retract" });
     expect(await reopened.votesOf(generation.id)).toEqual([]);
+    await reopened.close();
+  });
+
+  it("starts an answer's trails from votes stored before trails existed", async () => {
+    const file = join(dataDir, "legacy-answer.sqlite");
+    const store = await openVoteStore(`sqlite://${file}`, { dataDir });
+    const generation = sampleGeneration();
+    await store.saveGeneration(generation);
+    await store.close();
+    const legacy = await openSqliteKv(file, { table: "imagine_votes", prefix: "imagine:" });
+    const vote = { generationId: generation.id, rater: "web:ann", dimension: "quality" as const };
+    await legacy.set(
+      `vote/${generation.id}/web%3Aann/quality`,
+      { ...vote, score: 2, at: "2025-01-01T00:00:00.000Z" },
+      `vote/${generation.id}/`,
+    );
+    await legacy.close();
+
+    // The first try expects no vote at all; the stored one makes it read and start from it.
+    const reopened = await openVoteStore(`sqlite://${file}`, { dataDir });
+    const events = await reopened.castAnswer({
+      generationId: generation.id,
+      rater: "web:ann",
+      scores: { quality: 2, faithfulness: 3 },
+    });
+    expect(events.map((e) => [e.kind, e.dimension])).toEqual([["add", "faithfulness"]]);
+    expect(
+      (await reopened.votesOf(generation.id)).map((v) => [v.dimension, v.score]).sort(),
+    ).toEqual([
+      ["faithfulness", 3],
+      ["quality", 2],
+    ]);
     await reopened.close();
   });
 

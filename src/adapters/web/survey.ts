@@ -14,17 +14,19 @@ import type { StudyManager } from "../../core/study/manager.js";
 import { type PlanItem, planSurveys, type StudyPlan } from "../../core/study/plan.js";
 import type { StudyRecord } from "../../core/study/record.js";
 import { planItemOf } from "../../core/study/results.js";
-import {
-  DIMENSIONS,
-  type Dimension,
-  type Generation,
-  type Logger,
-  type VoteStore,
+import type {
+  Dimension,
+  Generation,
+  Logger,
+  Vote,
+  VoteEvent,
+  VoteStore,
 } from "../../core/types.js";
 
-/** The vote store plus a listing of one study's generations (KeyvVoteStore has one). */
+/** The vote store plus a listing of one study's generations and a rater's votes (KeyvVoteStore has them). */
 export type SurveyVoteStore = VoteStore & {
   studyGenerations(studyId: string): AsyncIterable<Generation>;
+  votesOfRater(rater: string, generationIds: readonly string[]): Promise<Vote[]>;
 };
 
 /** A refusal shown to the person as a page with this status. */
@@ -165,15 +167,13 @@ export class Surveys {
     if (cached === undefined || this.now() - cached.at > ANSWERS_REFRESH_MS) {
       const byGeneration = new Map<string, Answers>();
       const at = this.now();
-      await Promise.all(
-        survey.items.map(async (entry) => {
-          if (entry.generation === undefined) return;
-          byGeneration.set(
-            entry.generation.id,
-            await this.answersOf(entry.generation.id, survey.rater),
-          );
-        }),
-      );
+      const posted = survey.items.flatMap((entry) => entry.generation?.id ?? []);
+      for (const id of posted) byGeneration.set(id, {});
+      // One read for the whole survey: a rater's first page does not queue one per item.
+      for (const vote of await this.votes.votesOfRater(survey.rater, posted)) {
+        const answers = byGeneration.get(vote.generationId);
+        if (answers !== undefined) answers[vote.dimension] = vote.score;
+      }
       cached = { at, byGeneration };
       this.answerCache.set(key, cached);
     }
@@ -201,8 +201,10 @@ export class Surveys {
 
   /**
    * Records an answer: a vote for each dimension whose score changed, none for one that did
-   * not (a retried or repeated submission appends nothing). Serialised per rater and study, so
-   * concurrent retries cannot both see "no vote yet". Returns how many votes were cast.
+   * not (a retried or repeated submission appends nothing), both in one store call and one
+   * atomic commit (VoteStore.castAnswer). Serialised per rater and study in this process, so
+   * concurrent retries queue instead of racing the store's compare-and-set. Returns how many
+   * votes were cast.
    */
   async record(
     survey: Survey,
@@ -215,25 +217,20 @@ export class Surveys {
     }
     const key = `${survey.study.id}\u0000${survey.rater}`;
     const task = async () => {
-      const current = await this.answersOf(generation.id, survey.rater);
-      const changed = DIMENSIONS.filter((dimension) => current[dimension] !== scores[dimension]);
+      let events: VoteEvent[];
       try {
-        // One dimension after the other, so the event log reads in the page's order.
-        for (const dimension of changed) {
-          await this.votes.castVote({
-            generationId: generation.id,
-            rater: survey.rater,
-            dimension,
-            score: scores[dimension],
-            source: "web",
-          });
-        }
+        events = await this.votes.castAnswer({
+          generationId: generation.id,
+          rater: survey.rater,
+          scores,
+          source: "web",
+        });
       } catch (error) {
         this.answerCache.delete(key);
         throw error;
       }
       this.answerCache.get(key)?.byGeneration.set(generation.id, { ...scores });
-      return changed.length;
+      return events.length;
     };
     const previous = this.locks.get(key) ?? Promise.resolve();
     const result = previous.then(task, task);

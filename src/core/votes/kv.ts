@@ -31,15 +31,24 @@
  * The stored value is keyv's format (`{"value":…,"expires":ms}`), so keyv reads it as expired.
  *
  * `commit` (the vote store's per-vote compare-and-set, see ./README.md) writes several keys at once
- * only while a guard key still holds the version the caller read, in one atomic step:
- *   - Redis: one Lua script (GET the guard, compare, then SET/DEL and ZADD/ZREM); scripts run alone.
+ * only while every guard key still holds the version the caller read, in one atomic step (one
+ * guard per vote: a web answer commits both of its dimensions' votes together or neither):
+ *   - Redis: one Lua script (GET the guards, compare, then SET/DEL and ZADD/ZREM); scripts run alone.
  *   - PostgreSQL: one statement: `INSERT … ON CONFLICT DO UPDATE … WHERE value = <read version>` on
- *     the guard row (the WHERE is re-checked under the row lock against the committed version), with
- *     the other writes in data-modifying CTEs that run only when that upsert returned its row.
- *   - SQLite: one multi-row `INSERT … SELECT … WHERE <guard unchanged>` (the guard row last), then
- *     deletes conditioned on the guard now holding this commit's version. SQLite has one writer at a
- *     time; a later commit that read this one's version writes every key again.
+ *     the guard rows (the WHERE is re-checked under the row lock against the committed version), with
+ *     the other writes in data-modifying CTEs that run only when every guard's upsert returned its
+ *     row; when only some did, the statement fails on purpose (a division by zero) so that those
+ *     are rolled back with it, and the commit reports a lost race.
+ *   - SQLite: one multi-row `INSERT … SELECT … WHERE <guards unchanged>` (the guard rows last; the
+ *     SELECT reads the table it inserts into, so SQLite computes all its rows, condition included,
+ *     before inserting any), then deletes each conditioned on its guard now holding this commit's
+ *     version. SQLite has one writer at a time; a later commit that read this one's version of a
+ *     guard writes every key of that guard again.
  *   - Memory: checked and written with no `await` in between.
+ * A commit may also require keys to be absent (checked in the same step: `NOT EXISTS` in the
+ * SQL condition, `EXISTS` in the script), so a writer that expects nothing there can commit
+ * without reading first. `getVersionedMany` reads the guards and the values a commit depends on
+ * in one round trip (`key IN (…)`, `key = ANY(…)`, MGET).
  */
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -77,12 +86,26 @@ export interface Kv {
    */
   getVersioned<T>(key: string): Promise<Versioned<T>>;
   /**
-   * Atomically, when `guard.key` still holds `guard.version` (undefined: absent): sets it to
-   * `guard.value` and applies `writes`. False, writing nothing, when another writer changed the
-   * guard first: the caller reads again and retries (optimistic concurrency across processes).
-   * Write keys are distinct and differ from the guard's.
+   * In one read: guards as getVersioned gives them, and plain values (written by set or commit)
+   * as get gives them, each in the order asked.
    */
-  commit(guard: Guard, writes: readonly KvWrite[]): Promise<boolean>;
+  getVersionedMany<T>(
+    guardKeys: readonly string[],
+    valueKeys: readonly string[],
+  ): Promise<{ guards: Versioned<T>[]; values: unknown[] }>;
+  /**
+   * Atomically, when every guard's key still holds its `version` (undefined: absent): sets each
+   * to its `value` and applies `writes`. False, writing nothing, when another writer changed a
+   * guard first: the caller reads again and retries (optimistic concurrency across processes).
+   * At least one guard; guard and write keys are all distinct. `absent`: keys other than the
+   * guards (written by set or commit) that must not exist before the commit for it to apply; the
+   * writes may set them.
+   */
+  commit(
+    guards: readonly Guard[],
+    writes: readonly KvWrite[],
+    absent?: readonly string[],
+  ): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -97,22 +120,35 @@ export interface Guard {
   value: unknown;
 }
 
-/** One write of a commit: `value` to set, or (`value` undefined) a delete; `collection` as in set(). */
+/**
+ * One write of a commit: `value` to set, or (`value` undefined) a delete; `collection` as in
+ * set(). `guard`: the key of the guard whose change the write belongs to (default: the first).
+ */
 export interface KvWrite {
   key: string;
   value?: unknown;
   collection?: string;
+  guard?: string;
 }
 
 /** A commit as a backend runs it: prefixed keys, serialized values (undefined: delete). */
 interface RawCommit {
-  guard: { key: string; version: string | undefined; raw: string };
-  writes: Array<{ key: string; raw: string | undefined; collection: string | undefined }>;
+  guards: Array<{ key: string; version: string | undefined; raw: string }>;
+  /** Keys that must not exist (checked only). */
+  absent: string[];
+  writes: Array<{
+    key: string;
+    raw: string | undefined;
+    collection: string | undefined;
+    /** The index in `guards` of the guard the write belongs to. */
+    guard: number;
+  }>;
 }
 
 /** A backend's raw read and atomic commit, on physical (prefixed) keys. */
 interface Atomic {
-  read(key: string): Promise<string | undefined>;
+  /** The stored forms of `keys`, in order (undefined: absent), in one round trip. */
+  read(keys: readonly string[]): Promise<Array<string | undefined>>;
   commit(commit: RawCommit): Promise<boolean>;
 }
 
@@ -165,6 +201,11 @@ function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }
 
+function versioned<T>(raw: string | undefined | null): Versioned<T> {
+  if (raw === undefined || raw === null) return { value: undefined, version: undefined };
+  return { value: (JSON.parse(raw) as { value?: T }).value, version: raw };
+}
+
 function newKeyv(store: unknown, logger?: Logger): Keyv {
   // No keyv namespace: the store adds its own prefix, identical on every backend.
   const keyv = new Keyv({ store, namespace: undefined, useKeyPrefix: false, throwOnErrors: true });
@@ -187,28 +228,56 @@ class KeyvKv implements Kv {
   ) {}
 
   async getVersioned<T>(key: string): Promise<Versioned<T>> {
-    const raw = await this.atomic.read(this.prefix + key);
-    if (raw === undefined) return { value: undefined, version: undefined };
-    return { value: (JSON.parse(raw) as { value?: T }).value, version: raw };
+    const [raw] = await this.atomic.read([this.prefix + key]);
+    return versioned<T>(raw);
   }
 
-  async commit(guard: Guard, writes: readonly KvWrite[]): Promise<boolean> {
+  async getVersionedMany<T>(
+    guardKeys: readonly string[],
+    valueKeys: readonly string[],
+  ): Promise<{ guards: Versioned<T>[]; values: unknown[] }> {
+    const raws = await this.atomic.read(
+      [...guardKeys, ...valueKeys].map((key) => this.prefix + key),
+    );
+    const values = await Promise.all(
+      raws.slice(guardKeys.length).map(async (raw) => {
+        if (raw === undefined || raw === null) return undefined;
+        return (await this.keyv.deserializeData<unknown>(raw))?.value ?? undefined;
+      }),
+    );
+    return { guards: raws.slice(0, guardKeys.length).map((raw) => versioned<T>(raw)), values };
+  }
+
+  async commit(
+    guards: readonly Guard[],
+    writes: readonly KvWrite[],
+    absent: readonly string[] = [],
+  ): Promise<boolean> {
+    if (guards.length === 0) throw new Error("vote store: a commit needs at least one guard");
     const serialize = async (value: unknown) =>
       (await this.keyv.serializeData({ value, expires: undefined })) as string;
     return this.atomic.commit({
-      guard: {
+      guards: guards.map((guard) => ({
         key: this.prefix + guard.key,
         version: guard.version,
         // Plain JSON in keyv's envelope: a guard is read only by getVersioned, and keyv's own
         // serializer (which also escapes Buffers) costs more per vote than the writes themselves.
         raw: JSON.stringify({ value: guard.value, expires: null }),
-      },
+      })),
+      absent: absent.map((key) => this.prefix + key),
       writes: await Promise.all(
-        writes.map(async (write) => ({
-          key: this.prefix + write.key,
-          raw: write.value === undefined ? undefined : await serialize(write.value),
-          collection: write.collection,
-        })),
+        writes.map(async (write) => {
+          const guard =
+            write.guard === undefined ? 0 : guards.findIndex((g) => g.key === write.guard);
+          if (guard < 0)
+            throw new Error(`vote store: write ${write.key} names no guard of its commit`);
+          return {
+            key: this.prefix + write.key,
+            raw: write.value === undefined ? undefined : await serialize(write.value),
+            collection: write.collection,
+            guard,
+          };
+        }),
       ),
     });
   }
@@ -274,10 +343,11 @@ export function openMemoryKv(logger?: Logger): Kv {
     return true;
   };
   const atomic: Atomic = {
-    read: async (key) => map.get(key),
-    commit: async ({ guard, writes }) => {
-      if (map.get(guard.key) !== guard.version) return false;
-      map.set(guard.key, guard.raw);
+    read: async (keys) => keys.map((key) => map.get(key)),
+    commit: async ({ guards, absent, writes }) => {
+      if (guards.some((guard) => map.get(guard.key) !== guard.version)) return false;
+      if (absent.some((key) => map.has(key))) return false;
+      for (const guard of guards) map.set(guard.key, guard.raw);
       for (const write of writes) {
         if (write.raw === undefined) map.delete(write.key);
         else map.set(write.key, write.raw);
@@ -308,7 +378,7 @@ async function whileBusy<T>(query: () => Promise<T>): Promise<T> {
 
 export async function openSqliteKv(
   file: string,
-  options: { table: string; prefix: string; logger?: Logger },
+  options: { table: string; prefix: string; logger?: Logger; synchronous?: "normal" | "full" },
 ): Promise<Kv> {
   if (!TABLE.test(options.table)) throw badTable(options.table);
   try {
@@ -325,9 +395,13 @@ export async function openSqliteKv(
   });
   store.on("error", () => {}); // surfaced by the query below
   try {
-    // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
+    // WAL: readers do not block the writer. A commit is in the WAL file (the OS's page cache)
+    // before it returns, so a killed process (kill -9) loses nothing acknowledged under either
+    // setting. NORMAL syncs the WAL to disk only at checkpoints: a power loss or OS crash can undo
+    // the latest commits (never corrupt the file). FULL syncs at every commit: durable across a
+    // power loss too, for one fsync per commit.
     await whileBusy(() => store.query("PRAGMA journal_mode = WAL"));
-    await store.query("PRAGMA synchronous = NORMAL");
+    await store.query(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
   } catch (error) {
     await store.close().catch(() => {});
     throw new ConfigError(
@@ -364,31 +438,39 @@ export async function openSqliteKv(
     options.logger,
   );
   const atomic: Atomic = {
-    read: async (key) => {
-      const rows = (await store.query(`SELECT value FROM ${table} WHERE key = ?`, key)) as {
-        value: string;
-      }[];
-      return rows[0]?.value;
-    },
-    commit: async ({ guard, writes }) => {
-      // The guard row last: whether the condition is evaluated once or per row, it sees the
-      // guard as it was before this statement.
-      const sets = [...writes.filter((write) => write.raw !== undefined), guard];
+    read: async (keys) => {
       const rows = (await store.query(
-        `INSERT INTO ${table} (key, value) SELECT column1, column2 FROM (VALUES ${sets.map(() => "(?, ?)").join(", ")}) WHERE (SELECT value FROM ${table} WHERE key = ?) IS ? ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
+        `SELECT key, value FROM ${table} WHERE key IN (${keys.map(() => "?").join(", ")})`,
+        ...keys,
+      )) as { key: string; value: string }[];
+      const byKey = new Map(rows.map((row) => [row.key, row.value]));
+      return keys.map((key) => byKey.get(key));
+    },
+    commit: async ({ guards, absent, writes }) => {
+      // The guard rows last: had SQLite evaluated the condition per row, it would still see the
+      // guards as they were before this statement.
+      const sets = [...writes.filter((write) => write.raw !== undefined), ...guards];
+      const conditions = [
+        ...guards.map(() => `(SELECT value FROM ${table} WHERE key = ?) IS ?`),
+        ...absent.map(() => `NOT EXISTS (SELECT 1 FROM ${table} WHERE key = ?)`),
+      ];
+      const rows = (await store.query(
+        `INSERT INTO ${table} (key, value) SELECT column1, column2 FROM (VALUES ${sets.map(() => "(?, ?)").join(", ")}) WHERE ${conditions.join(" AND ")} ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
         ...sets.flatMap((write) => [write.key, write.raw]),
-        guard.key,
-        guard.version ?? null,
+        ...guards.flatMap((guard) => [guard.key, guard.version ?? null]),
+        ...absent,
       )) as unknown[];
       if (rows.length === 0) return false;
-      const deletes = writes.filter((write) => write.raw === undefined).map((write) => write.key);
+      const deletes = writes.filter((write) => write.raw === undefined);
       if (deletes.length > 0) {
-        // Only while the guard still holds this commit: a later commit wrote these keys itself.
+        // Each only while its guard still holds this commit: a later commit of that guard wrote
+        // the key itself.
         await store.query(
-          `DELETE FROM ${table} WHERE key IN (${deletes.map(() => "?").join(", ")}) AND (SELECT value FROM ${table} WHERE key = ?) = ?`,
-          ...deletes,
-          guard.key,
-          guard.raw,
+          `DELETE FROM ${table} WHERE ${deletes.map(() => `(key = ? AND (SELECT value FROM ${table} WHERE key = ?) = ?)`).join(" OR ")}`,
+          ...deletes.flatMap((write) => {
+            const guard = guards[write.guard] as RawCommit["guards"][number];
+            return [write.key, guard.key, guard.raw];
+          }),
         );
       }
       return true;
@@ -476,33 +558,51 @@ export async function openPostgresKv(
     options.logger,
   );
   const atomic: Atomic = {
-    read: async (key) => {
-      const rows = (await store.query(`SELECT value FROM ${qualified} WHERE key = $1`, [key])) as {
-        value: string;
-      }[];
-      return rows[0]?.value;
+    read: async (keys) => {
+      const rows = (await store.query(
+        `SELECT key, value FROM ${qualified} WHERE key = ANY($1::text[])`,
+        [keys],
+      )) as { key: string; value: string }[];
+      const byKey = new Map(rows.map((row) => [row.key, row.value]));
+      return keys.map((key) => byKey.get(key));
     },
-    commit: async ({ guard, writes }) => {
+    commit: async ({ guards, absent, writes }) => {
       const sets = writes.filter((write) => write.raw !== undefined);
       const deletes = writes.filter((write) => write.raw === undefined).map((write) => write.key);
       // One statement, so one transaction. A concurrent commit of the same guard waits on its row
       // lock and re-checks the WHERE against the committed version: exactly one of them wins.
-      // An absent guard ($3 null) is taken only by inserting it: an existing row never matches.
-      const rows = (await store.query(
-        `WITH cas AS (INSERT INTO ${qualified} AS guard (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE guard.value IS NOT DISTINCT FROM $3::text RETURNING 1),
-         sets AS (INSERT INTO ${qualified} (key, value) SELECT k, v FROM unnest($4::text[], $5::text[]) AS w(k, v) WHERE EXISTS (SELECT 1 FROM cas) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value),
-         deletes AS (DELETE FROM ${qualified} WHERE key = ANY($6::text[]) AND EXISTS (SELECT 1 FROM cas))
-         SELECT count(*)::int AS won FROM cas`,
-        [
-          guard.key,
-          guard.raw,
-          guard.version ?? null,
-          sets.map((write) => write.key),
-          sets.map((write) => write.raw),
-          deletes,
-        ],
-      )) as { won: number }[];
-      return (rows[0]?.won ?? 0) > 0;
+      // An absent guard (version null) is taken only by inserting it: an existing row never
+      // matches. Guards are taken in key order, so two commits rarely wait on each other in a
+      // cycle (PostgreSQL ends one of such a pair: a lost race, retried by the caller).
+      // When only some guards matched, the last SELECT divides by zero: the statement fails and
+      // PostgreSQL rolls back the guards it had already changed.
+      const ordered = [...guards].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      try {
+        await store.query(
+          `WITH expected AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS e(key, value, version)),
+           cas AS (INSERT INTO ${qualified} AS guard (key, value) SELECT key, value FROM expected ORDER BY key ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE guard.value IS NOT DISTINCT FROM (SELECT version FROM expected WHERE expected.key = guard.key) RETURNING 1),
+           won AS (SELECT count(*) = $4::int AND NOT EXISTS (SELECT 1 FROM ${qualified} WHERE key = ANY($8::text[])) AS all_won FROM cas),
+           sets AS (INSERT INTO ${qualified} (key, value) SELECT k, v FROM unnest($5::text[], $6::text[]) AS w(k, v) WHERE (SELECT all_won FROM won) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value),
+           deletes AS (DELETE FROM ${qualified} WHERE key = ANY($7::text[]) AND (SELECT all_won FROM won))
+           SELECT 1 / (CASE WHEN all_won THEN 1 ELSE 0 END) AS won FROM won`,
+          [
+            ordered.map((guard) => guard.key),
+            ordered.map((guard) => guard.raw),
+            ordered.map((guard) => guard.version ?? null),
+            ordered.length,
+            sets.map((write) => write.key),
+            sets.map((write) => write.raw),
+            deletes,
+            absent,
+          ],
+        );
+        return true;
+      } catch (error) {
+        // 22012: a guard had changed (the division above); 40P01: a deadlock between two commits.
+        const code = (error as { code?: unknown }).code;
+        if (code === "22012" || code === "40P01") return false;
+        throw error;
+      }
     },
   };
   return new KeyvKv("postgres", keyv, options.prefix, readPage, release, claim, atomic);
@@ -511,22 +611,31 @@ export async function openPostgresKv(
 type RedisClient = ReturnType<typeof createClient>;
 
 /**
- * The Redis commit: KEYS[1] is the guard, then per write its value key and its collection's
- * index key; ARGV[1] "1" when the guard must be absent, ARGV[2] the version read, ARGV[3] the
- * guard's new value, then per write: "s" (set) or "d" (delete), the value, the index member ("" for
- * none). A script runs alone on the server, so nothing can change the guard between GET and SET.
+ * The Redis commit: ARGV[1] is the number of guards g, ARGV[2] the number n of keys that must
+ * not exist. KEYS[1..g] are the guards, KEYS[g+1..g+n] those keys (only checked), then per write
+ * its value key and its collection's index key. Per guard i, ARGV[3i] "1" when it must be
+ * absent, ARGV[3i + 1] the version read, ARGV[3i + 2] its new value; then per write: "s" (set)
+ * or "d" (delete), the value, the index member ("" for none). A script runs alone on the server,
+ * so nothing can change a guard between GET and SET.
  */
 const COMMIT_SCRIPT = `
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current then return 0 end
-elseif current ~= ARGV[2] then
-  return 0
+local g, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, g do
+  local current = redis.call('GET', KEYS[i])
+  if ARGV[3 * i] == '1' then
+    if current then return 0 end
+  elseif current ~= ARGV[3 * i + 1] then
+    return 0
+  end
 end
-redis.call('SET', KEYS[1], ARGV[3])
-for j = 0, (#KEYS - 1) / 2 - 1 do
-  local key, index = KEYS[2 + 2 * j], KEYS[3 + 2 * j]
-  local op, value, member = ARGV[4 + 3 * j], ARGV[5 + 3 * j], ARGV[6 + 3 * j]
+for i = g + 1, g + n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, g do redis.call('SET', KEYS[i], ARGV[3 * i + 2]) end
+local a = 2 + 3 * g
+for j = 0, (#KEYS - g - n) / 2 - 1 do
+  local key, index = KEYS[g + n + 1 + 2 * j], KEYS[g + n + 2 + 2 * j]
+  local op, value, member = ARGV[a + 1 + 3 * j], ARGV[a + 2 + 3 * j], ARGV[a + 3 + 3 * j]
   if op == 's' then
     redis.call('SET', key, value)
     if member ~= '' then redis.call('ZADD', index, 0, member) end
@@ -542,10 +651,13 @@ const COMMIT_SCRIPT_SHA1 = createHash("sha1").update(COMMIT_SCRIPT).digest("hex"
 
 function redisAtomic(client: RedisClient, prefix: string): Atomic {
   return {
-    read: async (key) => (await client.get(key)) ?? undefined,
-    commit: async ({ guard, writes }) => {
-      const keys = [guard.key];
-      const args = [guard.version === undefined ? "1" : "0", guard.version ?? "", guard.raw];
+    read: async (keys) => (await client.mGet([...keys])).map((raw) => raw ?? undefined),
+    commit: async ({ guards, absent, writes }) => {
+      const keys = [...guards.map((guard) => guard.key), ...absent];
+      const args = [String(guards.length), String(absent.length)];
+      for (const guard of guards) {
+        args.push(guard.version === undefined ? "1" : "0", guard.version ?? "", guard.raw);
+      }
       for (const write of writes) {
         const member = write.collection === undefined ? "" : write.key.slice(prefix.length);
         // Without a collection the index key is never touched; the value key stands in.

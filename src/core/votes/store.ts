@@ -24,6 +24,7 @@ import { randomBytes } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, UserError } from "../errors.js";
 import {
+  type Answer,
   type Ballot,
   DIMENSIONS,
   type Dimension,
@@ -37,6 +38,7 @@ import {
 } from "../types.js";
 import {
   CLAIM_COLLECTION,
+  type Guard,
   type Kv,
   type KvWrite,
   openMemoryKv,
@@ -44,7 +46,7 @@ import {
   openRedisKv,
   openSqliteKv,
 } from "./kv.js";
-import { applyChange, type TrailChange, type VoteTrail } from "./trail.js";
+import { applyChange, currentOf, type TrailChange, type VoteTrail } from "./trail.js";
 
 export interface OpenVoteStoreOptions {
   /** Relative sqlite:// paths are resolved here. */
@@ -64,6 +66,8 @@ export interface KeyvVoteStore extends VoteStore {
   studyGenerations(studyId: string): AsyncIterable<Generation>;
   /** Every current vote of every generation, streamed, with the arm (server-side only). */
   allVotes(): AsyncIterable<Vote & { arm: string }>;
+  /** One rater's current votes on these generations (a web survey's answers), in one read. */
+  votesOfRater(rater: string, generationIds: readonly string[]): Promise<Vote[]>;
 }
 
 export const VOTE_STORE_URL_FORMS = [
@@ -77,7 +81,8 @@ export const VOTE_STORE_URL_FORMS = [
 /**
  * Opens the vote store that `url` names. Query parameters: `namespace` (a key prefix, default
  * "imagine", so several deployments can share one Redis or table) on every backend; `table`
- * (default "imagine_votes") on SQLite and PostgreSQL; `schema` (default "public") on PostgreSQL.
+ * (default "imagine_votes") on SQLite and PostgreSQL; `schema` (default "public") on PostgreSQL;
+ * `synchronous` (normal, the default, or full) on SQLite.
  * Throws ConfigError naming IMAGINE_VOTE_STORE / votes.storeUrl for a URL it cannot use.
  */
 export async function openVoteStore(
@@ -100,9 +105,17 @@ async function openKv(url: string, options: OpenVoteStoreOptions): Promise<Kv> {
       if (path === "") throw badUrl(url, "the SQLite file is missing");
       const decoded = decodeURIComponent(path);
       const file = isAbsolute(decoded) ? decoded : resolve(options.dataDir, decoded);
+      const synchronous = (params.get("synchronous") ?? "normal").toLowerCase();
+      if (synchronous !== "normal" && synchronous !== "full") {
+        throw badUrl(
+          url,
+          `synchronous "${params.get("synchronous")}" must be normal (survives a killed process) or full (also a power loss)`,
+        );
+      }
       return openSqliteKv(file, {
         table: tableParam(params, "table", "imagine_votes", url),
         prefix: namespacePrefix(params, url),
+        synchronous,
         ...(logger ? { logger } : {}),
       });
     }
@@ -330,81 +343,136 @@ class KvVoteStore implements KeyvVoteStore {
     checkVote(vote);
     const platform = await this.requireGeneration(vote.generationId);
     // A cast always has its event (logged now, or earlier for a redelivered one).
-    return (await this.applyChange(vote, "cast", platform)) as VoteEvent;
+    const [event] = await this.applyChanges([{ vote, op: "cast" }], platform, {});
+    return event as VoteEvent;
   }
 
   async retractVote(vote: Ballot): Promise<VoteEvent | undefined> {
     checkVote(vote);
-    return this.applyChange(vote, "retract", undefined);
+    const [event] = await this.applyChanges([{ vote, op: "retract" }], undefined, {});
+    return event;
+  }
+
+  async castAnswer(answer: Answer): Promise<VoteEvent[]> {
+    const ballots = answerBallots(answer);
+    const platform = await this.requireGeneration(answer.generationId);
+    // One moment for the whole answer; each dimension still gets its own change id.
+    const at = answer.at ?? this.clock();
+    const events = await this.applyChanges(
+      ballots.map((vote) => ({ vote: { ...vote, at }, op: "cast" as const })),
+      platform,
+      // Received now, the answer is the latest change: an unchanged score need not be kept. One
+      // from the past may sort before a change not stored yet, so it is kept as castVote would.
+      { skipUnchanged: answer.at === undefined, skipDuplicates: true, guessFirst: true },
+    );
+    return events.filter((event): event is VoteEvent => event !== undefined);
   }
 
   /**
-   * Puts one change into its vote's trail (trail.ts) and writes the vote and the log entries
-   * that follow, with a compare-and-set on the trail so that processes sharing the store apply
-   * each vote's changes one at a time: a writer that lost the race reads the trail again and
-   * retries. Within this process changes to one vote also queue, so they rarely collide.
+   * Puts each change into its vote's trail (trail.ts) and writes the votes and the log entries
+   * that follow, with one compare-and-set on all their trails, so that processes sharing the
+   * store apply each vote's changes one at a time and see the changes of one call together or
+   * not at all: a writer that lost the race reads the trails again and retries. Within this
+   * process changes to one vote also queue, so they rarely collide. The changes are to distinct
+   * votes. With `skipUnchanged`, a cast of the score the vote already has changes nothing; with
+   * `skipDuplicates`, a redelivered change gives no event (else the one logged before); with
+   * `guessFirst`, the first attempt reads nothing and commits as if no vote had a trail or a
+   * stored vote yet, on the condition that none has (a survey's answers are mostly first
+   * answers: one statement instead of a read and a commit); when some has, it reads and retries.
+   * Returns each change's event, in order (undefined: nothing to log for it).
    */
-  private applyChange(
-    vote: Ballot,
-    op: TrailChange["op"],
+  private applyChanges(
+    requests: ReadonlyArray<{ vote: Ballot; op: TrailChange["op"] }>,
     platform: string | undefined,
-  ): Promise<VoteEvent | undefined> {
-    const key = keys.vote(vote);
-    const trailKey = keys.trail(vote);
-    const identity = {
-      generationId: vote.generationId,
-      rater: vote.rater,
-      dimension: vote.dimension,
-    };
-    return this.serialized(key, async () => {
+    options: { skipUnchanged?: boolean; skipDuplicates?: boolean; guessFirst?: boolean },
+  ): Promise<Array<VoteEvent | undefined>> {
+    const voteKeys = requests.map(({ vote }) => keys.vote(vote));
+    const trailKeys = requests.map(({ vote }) => keys.trail(vote));
+    return this.serializedAll(voteKeys, async () => {
       // Stamped once: a retry is the same change.
-      let stamp: { at: string; id: string } | undefined;
+      const stamps: Array<{ at: string; id: string } | undefined> = [];
       for (let attempt = 1; ; attempt++) {
-        let { value: trail, version } = await this.kv.getVersioned<VoteTrail>(trailKey);
-        if (trail === undefined) {
-          // A vote stored before trails existed is where its trail starts.
-          const stored = await this.kv.get<Vote>(key);
-          trail =
-            stored === undefined
-              ? { changes: [] }
-              : { base: { score: stored.score, at: stored.at }, changes: [] };
-          // Kept even with nothing to retract yet: a cast from before it may still arrive. A
-          // retract on a generation that does not exist removes nothing and keeps nothing.
-          if (stored === undefined && op === "retract" && !(await this.generationExists(vote))) {
-            return undefined;
+        // The trails, and the votes stored before trails existed, in one read.
+        const guessing = attempt === 1 && options.guessFirst === true;
+        const read = guessing
+          ? {
+              guards: trailKeys.map(() => ({ value: undefined, version: undefined })),
+              values: voteKeys.map(() => undefined),
+            }
+          : await this.kv.getVersionedMany<VoteTrail>(trailKeys, voteKeys);
+        const events: Array<VoteEvent | undefined> = [];
+        const guards: Guard[] = [];
+        const writes: KvWrite[] = [];
+        for (const [i, { vote, op }] of requests.entries()) {
+          const key = voteKeys[i] as string;
+          const trailKey = trailKeys[i] as string;
+          const identity = {
+            generationId: vote.generationId,
+            rater: vote.rater,
+            dimension: vote.dimension,
+          };
+          let { value: trail, version } = read.guards[i] as { value?: VoteTrail; version?: string };
+          if (trail === undefined) {
+            // A vote stored before trails existed is where its trail starts.
+            const stored = read.values[i] as Vote | undefined;
+            trail =
+              stored === undefined
+                ? { changes: [] }
+                : { base: { score: stored.score, at: stored.at }, changes: [] };
+            // Kept even with nothing to retract yet: a cast from before it may still arrive. A
+            // retract on a generation that does not exist removes nothing and keeps nothing.
+            if (stored === undefined && op === "retract" && !(await this.generationExists(vote))) {
+              events.push(undefined);
+              continue;
+            }
           }
+          if (options.skipUnchanged && op === "cast" && currentOf(trail)?.score === vote.score) {
+            events.push(undefined);
+            continue;
+          }
+          const source =
+            vote.source ?? platform ?? (await this.requireGeneration(vote.generationId));
+          stamps[i] ??= this.stamp(vote, source);
+          const stamp = stamps[i];
+          const change: TrailChange = {
+            at: stamp.at,
+            id: stamp.id,
+            op,
+            score: vote.score,
+            source,
+            ...(vote.eventId !== undefined ? { eventId: vote.eventId } : {}),
+          };
+          const outcome = applyChange(trail, change, identity);
+          events.push(outcome.duplicate && options.skipDuplicates ? undefined : outcome.event);
+          if (outcome.duplicate) continue;
+          const current = outcome.current;
+          guards.push({ key: trailKey, version, value: outcome.trail });
+          writes.push(
+            {
+              key,
+              collection: keys.votes(vote.generationId),
+              guard: trailKey,
+              ...(current === undefined
+                ? {}
+                : { value: { ...identity, ...current } satisfies Vote }),
+            },
+            ...outcome.newlyLogged.map(({ at, id, event }) => ({
+              key: `${keys.events}${at}-${id}`,
+              value: event,
+              collection: keys.events,
+              guard: trailKey,
+            })),
+          );
         }
-        const source = vote.source ?? platform ?? (await this.requireGeneration(vote.generationId));
-        stamp ??= this.stamp(vote, source);
-        const change: TrailChange = {
-          at: stamp.at,
-          id: stamp.id,
-          op,
-          score: vote.score,
-          source,
-          ...(vote.eventId !== undefined ? { eventId: vote.eventId } : {}),
-        };
-        const outcome = applyChange(trail, change, identity);
-        if (outcome.duplicate) return outcome.event;
-        const current = outcome.current;
-        const writes: KvWrite[] = [
-          {
-            key,
-            collection: keys.votes(vote.generationId),
-            ...(current === undefined ? {} : { value: { ...identity, ...current } satisfies Vote }),
-          },
-          ...outcome.newlyLogged.map(({ at, id, event }) => ({
-            key: `${keys.events}${at}-${id}`,
-            value: event,
-            collection: keys.events,
-          })),
-        ];
-        if (await this.kv.commit({ key: trailKey, version, value: outcome.trail }, writes)) {
-          return outcome.event;
+        if (
+          guards.length === 0 ||
+          (await this.kv.commit(guards, writes, guessing ? voteKeys : []))
+        ) {
+          return events;
         }
         if (attempt >= MAX_COMMIT_ATTEMPTS) {
           throw new Error(
-            `vote store: ${MAX_COMMIT_ATTEMPTS} writers changed vote ${key} while this one tried to; giving up`,
+            `vote store: ${MAX_COMMIT_ATTEMPTS} writers changed vote ${voteKeys.join(", ")} while this one tried to; giving up`,
           );
         }
       }
@@ -428,6 +496,15 @@ class KvVoteStore implements KeyvVoteStore {
     const votes: Vote[] = [];
     for await (const [, vote] of this.kv.list<Vote>(keys.votes(generationId))) votes.push(vote);
     return votes;
+  }
+
+  async votesOfRater(rater: string, generationIds: readonly string[]): Promise<Vote[]> {
+    if (generationIds.length === 0) return [];
+    const voteKeys = generationIds.flatMap((generationId) =>
+      DIMENSIONS.map((dimension) => keys.vote({ generationId, rater, dimension })),
+    );
+    const { values } = await this.kv.getVersionedMany([], voteKeys);
+    return values.filter((vote): vote is Vote => vote !== undefined);
   }
 
   async *studyVotes(studyId: string): AsyncIterable<Vote & { arm: string }> {
@@ -516,6 +593,19 @@ class KvVoteStore implements KeyvVoteStore {
     return new Date(ms).toISOString();
   }
 
+  /**
+   * Runs `task` holding the in-process queue of every key (taken in sorted order, so two tasks
+   * that share keys cannot wait on each other in a cycle).
+   */
+  private serializedAll<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const run = sorted.reduceRight<() => Promise<T>>(
+      (inner, key) => () => this.serialized(key, inner),
+      task,
+    );
+    return run();
+  }
+
   /** Runs `task` after every earlier task on the same key has settled (in this process). */
   private serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(key);
@@ -547,6 +637,44 @@ export function qualifiedRequester(generation: Generation): Generation {
 }
 
 const SOURCE = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** The answer's ballots, one per dimension in DIMENSIONS order, each checked as a vote. */
+function answerBallots(answer: Answer): Ballot[] {
+  if (typeof answer !== "object" || answer === null) {
+    throw new UserError("USAGE", "an answer needs a generation id, a rater and scores");
+  }
+  const scores = answer.scores;
+  if (typeof scores !== "object" || scores === null) {
+    throw new UserError("USAGE", "an answer needs scores by dimension");
+  }
+  for (const dimension of Object.keys(scores)) {
+    if (!DIMENSIONS.includes(dimension as Dimension)) {
+      throw new UserError(
+        "USAGE",
+        `dimension "${dimension}" is not one of ${DIMENSIONS.join(", ")}`,
+      );
+    }
+  }
+  const ballots = DIMENSIONS.filter((dimension) => scores[dimension] !== undefined).map(
+    (dimension): Ballot => ({
+      generationId: answer.generationId,
+      rater: answer.rater,
+      dimension,
+      score: scores[dimension] as number,
+      ...(answer.source !== undefined ? { source: answer.source } : {}),
+      ...(answer.at !== undefined ? { at: answer.at } : {}),
+      // Per dimension: a change id (and log key) is unique per change.
+      ...(answer.eventId !== undefined ? { eventId: `${answer.eventId}/${dimension}` } : {}),
+    }),
+  );
+  if (ballots.length === 0) throw new UserError("USAGE", "an answer needs at least one score");
+  if (answer.eventId !== undefined && answer.at === undefined) {
+    // Without its time a redelivery would be stamped anew and sort as a later change.
+    throw new UserError("USAGE", "an answer with an event id needs its time (at)");
+  }
+  for (const ballot of ballots) checkVote(ballot);
+  return ballots;
+}
 
 function checkVote(vote: Ballot): void {
   if (vote.source !== undefined && (typeof vote.source !== "string" || !SOURCE.test(vote.source))) {

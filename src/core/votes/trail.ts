@@ -117,6 +117,16 @@ export function applyChange(
   };
 }
 
+/** The vote a trail holds now (after all its changes), or undefined when there is none. */
+export function currentOf(trail: VoteTrail): { score: number; at: string } | undefined {
+  let current = trail.base;
+  for (const change of trail.changes) {
+    if (change.op === "cast") current = { score: change.score, at: change.at };
+    else if (current?.score === change.score) current = undefined;
+  }
+  return current;
+}
+
 function lastCastAtOrBefore(changes: readonly TrailChange[], index: number): number {
   for (let i = index; i > 0; i--) if (changes[i]?.op === "cast") return i;
   return 0;
