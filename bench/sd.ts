@@ -1,9 +1,12 @@
 /**
  * The local Stable Diffusion backend at 512×512 on this machine's CPU, with the bench-size
- * stand-in (training/make_tiny_sd.py --preset bench: a UNet of ~74M parameters with the SD
- * operator mix — convolutions, cross-attention, group norm — written once into .cache/).
+ * stand-in (training/make_tiny_sd.py --preset bench: a UNet of 98M parameters with the SD
+ * operator mix — convolutions, cross-attention with 64-wide heads, group norm — written once
+ * into .cache/).
  *
  * Figures, all from one run:
+ * - the session settings under test: --fused-attention (the stand-in exported with onnxruntime's
+ *   com.microsoft MultiHeadAttention), --spinning, --arena, --no-mem-pattern, --threads;
  * - ms per denoising step (UNet time ÷ steps; no guidance, so one UNet call per step);
  * - the bound: FLOPs of one UNet call (make_tiny_sd.py --flops: 2 per multiply-add of every
  *   Conv2d, Linear and attention matmul) ÷ the best GFLOP/s onnxruntime reaches here on a big
@@ -20,6 +23,9 @@
  *   npm run bench:sd                                   # fp16 stand-in, 4 steps
  *   npm run bench:sd -- --dtype fp32 --steps 3
  *   npm run bench:sd -- --arena                        # onnxruntime's CPU memory arena on
+ *   npm run bench:sd -- --fused-attention              # attention as one MultiHeadAttention node
+ *   npm run bench:sd -- --spinning --threads 2         # spin-waiting intra-op threads, 2 of them
+ *   npm run bench:sd -- --no-mem-pattern               # onnxruntime's memory pattern off
  *   npm run bench:sd -- --fp16-arithmetic              # float16 activations too, as fp16 Hub exports
  *   npm run bench:sd -- --maker /path/to/make_tiny_sd.py --model DIR
  *   npm run -s bench:sd -- --json                      # last line: one JSON object
@@ -45,6 +51,9 @@ const { values: flags } = parseArgs({
     size: { type: "string", default: "512" },
     threads: { type: "string", default: "0" },
     arena: { type: "boolean", default: false },
+    "no-mem-pattern": { type: "boolean", default: false },
+    spinning: { type: "boolean", default: false },
+    "fused-attention": { type: "boolean", default: false },
     "fp16-arithmetic": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
@@ -64,7 +73,13 @@ if (!Number.isInteger(size) || size % 8 !== 0) fail("--size must be a multiple o
 if (flags.dtype !== "fp16" && flags.dtype !== "fp32") fail("--dtype must be fp16 or fp32");
 if (flags["fp16-arithmetic"] && flags.dtype !== "fp16")
   fail("--fp16-arithmetic needs --dtype fp16");
-const variant = `${flags.dtype}${flags["fp16-arithmetic"] ? "-arithmetic" : ""}`;
+if (flags["fp16-arithmetic"] && flags["fused-attention"])
+  fail("--fused-attention cannot be combined with --fp16-arithmetic (the CPU kernel is float32)");
+if (flags.model && flags["fused-attention"])
+  fail(
+    "--fused-attention chooses the stand-in to write; with --model, the model's own graph decides",
+  );
+const variant = `${flags.dtype}${flags["fp16-arithmetic"] ? "-arithmetic" : ""}${flags["fused-attention"] ? "-fused" : ""}`;
 if (!existsSync(flags.maker)) fail(`${flags.maker} does not exist (training/make_tiny_sd.py)`);
 
 /** /proc/self/status fields in bytes (Linux). */
@@ -83,7 +98,17 @@ if (!flags.model && !existsSync(join(modelDir, "model_index.json"))) {
   log(`writing the bench stand-in into ${modelDir} (a few minutes, once)…`);
   execFileSync(
     flags.python,
-    [flags.maker, "--preset", "bench", "--dtype", flags.dtype, "--out", modelDir],
+    [
+      flags.maker,
+      "--preset",
+      "bench",
+      "--dtype",
+      flags.dtype,
+      ...(flags["fp16-arithmetic"] ? ["--fp16-arithmetic"] : []),
+      ...(flags["fused-attention"] ? ["--fused-attention"] : []),
+      "--out",
+      modelDir,
+    ],
     {
       stdio: flags.json ? "ignore" : "inherit",
     },
@@ -108,6 +133,8 @@ const pipeline = await StableDiffusionPipeline.load(model, scheduler, {
   device: "cpu",
   threads,
   memoryArena: flags.arena,
+  memoryPattern: !flags["no-mem-pattern"],
+  spinning: flags.spinning,
 });
 const rssLoaded = procStatus("VmRSS");
 const request = {
@@ -277,6 +304,9 @@ const figures = {
   steps,
   threads: threads || "onnxruntime default (all cores)",
   memoryArena: flags.arena,
+  memoryPattern: !flags["no-mem-pattern"],
+  spinning: flags.spinning,
+  fusedAttention: flags["fused-attention"],
   cpus: (await import("node:os")).cpus().length,
   unetParameters: flopsReport.unet_parameters,
   unetGflops: unetFlops / 1e9,
@@ -301,7 +331,7 @@ const figures = {
 };
 
 log(
-  `model ${modelDir} (${variant}), ${size}×${size}, ${steps} steps, no guidance, memory arena ${flags.arena ? "on" : "off"}`,
+  `model ${modelDir} (${variant}), ${size}×${size}, ${steps} steps, no guidance, memory arena ${flags.arena ? "on" : "off"}, memory pattern ${flags["no-mem-pattern"] ? "off" : "on"}, threads ${threads || "all cores"} ${flags.spinning ? "spinning" : "idle-waiting"}`,
 );
 log(
   `UNet: ${(flopsReport.unet_parameters / 1e6).toFixed(1)}M parameters, ${(unetFlops / 1e9).toFixed(1)} GFLOP per call`,

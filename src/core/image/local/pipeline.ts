@@ -35,6 +35,17 @@ export interface SessionSettings {
    * 1.6 GB without (weights + onnxruntime's reported activation peaks: 1.5 GB).
    */
   memoryArena?: boolean;
+  /**
+   * onnxruntime's memory pattern (plans a run's activation buffers from the previous run of the
+   * same shapes); default on, as in onnxruntime.
+   */
+  memoryPattern?: boolean;
+  /**
+   * Let onnxruntime's intra-op threads spin-wait for work between kernels (onnxruntime's
+   * default); default off, as for the prompt decoder: on a CPU shared with other processes a
+   * spinning thread burns the time slices the other threads of the same kernel need.
+   */
+  spinning?: boolean;
   logger?: Logger;
 }
 
@@ -178,8 +189,7 @@ export class StableDiffusionPipeline {
     settings: SessionSettings,
   ): Promise<StableDiffusionPipeline> {
     const provider = await chooseProvider(model, settings);
-    const open = (path: string) =>
-      openSession(path, provider, settings.threads, settings.memoryArena ?? false);
+    const open = (path: string) => openSession(path, provider, settings);
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const path of [model.textEncoder, model.unet, model.vaeDecoder])
@@ -466,7 +476,7 @@ async function chooseProvider(
   }
   try {
     // The smallest of the three models proves the CUDA provider loads before the UNet is read.
-    const probe = await openSession(model.textEncoder, "cuda", settings.threads, true);
+    const probe = await openSession(model.textEncoder, "cuda", { ...settings, memoryArena: true });
     await probe.release();
     return "cuda";
   } catch (error) {
@@ -503,16 +513,17 @@ function cudaProviderInstalled(): boolean {
 async function openSession(
   path: string,
   provider: "cpu" | "cuda",
-  threads: number,
-  memoryArena: boolean,
+  settings: SessionSettings,
 ): Promise<ort.InferenceSession> {
   try {
     return await ort.InferenceSession.create(path, {
       executionProviders: provider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
       graphOptimizationLevel: "all",
       executionMode: "sequential",
-      ...(threads ? { intraOpNumThreads: threads } : {}),
-      enableCpuMemArena: memoryArena,
+      ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
+      enableCpuMemArena: settings.memoryArena ?? false,
+      enableMemPattern: settings.memoryPattern ?? true,
+      extra: { session: { intra_op: { allow_spinning: settings.spinning ? "1" : "0" } } },
       logSeverityLevel: 3,
     });
   } catch (error) {
