@@ -75,6 +75,11 @@ export interface Denoised {
   latents: Float32Array;
   /** Time inside the three models, for the benchmark's overhead figure. */
   modelMs: { textEncoder: number; unet: number; vae: number };
+  /**
+   * Process CPU time (user + system, all threads) during each model's runs: the benchmark's
+   * work measure on a shared host, where wall time also counts other processes' time slices.
+   */
+  modelCpuMs: { textEncoder: number; unet: number; vae: number };
 }
 
 interface Port {
@@ -250,12 +255,16 @@ export class StableDiffusionPipeline {
     }
     const schedule = createSchedule(this.scheduler, steps);
     const modelMs = { textEncoder: 0, unet: 0, vae: 0 };
+    const modelCpuMs = { textEncoder: 0, unet: 0, vae: 0 };
     const timed = async <T>(key: keyof typeof modelMs, run: () => Promise<T>): Promise<T> => {
       const start = performance.now();
+      const cpuStart = process.cpuUsage();
       try {
         return await run();
       } finally {
         modelMs[key] += performance.now() - start;
+        const cpu = process.cpuUsage(cpuStart);
+        modelCpuMs[key] += (cpu.user + cpu.system) / 1000;
       }
     };
     checkAbort(request.signal);
@@ -298,7 +307,7 @@ export class StableDiffusionPipeline {
     checkAbort(request.signal);
     this.checkOpen();
     const rgb = await timed("vae", () => this.decode(latents, shape));
-    return { rgb, width, height, latents, modelMs };
+    return { rgb, width, height, latents, modelMs, modelCpuMs };
   }
 
   private checkOpen(): void {
