@@ -5,7 +5,8 @@ random weights from a fixed seed, so the TypeScript pipeline can be tested witho
     /usr/bin/python3 training/make_tiny_sd.py --out test/fixtures/tiny-sd/sd1
     /usr/bin/python3 training/make_tiny_sd.py --out /tmp/sd2 --family sd2 --dtype fp16 --timestep-dtype float32 \
         --prediction v_prediction --external-data weights.pb
-    /usr/bin/python3 training/make_tiny_sd.py --preset bench --out .cache/sd-bench     # ≈ 50M-parameter UNet
+    /usr/bin/python3 training/make_tiny_sd.py --preset bench --out .cache/sd-bench     # 98M-parameter UNet, heads 64 wide
+    /usr/bin/python3 training/make_tiny_sd.py --preset bench --fused-attention --out .cache/sd-bench-fused
     /usr/bin/python3 training/make_tiny_sd.py --preset bench --flops                   # JSON: FLOPs of one UNet call at 512×512
 
 The same arguments give the same bytes (the tests regenerate the committed fixtures and compare).
@@ -17,6 +18,7 @@ reference with the same fp16-rounded weights matches it to float32 rounding.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -35,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sd_tokenizer  # noqa: E402
 from make_hf_style_fixture import write_json  # noqa: E402
 from sd_models import (  # noqa: E402
-    MAX_TEXT_LENGTH, ClipTextEncoder, Preset, UNet, VaeDecoder, build_models, count_unet_flops, parameter_count, preset,
+    MAX_TEXT_LENGTH, ClipTextEncoder, Preset, UNet, VaeDecoder, build_models, count_unet_flops, fused_attention_export,
+    parameter_count, preset,
 )
 
 OPSET = 17
@@ -99,13 +102,14 @@ def _dump_json(path: str, value: Dict) -> None:
     write_json(path, dict(sorted(value.items())))
 
 
-def _export(model: torch.nn.Module, args: Tuple, inputs: List[str], outputs: List[str], axes: Dict) -> onnx.ModelProto:
+def _export(model: torch.nn.Module, args: Tuple, inputs: List[str], outputs: List[str], axes: Dict,
+            fused_attention: bool = False) -> onnx.ModelProto:
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), (fused_attention_export() if fused_attention else contextlib.nullcontext()):
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic; the graph is checked by the tests
         torch.onnx.export(
             model, args, buffer, input_names=inputs, output_names=outputs, dynamic_axes=axes,
-            opset_version=OPSET, do_constant_folding=True,
+            opset_version=OPSET, do_constant_folding=True, custom_opsets={"com.microsoft": 1} if fused_attention else None,
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -313,6 +317,7 @@ def write_model_dir(
     out: str, preset_name: str = "tiny", family: str = "sd1", dtype: str = "fp32", timestep_dtype: str = "int64",
     input_ids_dtype: str = "int32", scheduler: str = "euler", prediction: str = "epsilon",
     external_data: Optional[str] = None, seed: int = 0, tokenizer_json: bool = False, fp16_arithmetic: bool = False,
+    fused_attention: bool = False,
 ) -> None:
     if dtype not in ("fp32", "fp16"):
         raise ValueError(f"--dtype must be fp32 or fp16, not {dtype!r}")
@@ -324,6 +329,9 @@ def write_model_dir(
         raise ValueError(f"--prediction must be epsilon, v_prediction or sample, not {prediction!r}")
     if fp16_arithmetic and dtype != "fp16":
         raise ValueError("--fp16-arithmetic needs --dtype fp16")
+    if fused_attention and fp16_arithmetic:
+        # onnxruntime's CPU MultiHeadAttention kernel is float32 (as the fp16-boundary models compute).
+        raise ValueError("--fused-attention cannot be combined with --fp16-arithmetic")
     sched = scheduler_config(scheduler, prediction)
     merges = learn_merges(preset_name)
     vocab_size = len(sd_tokenizer.build_vocab(merges))
@@ -349,9 +357,11 @@ def write_model_dir(
         "unet": _export(unet, (torch.zeros(2, 4, latent, latent), t, torch.zeros(2, MAX_TEXT_LENGTH, d)),
                         ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
                         {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "timestep_batch"},
-                         "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": {0: "batch", 2: "height", 3: "width"}}),
+                         "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": {0: "batch", 2: "height", 3: "width"}},
+                        fused_attention),
         "vae_decoder": _export(vae, (torch.zeros(1, 4, latent, latent),), ["latent_sample"], ["sample"],
-                               {"latent_sample": {0: "batch", 2: "height", 3: "width"}, "sample": {0: "batch", 2: "image_height", 3: "image_width"}}),
+                               {"latent_sample": {0: "batch", 2: "height", 3: "width"}, "sample": {0: "batch", 2: "image_height", 3: "image_width"}},
+                               fused_attention),
     }
     io_dims = {
         "text_encoder": {"input_ids": ["batch", MAX_TEXT_LENGTH], "last_hidden_state": ["batch", MAX_TEXT_LENGTH, d], "pooler_output": ["batch", d]},
@@ -373,7 +383,9 @@ def write_model_dir(
     _dump_json(os.path.join(staging, "unet", "config.json"), {
         "_class_name": "UNet2DConditionModel", "_diffusers_version": DIFFUSERS_VERSION, "in_channels": 4, "out_channels": 4,
         "sample_size": latent, "block_out_channels": list(p.unet.block_out_channels), "layers_per_block": p.unet.layers_per_block,
-        "attention_head_dim": p.unet.heads, "cross_attention_dim": p.unet.cross_attention_dim,
+        # diffusers' name for the head count (SD 2.x: one per level, [5, 10, 20, 20]).
+        "attention_head_dim": p.unet.heads if p.unet.head_dim is None
+        else [p.unet.heads_at(c) for c in p.unet.block_out_channels], "cross_attention_dim": p.unet.cross_attention_dim,
         "norm_num_groups": p.unet.norm_groups, "use_linear_projection": p.unet.linear_projection,
     })
     _dump_json(os.path.join(staging, "vae_decoder", "config.json"), {
@@ -428,6 +440,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--external-data", default=None, help="store the UNet's weights in this file next to unet/model.onnx (bench default: model.onnx_data)")
     ap.add_argument("--fp16-arithmetic", action="store_true",
                     help="with --dtype fp16: float16 activations too (as fp16 Hub exports; for the memory benchmark), not float32 between Casts")
+    ap.add_argument("--fused-attention", action="store_true",
+                    help="UNet and VAE attention as onnxruntime's com.microsoft MultiHeadAttention (one node, no score matrix in memory)")
     ap.add_argument("--tokenizer-json", action="store_true", help="also write tokenizer/tokenizer.json (the fast-tokenizer file)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--flops", action="store_true", help="print the FLOPs of one UNet evaluation as JSON (no --out needed)")
@@ -446,7 +460,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         args.out, preset_name=args.preset, family=args.family, dtype=args.dtype, timestep_dtype=args.timestep_dtype,
         input_ids_dtype=args.input_ids_dtype, scheduler=args.scheduler, prediction=args.prediction,
         external_data=external or None, seed=args.seed, tokenizer_json=args.tokenizer_json,
-        fp16_arithmetic=args.fp16_arithmetic,
+        fp16_arithmetic=args.fp16_arithmetic, fused_attention=args.fused_attention,
     )
     print(f"wrote {args.out}")
 

@@ -41,12 +41,21 @@ class TextConfig:
 class UNetConfig:
     block_out_channels: Tuple[int, ...]
     layers_per_block: int
-    heads: int
+    heads: int  # attention heads in every transformer, unless head_dim is set
     cross_attention_dim: int
     norm_groups: int
     # Which down blocks (and mirrored up blocks) have spatial transformers; SD has all but the deepest.
     attention: Tuple[bool, ...]
     linear_projection: bool  # SD 2.x projects into the transformer with Linear, SD 1.x with a 1×1 conv
+    # Fixed head width, heads = channels / head_dim at each level (SD 2.x: 64; SD 1.x has 8 heads of 40 at 320).
+    head_dim: Optional[int] = None
+
+    def heads_at(self, channels: int) -> int:
+        if self.head_dim is None:
+            return self.heads
+        if channels % self.head_dim:
+            raise ValueError(f"{channels} channels are not a whole number of {self.head_dim}-wide heads")
+        return channels // self.head_dim
 
 
 @dataclass(frozen=True)
@@ -79,15 +88,18 @@ def preset(name: str, vocab_size: int) -> Preset:
             vae=VaeConfig(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_groups=4),
         )
     if name == "bench":
-        # SD 1.x's layout (attention in all but the deepest level, two ResNets per level, 8 heads,
-        # 768-wide text) at 3/10 of its widths and three levels: ≈ 50M UNet parameters.
+        # SD's attention where the time goes: 320 channels at the 64×64 level (4096 tokens) as in
+        # SD 1.x/2.x, heads 64 wide as in SD 2.x (5 at 320, 10 at 640), 768-wide text. Within a
+        # ≈ 100M-parameter budget the deeper levels are narrower than SD's (320, 640 vs 640, 1280,
+        # 1280), with one ResNet per level and three levels: 98.4M UNet parameters, 259 GFLOP per
+        # call at 512×512 (SD 2.x: 866M, ≈ 800 GFLOP).
         return Preset(
             name="bench",
             image_size=512,
             text=TextConfig(vocab_size=vocab_size, hidden=768, layers=2, heads=12),
             unet=UNetConfig(
-                block_out_channels=(128, 256, 512), layers_per_block=2, heads=8, cross_attention_dim=768,
-                norm_groups=32, attention=(True, True, False), linear_projection=False,
+                block_out_channels=(320, 320, 640), layers_per_block=1, heads=8, cross_attention_dim=768,
+                norm_groups=32, attention=(True, True, False), linear_projection=False, head_dim=64,
             ),
             vae=VaeConfig(block_out_channels=(32, 64, 64, 64), layers_per_block=1, norm_groups=32),
         )
@@ -103,6 +115,44 @@ class FlopCounter:
 
 
 _COUNTER: List[FlopCounter] = []
+# Non-empty while exporting with --fused-attention (see fused_attention_export).
+_FUSED: List[bool] = []
+
+
+class _MultiHeadAttention(torch.autograd.Function):
+    """softmax(q kᵀ / √d) v over [B, N, C] projections, exported as one onnxruntime
+    com.microsoft MultiHeadAttention node (its CPU kernel tiles keys flash-attention style, so the
+    N × M score matrix is never written out)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:  # type: ignore[override]
+        return _attend(q, k, v, heads)
+
+    @staticmethod
+    def symbolic(g, q, k, v, heads: int):  # type: ignore[no-untyped-def]
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads)
+        out.setType(q.type())
+        return out
+
+
+class fused_attention_export:
+    """Within this block, unmasked attention traces as _MultiHeadAttention (same arithmetic in PyTorch)."""
+
+    def __enter__(self) -> None:
+        _FUSED.append(True)
+
+    def __exit__(self, *exc) -> None:
+        _FUSED.pop()
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    b, n, c = q.shape
+    m = k.shape[1]
+    qh = q.reshape(b, n, heads, c // heads).transpose(1, 2)
+    kh = k.reshape(b, m, heads, c // heads).transpose(1, 2)
+    vh = v.reshape(b, m, heads, c // heads).transpose(1, 2)
+    scores = torch.matmul(qh, kh.transpose(-1, -2)) * (1.0 / math.sqrt(c // heads))
+    return torch.matmul(scores.softmax(dim=-1), vh).transpose(1, 2).reshape(b, n, c)
 
 
 def _count(flops: int) -> None:
@@ -127,6 +177,10 @@ class Attention(nn.Module):
         b, n, c = x.shape
         m = context.shape[1]
         h = self.heads
+        _count(2 * 2 * b * n * m * c)
+        if _FUSED and mask is None:
+            return self.to_out(_MultiHeadAttention.apply(self.to_q(x), self.to_k(context), self.to_v(context), h))
+        # (Operation order as first exported: the committed fixtures regenerate byte-identically.)
         q = self.to_q(x).reshape(b, n, h, c // h).transpose(1, 2)
         k = self.to_k(context).reshape(b, m, h, c // h).transpose(1, 2)
         v = self.to_v(context).reshape(b, m, h, c // h).transpose(1, 2)
@@ -134,7 +188,6 @@ class Attention(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(mask, float("-inf"))
         out = torch.matmul(scores.softmax(dim=-1), v)
-        _count(2 * 2 * b * n * m * c)
         return self.to_out(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -209,9 +262,9 @@ class SpatialTransformer(nn.Module):
         self.linear = cfg.linear_projection
         self.proj_in = nn.Linear(channels, channels) if self.linear else nn.Conv2d(channels, channels, 1)
         self.norm1 = nn.LayerNorm(channels)
-        self.attn1 = Attention(channels, cfg.heads)
+        self.attn1 = Attention(channels, cfg.heads_at(channels))
         self.norm2 = nn.LayerNorm(channels)
-        self.attn2 = Attention(channels, cfg.heads, context_dim=cfg.cross_attention_dim)
+        self.attn2 = Attention(channels, cfg.heads_at(channels), context_dim=cfg.cross_attention_dim)
         self.norm3 = nn.LayerNorm(channels)
         self.ff_in = nn.Linear(channels, 8 * channels)  # GEGLU: value and gate
         self.ff_out = nn.Linear(4 * channels, channels)

@@ -164,3 +164,23 @@ def test_float16_arithmetic_export_runs_and_stays_close(tmp_path):
     assert max(v["maxAbsDiff"] for k, v in report.items() if not k.endswith("/types")) > 1e-4  # it really is float16 arithmetic
     with pytest.raises(ValueError, match="needs --dtype fp16"):
         make_tiny_sd.write_model_dir(str(tmp_path / "x"), fp16_arithmetic=True)
+
+
+def test_fused_attention_export_equals_the_reference(tmp_path):
+    # --fused-attention: every unmasked attention (UNet self/cross, VAE) is one onnxruntime
+    # MultiHeadAttention node, and the committed reference's components still hold at 1e-5 (the
+    # weights are the same; only the attention arithmetic moved into onnxruntime's kernel).
+    shutil.copy(os.path.join(FIXTURE, "reference.json"), tmp_path / "reference.json")
+    for name, variant in sd_reference.VARIANTS.items():
+        make_tiny_sd.write_model_dir(str(tmp_path / name), preset_name="tiny", fused_attention=True, **variant)
+        for component, attentions in (("unet", 8), ("vae_decoder", 1)):
+            ops = [n.op_type for n in onnx.load(str(tmp_path / name / component / "model.onnx")).graph.node]
+            assert ops.count("MultiHeadAttention") == attentions and "Softmax" not in ops
+        text_ops = [n.op_type for n in onnx.load(str(tmp_path / name / "text_encoder" / "model.onnx")).graph.node]
+        assert "MultiHeadAttention" not in text_ops  # CLIP's causal mask keeps the plain form
+    report = _verify_onnx(tmp_path)
+    checked = {k: v for k, v in report.items() if not k.endswith("/types")}
+    assert len(checked) == 2 * 2 * 4 and all(v["ok"] for v in checked.values())
+    assert all(v["maxAbsDiff"] <= 1e-5 for k, v in checked.items() if k.startswith("sd1/"))
+    with pytest.raises(ValueError, match="--fused-attention cannot be combined"):
+        make_tiny_sd.write_model_dir(str(tmp_path / "x"), dtype="fp16", fp16_arithmetic=True, fused_attention=True)

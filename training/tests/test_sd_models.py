@@ -116,6 +116,9 @@ def test_bench_preset_is_realistic_size():
     assert 20e6 <= parameter_count(unet) <= 100e6
     ops = {type(m).__name__ for m in unet.modules()}
     assert {"Conv2d", "GroupNorm", "Attention", "SpatialTransformer"} <= ops
+    # SD 2.x's attention: heads 64 wide, 320 channels (4096 tokens at 512×512) at the top level.
+    widths = {m.to_q.out_features // m.heads for m in unet.modules() if type(m).__name__ == "Attention"}
+    assert widths == {64} and p.unet.block_out_channels[0] == 320
 
 
 def test_flops_cli_prints_json(capsys):

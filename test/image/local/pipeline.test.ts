@@ -147,3 +147,51 @@ describe("local pipeline vs the Python reference", () => {
     });
   }
 });
+
+describe("session settings", () => {
+  it("spinning, memory pattern and arena change no latent, and each model's CPU time is reported", async () => {
+    const item = reference.cases[0] as ReferenceCase;
+    const variant = reference.variants[item.model];
+    if (!variant) throw new Error(`reference.json has no variant ${item.model}`);
+    const model = readSdModelDirectory(join(FIXTURES, variant.dir));
+    const scheduler = schedulerConfigFrom(
+      { ...model.scheduler, ...item.scheduler_overrides },
+      item.name,
+    );
+    const request = {
+      prompt: item.prompt,
+      width: item.width,
+      height: item.height,
+      steps: item.steps,
+      guidance: item.guidance_scale,
+      seed: item.seed,
+      initialNoise: Float32Array.from(item.initial_noise),
+      stepNoise: item.ancestral_noise?.map((noise) => Float32Array.from(noise)),
+    };
+    const results = [];
+    for (const settings of [
+      { spinning: false, memoryPattern: true, memoryArena: false },
+      { spinning: true, memoryPattern: false, memoryArena: true },
+    ]) {
+      const pipeline = await StableDiffusionPipeline.load(model, scheduler, {
+        device: "cpu",
+        threads: 1,
+        ...settings,
+      });
+      try {
+        results.push(await pipeline.generate(request));
+      } finally {
+        await pipeline.close();
+      }
+    }
+    const [plain, tuned] = results as [
+      Awaited<ReturnType<StableDiffusionPipeline["generate"]>>,
+      Awaited<ReturnType<StableDiffusionPipeline["generate"]>>,
+    ];
+    expect(tuned.latents).toEqual(plain.latents);
+    expect(tuned.rgb).toEqual(plain.rgb);
+    for (const key of ["textEncoder", "unet", "vae"] as const) {
+      expect(plain.modelCpuMs[key]).toBeGreaterThan(0);
+    }
+  });
+});
