@@ -84,7 +84,10 @@ export class CsrfTokens {
  * Whether a state-changing request may come from this page: a browser's Origin (when sent) is
  * one of ours, and Sec-Fetch-Site (when sent) is not cross-site.
  */
-export function sameOrigin(headers: Headers, origins: ReadonlySet<string>): boolean {
+export function sameOrigin(
+  headers: { get(name: string): string | null },
+  origins: ReadonlySet<string>,
+): boolean {
   const origin = headers.get("origin");
   if (origin !== null && !origins.has(origin)) return false;
   const site = headers.get("sec-fetch-site");
