@@ -100,6 +100,19 @@ describe("web survey over HTTP", () => {
     const types = pngChunkTypes(Buffer.from(await image.arrayBuffer()));
     expect(types).toEqual(expect.arrayContaining(["IHDR", "IDAT", "IEND"]));
     expect(types.filter((t) => !["IHDR", "PLTE", "tRNS", "IDAT", "IEND"].includes(t))).toEqual([]);
+    // Revalidation: the same tag gets a 304 with no body; another image's tag does not match.
+    const etag = image.headers.get("etag") ?? "";
+    expect(etag).toMatch(/^"[\w-]{22}"$/);
+    expect(image.headers.get("cache-control")).toBe("private, max-age=3600");
+    const again = await get(f, `${link}/1/image`, { headers: { "If-None-Match": etag } });
+    expect(again.status).toBe(304);
+    expect((await again.arrayBuffer()).byteLength).toBe(0);
+    expect(again.headers.get("etag")).toBe(etag);
+    const other = await get(f, `${link}/2/image`);
+    expect(other.headers.get("etag")).not.toBe(etag);
+    const stale = await get(f, `${link}/2/image`, { headers: { "If-None-Match": etag } });
+    expect(stale.status).toBe(200);
+    await stale.arrayBuffer();
     for (const path of [
       `${link}/0/image`,
       `${link}/${f.surveySize + 1}/image`,

@@ -16,6 +16,7 @@
  * position in the link's survey, never by file name or generation id.
  */
 
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -350,17 +351,27 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
       logger.error({ generationId: generation.id }, "image path outside the data directory");
       throw new WebRefusal(404, "This image is not available.");
     }
-    const png = await images.get(generation.id, async () => {
+    const image = await images.get(generation.id, async () => {
+      let png: Buffer;
       try {
-        return withoutMetadata(await readFile(file));
+        png = withoutMetadata(await readFile(file));
       } catch (error) {
         logger.error({ err: error, generationId: generation.id }, "study image unreadable");
         throw new WebRefusal(404, "This image is not available.");
       }
+      // Of the bytes sent, so it names nothing but the picture (no id, no path).
+      const etag = `"${createHash("sha256").update(png).digest("base64url").slice(0, 22)}"`;
+      return { png, etag };
     });
-    return respond(png as Uint8Array<ArrayBuffer>, 200, {
+    // A browser's next visit (back to an earlier image, a reload) revalidates for free.
+    const caching = { "Cache-Control": "private, max-age=3600", ETag: image.etag };
+    const known = c.req.header("if-none-match");
+    if (known !== undefined && known.split(",").some((tag) => tag.trim() === image.etag)) {
+      return respond(null, 304, caching);
+    }
+    return respond(image.png as Uint8Array<ArrayBuffer>, 200, {
       "Content-Type": "image/png",
-      "Cache-Control": "private, max-age=3600",
+      ...caching,
     });
   });
 
@@ -529,19 +540,25 @@ class ResultsCache {
   }
 }
 
+/** A study image as served: its bytes without metadata, and their entity tag. */
+interface ServedImage {
+  png: Buffer;
+  etag: string;
+}
+
 /**
- * Stripped PNGs by generation id, the least recently used dropped beyond `maxBytes`. Raters of
+ * Stripped PNGs (with their ETag) by generation id, the least recently used dropped beyond `maxBytes`. Raters of
  * a survey move through it together: the first request for an image reads it, and those that
  * come while it is being read share that read.
  */
 class ImageCache {
-  private readonly entries = new Map<string, Buffer>();
-  private readonly reading = new Map<string, Promise<Buffer>>();
+  private readonly entries = new Map<string, ServedImage>();
+  private readonly reading = new Map<string, Promise<ServedImage>>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  async get(id: string, read: () => Promise<Buffer>): Promise<Buffer> {
+  async get(id: string, read: () => Promise<ServedImage>): Promise<ServedImage> {
     const png = this.entries.get(id);
     if (png !== undefined) {
       this.entries.delete(id);
@@ -566,14 +583,14 @@ class ImageCache {
     return pending;
   }
 
-  private set(id: string, png: Buffer): void {
-    if (png.length > this.maxBytes || this.entries.has(id)) return;
-    this.entries.set(id, png);
-    this.bytes += png.length;
+  private set(id: string, image: ServedImage): void {
+    if (image.png.length > this.maxBytes || this.entries.has(id)) return;
+    this.entries.set(id, image);
+    this.bytes += image.png.length;
     for (const [oldest, old] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.entries.delete(oldest);
-      this.bytes -= old.length;
+      this.bytes -= old.png.length;
     }
   }
 }
