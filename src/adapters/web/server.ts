@@ -365,8 +365,8 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     });
     // A browser's next visit (back to an earlier image, a reload) revalidates for free.
     const caching = { "Cache-Control": "private, max-age=3600", ETag: image.etag };
-    const known = c.req.header("if-none-match");
-    if (known !== undefined && known.split(",").some((tag) => tag.trim() === image.etag)) {
+    const known = nodeRequest(c).get("if-none-match");
+    if (known?.split(",").some((tag) => tag.trim() === image.etag)) {
       return respond(null, 304, caching);
     }
     return respond(image.png as Uint8Array<ArrayBuffer>, 200, {
