@@ -9,8 +9,8 @@ import { loadConfig } from "../../src/core/config.js";
 import { BotError, ConfigError } from "../../src/core/errors.js";
 import { BullmqRenderQueue, BullmqRenderWorker } from "../../src/core/queue/bullmq.js";
 import type { JobProcessor } from "../../src/core/queue/contract.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { requireService, runId } from "../votes/services.js";
-import { deletePrefix } from "./harness.js";
 
 const url = requireService("IMAGINE_TEST_REDIS_URL", "Redis");
 const LIMITS = { perUserCap: 5, globalCap: 50, deadlineMs: 60_000 };
@@ -62,7 +62,7 @@ describe.runIf(url !== undefined)("BullMQ render queue", () => {
 
   afterEach(async () => {
     for (const close of closers.splice(0).reverse()) await close();
-    await deletePrefix(redis, prefix);
+    await deleteRedisKeys(redis, prefix);
   });
 
   it("gives a restarted submitter its unpublished jobs, finished or not, once", async () => {

@@ -32,10 +32,10 @@ import { PromptArms } from "../../src/core/prompt/arms.js";
 import { BullmqRenderQueue, BullmqRenderWorker } from "../../src/core/queue/bullmq.js";
 import { loadExplicitFilter } from "../../src/core/safety/index.js";
 import type { ImageBackend, ImageRequest, RenderedImage } from "../../src/core/types.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { memoryVoteStore } from "../helpers/votes.js";
 import { smallPng, testConfig } from "../pipeline/fakes.js";
 import { requireService, runId } from "../votes/services.js";
-import { deletePrefix } from "./harness.js";
 
 const url = requireService("IMAGINE_TEST_REDIS_URL", "Redis");
 const OWNER = "chat-1";
@@ -99,7 +99,7 @@ describe.runIf(url !== undefined)("delivery across a chat process's restart", ()
 
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) await step();
-    await deletePrefix(redis, prefix);
+    await deleteRedisKeys(redis, prefix);
   });
 
   async function deployment(backend: ImageBackend) {

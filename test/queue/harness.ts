@@ -4,10 +4,10 @@
  * this process, on the test Redis (IMAGINE_TEST_REDIS_URL) under a fresh key prefix that
  * close() deletes.
  */
-import { Redis } from "ioredis";
 import { BullmqRenderQueue, BullmqRenderWorker } from "../../src/core/queue/bullmq.js";
 import type { JobProcessor, RenderQueue } from "../../src/core/queue/contract.js";
 import { LocalRenderQueue } from "../../src/core/queue/local.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import { runId } from "../votes/services.js";
 
 export interface QueueLimits {
@@ -35,19 +35,6 @@ export const localSystem: SystemFactory = async (limits, processor) => {
 };
 
 /** Deletes every key whose name starts with `prefix`. */
-export async function deletePrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url);
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    await redis.quit();
-  }
-}
 
 export function bullmqSystem(url: string): SystemFactory {
   return async (limits, processor) => {
@@ -69,7 +56,7 @@ export function bullmqSystem(url: string): SystemFactory {
       async close() {
         await Promise.allSettled(queues.map((q) => q.close()));
         await worker.close(true);
-        await deletePrefix(url, prefix);
+        await deleteRedisKeys(url, prefix);
       },
     } as unknown as QueueSystem<never, never>;
   };

@@ -25,9 +25,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { FakeAutomatic1111 } from "../fakes/automatic1111.js";
 import { FakeDiscord, type RecordedCall } from "../fakes/discord.js";
+import { deleteRedisKeys } from "../helpers/redis.js";
 import type { RecordedHttpRequest } from "../image/images.js";
 import { requireService, runId } from "../votes/services.js";
-import { deletePrefix } from "./harness.js";
 
 const JOBS_PER_CHAT = 6;
 
@@ -296,7 +296,7 @@ describe.runIf(redisUrl !== undefined)("scale-out drill (BullMQ, real processes)
     } finally {
       await events.close();
       await Promise.allSettled([...discords.map((d) => d.close()), good.stop(), failing.stop()]);
-      await deletePrefix(url, prefix);
+      await deleteRedisKeys(url, prefix);
       rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);

@@ -21,7 +21,7 @@ import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { isAbsolute, relative, resolve } from "node:path";
-import { createAdaptorServer, type HttpBindings } from "@hono/node-server";
+import { createAdaptorServer } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { reportResult } from "../../commands/stats.js";
 import { withoutMetadata } from "../../core/image/png.js";
@@ -298,22 +298,21 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
   app.post("/s/:token/:n", async (c) => {
     const { invite, survey, base } = await raterSurvey(c, answerLimiter);
     const entry = entryAt(survey, c);
-    const request = nodeRequest(c);
-    if (!sameOrigin(request, origins())) {
+    if (!sameOrigin(c.req.raw.headers, origins())) {
       logger.warn({ link: invite.id }, "cross-site answer refused");
       throw new WebRefusal(403, "This answer did not come from the survey page.");
     }
-    const type = request.get("content-type") ?? "";
+    const type = c.req.header("content-type") ?? "";
     if (!type.startsWith("application/x-www-form-urlencoded")) {
       throw new WebRefusal(400, "Answers are sent by the survey page's form.");
     }
     // A form of two scores and a token is ~100 bytes, and browsers declare a form's length:
     // a larger or undeclared body is not the page's, and is refused before it is read.
-    const length = Number(request.get("content-length") ?? Number.NaN);
+    const length = Number(c.req.header("content-length") ?? Number.NaN);
     if (!(length <= MAX_FORM_BYTES)) {
       throw new WebRefusal(400, "Answers are sent by the survey page's form.");
     }
-    const form = new URLSearchParams(await request.text());
+    const form = new URLSearchParams(await c.req.text());
     if (!csrf.matches(invite.id, form.get("csrf"))) {
       logger.warn({ link: invite.id }, "answer without a valid form token refused");
       throw new WebRefusal(403, "This form has expired: reload the page and answer again.");
@@ -365,7 +364,7 @@ export function createWebApp(options: WebServerOptions, boundOrigin: () => strin
     });
     // A browser's next visit (back to an earlier image, a reload) revalidates for free.
     const caching = { "Cache-Control": "private, max-age=3600", ETag: image.etag };
-    const known = nodeRequest(c).get("if-none-match");
+    const known = c.req.header("if-none-match");
     if (known?.split(",").some((tag) => tag.trim() === image.etag)) {
       return respond(null, 304, caching);
     }
@@ -429,37 +428,6 @@ ${resultsHtml}`,
   });
 
   return app;
-}
-
-/**
- * The request's headers and body as Node parsed them, where the app runs on @hono/node-server:
- * Hono's own accessors would build a WHATWG Request (Headers, a web stream over the socket) for
- * every answer, several times the cost of the ~100-byte form itself. Elsewhere, Hono's request.
- */
-function nodeRequest(c: Context): {
-  get(name: string): string | null;
-  text(): Promise<string>;
-} {
-  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
-  if (incoming === undefined) {
-    return { get: (name) => c.req.header(name) ?? null, text: () => c.req.text() };
-  }
-  return {
-    get(name) {
-      const value = incoming.headers[name];
-      return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
-    },
-    text: () =>
-      new Promise<string>((resolveText, reject) => {
-        let text = "";
-        incoming.setEncoding("utf8");
-        incoming.on("data", (chunk: string) => {
-          text += chunk;
-        });
-        incoming.once("end", () => resolveText(text));
-        incoming.once("error", reject);
-      }),
-  };
 }
 
 function complete(answers: Partial<Record<Dimension, number>> | undefined): boolean {

@@ -8,8 +8,8 @@
  *            render runs and expires ttlMs after its process stops renewing it, so a killed
  *            worker frees its slot instead of holding it for ever.
  *
- * A Lua script on the Redis client the vote store already uses rather than a semaphore library:
- * the maintained ones (redis-semaphore) need ioredis, a second Redis client for ~30 lines.
+ * Two Lua scripts on the Redis client the vote store already uses rather than a semaphore
+ * library (redis-semaphore): ~30 lines, and the slots' keys follow the queue's prefix.
  */
 import { randomUUID } from "node:crypto";
 import { createClient } from "@keyv/redis";
