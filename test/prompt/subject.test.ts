@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../../src/core/errors.js";
-import { stripMarkup, validateSubject } from "../../src/core/prompt/subject.js";
+import { stripMarkup, validateSubject } from "../../src/core/safety/subject.js";
 
 describe("validateSubject", () => {
   it("trims and accepts ordinary subjects, emoji counted once", () => {

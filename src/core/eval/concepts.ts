@@ -1,7 +1,7 @@
 /** The concepts a harness run uses: a file (one per line) or a comma-separated list. */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { UserError } from "../errors.js";
-import { validateSubject } from "../prompt/subject.js";
+import { validateSubject } from "../safety/subject.js";
 
 /**
  * Reads `spec` as a file of concepts when one exists at that path (blank lines and lines
