@@ -36,12 +36,12 @@ import { PromptArms } from "../../src/core/prompt/arms.js";
 import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { FakeHub, sha256 } from "../fakes/hub.js";
 import { runCli } from "../helpers/cli.js";
+import { FAST_RETRY, failure } from "./pullHarness.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const PYTHON = process.env.IMAGINE_PYTHON ?? "/usr/bin/python3";
 const MERGED = join(ROOT, "test", "fixtures", "hf-merged-gpt2");
 const TINY_ONNX = readFileSync(join(ROOT, "models", "tiny-caption-gpt2", "model.onnx"));
-const FAST_RETRY = { retries: 3, baseDelayMs: 1, maxDelayMs: 5 };
 const run = promisify(execFile);
 
 const config = (layers: number, embd: number, positions: number, heads = 2) =>
@@ -123,15 +123,6 @@ afterEach(async () => {
 
 function pull(source: string, options: Partial<PullOptions> = {}) {
   return pullModel({ source, modelsDir, endpoint: hub.url, retry: FAST_RETRY, ...options });
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a failure");
 }
 
 /** Loads a pulled directory in the engine and runs one greedy step: the weights are all there. */

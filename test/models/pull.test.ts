@@ -4,11 +4,10 @@
  * shipped tiny GPT-2, models/tiny-caption-gpt2/model.onnx), plus files a pull must not fetch.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UserError } from "../../src/core/errors.js";
 import { type FileEvent, type PullOptions, pullModel } from "../../src/core/models/pull.js";
 import { readModelDirectory } from "../../src/core/prompt/modelDir.js";
@@ -16,6 +15,7 @@ import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { RemoteCallError } from "../../src/core/retry.js";
 import { FakeHub, sha256 } from "../fakes/hub.js";
 import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
+import { FAST_RETRY, failure, useFakeHub } from "./pullHarness.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const TINY = join(ROOT, "models", "tiny-caption-gpt2");
@@ -38,47 +38,25 @@ const XENOVA_STYLE = {
   "tokenizer.json": "{}",
   "README.md": "# gpt2\n",
 };
-const FAST_RETRY = { retries: 3, baseDelayMs: 1, maxDelayMs: 5 };
 
-let hub: FakeHub;
-let modelsDir: string;
-
-beforeEach(async () => {
-  hub = await new FakeHub().start();
-  modelsDir = await mkdtemp(join(tmpdir(), "imagine-pull-"));
-});
-
-afterEach(async () => {
-  await hub.stop();
-  await rm(modelsDir, { recursive: true, force: true });
-});
+const pulls = useFakeHub("imagine-pull-");
 
 function pull(options: Partial<PullOptions> = {}) {
   return pullModel({
     source: "gpt2",
-    modelsDir,
-    endpoint: hub.url,
+    modelsDir: pulls.modelsDir,
+    endpoint: pulls.hub.url,
     retry: FAST_RETRY,
     ...options,
   });
 }
 
-/** The error a promise rejects with. */
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the pull to fail");
-}
-
 describe("pulling the gpt2 alias from a Xenova-style repository", () => {
   it("writes a model directory the engine loads and runs like the original", async () => {
-    const commit = hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    const commit = pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     const result = await pull({ now: () => new Date("2026-01-02T03:04:05Z") });
 
-    const dir = join(modelsDir, "gpt2");
+    const dir = join(pulls.modelsDir, "gpt2");
     expect(result).toMatchObject({ name: "gpt2", repo: "Xenova/gpt2", revision: commit, dir });
     expect(result.files.map((f) => [f.path, f.skipped])).toEqual([
       ["config.json", false],
@@ -113,11 +91,11 @@ describe("pulling the gpt2 alias from a Xenova-style repository", () => {
     });
 
     // Only what the engine needs was fetched; the LFS decoder came through the CDN redirect.
-    const fetched = hub.served.map((s) => s.path).sort();
+    const fetched = pulls.hub.served.map((s) => s.path).sort();
     expect(fetched).toEqual(["config.json", ONNX_PATH]);
-    expect(hub.resolves("tokenizer.json")).toHaveLength(0);
+    expect(pulls.hub.resolves("tokenizer.json")).toHaveLength(0);
     // Nothing but the model folder is left behind.
-    expect(await readdir(modelsDir)).toEqual(["gpt2"]);
+    expect(await readdir(pulls.modelsDir)).toEqual(["gpt2"]);
 
     expect(readModelDirectory(dir).onnxPath).toBe(join(dir, ONNX_PATH));
     const golden = JSON.parse(await readFile(join(TINY, "golden.json"), "utf8")) as {
@@ -144,33 +122,33 @@ describe("pulling the gpt2 alias from a Xenova-style repository", () => {
   });
 
   it("resolves --revision to a commit and follows the tree listing's pages", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
-    const dev = hub.addRepo(
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    const dev = pulls.hub.addRepo(
       "Xenova/gpt2",
       { ...XENOVA_STYLE, "README.md": "# dev\n" },
       { ref: "dev" },
     );
-    hub.pageSize = 2;
+    pulls.hub.pageSize = 2;
     const result = await pull({ revision: "dev" });
     expect(result.revision).toBe(dev);
-    const trees = hub.apiCalls().filter((r) => r.path.includes("/tree/"));
+    const trees = pulls.hub.apiCalls().filter((r) => r.path.includes("/tree/"));
     expect(trees.length).toBeGreaterThan(2);
     // Every file was fetched at the commit, not at the moving branch.
-    for (const request of hub.requests.filter((r) => r.path.includes("/resolve/"))) {
+    for (const request of pulls.hub.requests.filter((r) => r.path.includes("/resolve/"))) {
       expect(request.path).toContain(`/resolve/${dev}/`);
     }
   });
 
   it("pulls any owner/repo into a folder named after the repository", async () => {
-    hub.addRepo("someone/gpt2-laion", XENOVA_STYLE);
+    pulls.hub.addRepo("someone/gpt2-laion", XENOVA_STYLE);
     const result = await pull({ source: "someone/gpt2-laion" });
-    expect(result.dir).toBe(join(modelsDir, "gpt2-laion"));
+    expect(result.dir).toBe(join(pulls.modelsDir, "gpt2-laion"));
     expect(readModelDirectory(result.dir).metadata.provenance.baseModel).toBe("someone/gpt2-laion");
   });
 
   it("fetches a repository's own imagine-model.json and the decoder it names, nothing else", async () => {
     const own = await readFile(join(TINY, "imagine-model.json"));
-    hub.addRepo("lab/gpt2-laion-tags", {
+    pulls.hub.addRepo("lab/gpt2-laion-tags", {
       "imagine-model.json": own,
       "model.onnx": ONNX,
       "config.json": CONFIG,
@@ -183,7 +161,7 @@ describe("pulling the gpt2 alias from a Xenova-style repository", () => {
   });
 
   it("writes the given mean caption length", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     const result = await pull({ meanCaptionTokens: 15.2 });
     expect(readModelDirectory(result.dir).metadata.meanCaptionTokens).toBe(15.2);
   });
@@ -193,17 +171,17 @@ describe("resuming", () => {
   const CUT = 1_000_000;
 
   it("a pull cut half-way resumes with a Range request on the next run", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
-    hub.fault(ONNX_PATH, { kind: "cut", afterBytes: CUT });
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.fault(ONNX_PATH, { kind: "cut", afterBytes: CUT });
     const error = await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
     expect(error).toBeInstanceOf(RemoteCallError);
-    expect(existsSync(join(modelsDir, "gpt2"))).toBe(false);
-    const part = join(modelsDir, ".gpt2.pull", `${ONNX_PATH}.part`);
+    expect(existsSync(join(pulls.modelsDir, "gpt2"))).toBe(false);
+    const part = join(pulls.modelsDir, ".gpt2.pull", `${ONNX_PATH}.part`);
     expect(statSync(part).size).toBe(CUT);
 
     const events: FileEvent[] = [];
     const result = await pull({ onFile: (event) => events.push(event) });
-    const served = hub.served.filter((s) => s.path === ONNX_PATH);
+    const served = pulls.hub.served.filter((s) => s.path === ONNX_PATH);
     expect(served).toEqual([
       { path: ONNX_PATH, range: undefined, status: 200 },
       { path: ONNX_PATH, range: `bytes=${CUT}-`, status: 206 },
@@ -217,14 +195,18 @@ describe("resuming", () => {
     expect(result.files.find((f) => f.path === ONNX_PATH)?.sha256).toBe(sha256(ONNX));
     expect(sha256(readFileSync(join(result.dir, ONNX_PATH)))).toBe(sha256(ONNX));
     // config.json was verified in the first run and not fetched again.
-    expect(hub.served.filter((s) => s.path === "config.json")).toHaveLength(1);
+    expect(pulls.hub.served.filter((s) => s.path === "config.json")).toHaveLength(1);
   });
 
   it("a connection cut within one pull is retried from where it stopped", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
-    hub.fault(ONNX_PATH, { kind: "cut", afterBytes: CUT }, { kind: "cut", afterBytes: 500_000 });
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.fault(
+      ONNX_PATH,
+      { kind: "cut", afterBytes: CUT },
+      { kind: "cut", afterBytes: 500_000 },
+    );
     const result = await pull();
-    expect(hub.served.filter((s) => s.path === ONNX_PATH).map((s) => s.range)).toEqual([
+    expect(pulls.hub.served.filter((s) => s.path === ONNX_PATH).map((s) => s.range)).toEqual([
       undefined,
       `bytes=${CUT}-`,
       `bytes=${CUT + 500_000}-`,
@@ -233,10 +215,10 @@ describe("resuming", () => {
   });
 
   it("starts the file over when the server ignores the Range header", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
-    hub.fault(ONNX_PATH, { kind: "cut", afterBytes: CUT }, { kind: "ignoreRange" });
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.fault(ONNX_PATH, { kind: "cut", afterBytes: CUT }, { kind: "ignoreRange" });
     const result = await pull();
-    expect(hub.served.filter((s) => s.path === ONNX_PATH).at(-1)).toEqual({
+    expect(pulls.hub.served.filter((s) => s.path === ONNX_PATH).at(-1)).toEqual({
       path: ONNX_PATH,
       range: `bytes=${CUT}-`,
       status: 200,
@@ -247,20 +229,20 @@ describe("resuming", () => {
 
 describe("integrity and the previous directory", () => {
   it("detects a corrupted download, deletes it and keeps the previous directory", async () => {
-    const first = hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    const first = pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     await pull();
-    const dir = join(modelsDir, "gpt2");
+    const dir = join(pulls.modelsDir, "gpt2");
     const before = await readFile(join(dir, "imagine-model.json"), "utf8");
 
     const changed = Buffer.concat([ONNX, Buffer.from("new revision")]);
-    hub.addRepo("Xenova/gpt2", { ...XENOVA_STYLE, [ONNX_PATH]: changed });
-    hub.fault(ONNX_PATH, { kind: "corrupt" });
+    pulls.hub.addRepo("Xenova/gpt2", { ...XENOVA_STYLE, [ONNX_PATH]: changed });
+    pulls.hub.fault(ONNX_PATH, { kind: "corrupt" });
     const error = await failure(pull());
     expect(error).toBeInstanceOf(RemoteCallError);
     expect(error.message).toMatch(/corrupt \(SHA-256 [0-9a-f]{64}, expected [0-9a-f]{64}\)/);
     expect(error.message).toMatch(/partial file was deleted/);
-    expect(existsSync(join(modelsDir, ".gpt2.pull", `${ONNX_PATH}.part`))).toBe(false);
-    expect(existsSync(join(modelsDir, ".gpt2.pull", ONNX_PATH))).toBe(false);
+    expect(existsSync(join(pulls.modelsDir, ".gpt2.pull", `${ONNX_PATH}.part`))).toBe(false);
+    expect(existsSync(join(pulls.modelsDir, ".gpt2.pull", ONNX_PATH))).toBe(false);
 
     // The previous pull is untouched and still loads.
     expect(await readFile(join(dir, "imagine-model.json"), "utf8")).toBe(before);
@@ -269,14 +251,14 @@ describe("integrity and the previous directory", () => {
   });
 
   it("leaves the previous directory usable when a pull is interrupted", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     await pull();
     // Still a valid ONNX model (a pull reads the graph to unmerge it): a doc_string field appended.
     const changed = Buffer.concat([ONNX, Buffer.from([0x32, 2]), Buffer.from("v2")]);
-    const second = hub.addRepo("Xenova/gpt2", { ...XENOVA_STYLE, [ONNX_PATH]: changed });
-    hub.fault(ONNX_PATH, { kind: "cut", afterBytes: 1000 });
+    const second = pulls.hub.addRepo("Xenova/gpt2", { ...XENOVA_STYLE, [ONNX_PATH]: changed });
+    pulls.hub.fault(ONNX_PATH, { kind: "cut", afterBytes: 1000 });
     await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
-    const decoder = await Gpt2OnnxDecoder.load(join(modelsDir, "gpt2"));
+    const decoder = await Gpt2OnnxDecoder.load(join(pulls.modelsDir, "gpt2"));
     await decoder.close();
 
     // The next run finishes it: new decoder, config.json reused, metadata for the new commit.
@@ -292,20 +274,20 @@ describe("integrity and the previous directory", () => {
   });
 
   it("puts back a directory left aside by a pull that died between its renames", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     const { dir } = await pull();
     const { rename } = await import("node:fs/promises");
-    await rename(dir, join(modelsDir, ".gpt2.old"));
+    await rename(dir, join(pulls.modelsDir, ".gpt2.old"));
     const result = await pull();
     expect(result.files.every((f) => f.skipped)).toBe(true);
-    expect(await readdir(modelsDir)).toEqual(["gpt2"]);
+    expect(await readdir(pulls.modelsDir)).toEqual(["gpt2"]);
   });
 
   it("skips files already present and verified", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     const first = await pull();
     const metadataBefore = await readFile(join(first.dir, "imagine-model.json"), "utf8");
-    const requestsBefore = hub.served.length;
+    const requestsBefore = pulls.hub.served.length;
 
     const second = await pull();
     expect(second.files.map((f) => [f.path, f.skipped])).toEqual([
@@ -314,12 +296,12 @@ describe("integrity and the previous directory", () => {
       ["imagine-model.json", true],
     ]);
     expect(second.files.map((f) => f.sha256)).toEqual(first.files.map((f) => f.sha256));
-    expect(hub.served.length).toBe(requestsBefore);
+    expect(pulls.hub.served.length).toBe(requestsBefore);
     expect(await readFile(join(first.dir, "imagine-model.json"), "utf8")).toBe(metadataBefore);
   });
 
   it("downloads again a file that was changed on disk", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     const { dir } = await pull();
     const damaged = Buffer.from(ONNX);
     damaged[100] = (damaged[100] as number) ^ 1;
@@ -330,9 +312,9 @@ describe("integrity and the previous directory", () => {
   });
 
   it("will not replace a folder that models pull did not write, unless forced", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
-    await mkdir(join(modelsDir, "gpt2"));
-    await writeFile(join(modelsDir, "gpt2", "notes.txt"), "mine");
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    await mkdir(join(pulls.modelsDir, "gpt2"));
+    await writeFile(join(pulls.modelsDir, "gpt2", "notes.txt"), "mine");
     const error = await failure(pull());
     expect(error).toBeInstanceOf(UserError);
     expect(error.message).toMatch(/was not written by models pull.*--force/);
@@ -343,7 +325,7 @@ describe("integrity and the previous directory", () => {
 
 describe("errors", () => {
   it("401 on a private repository says to set HF_TOKEN, and the token is sent", async () => {
-    hub.addRepo("lab/private-gpt2", XENOVA_STYLE, { token: "hf_secret" });
+    pulls.hub.addRepo("lab/private-gpt2", XENOVA_STYLE, { token: "hf_secret" });
     const anonymous = await failure(pull({ source: "lab/private-gpt2" }));
     expect(anonymous).toBeInstanceOf(UserError);
     expect(anonymous.message).toMatch(/401.*set HF_TOKEN/);
@@ -353,13 +335,15 @@ describe("errors", () => {
 
     const result = await pull({ source: "lab/private-gpt2", token: "hf_secret" });
     expect(result.files).toHaveLength(3);
-    expect(hub.requests.at(-1)?.headers.authorization).toBe("Bearer hf_secret");
+    expect(pulls.hub.requests.at(-1)?.headers.authorization).toBe("Bearer hf_secret");
     // No retries for an answer that will not change.
-    expect(hub.apiCalls().filter((r) => r.headers.authorization === undefined)).toHaveLength(1);
+    expect(pulls.hub.apiCalls().filter((r) => r.headers.authorization === undefined)).toHaveLength(
+      1,
+    );
   });
 
   it("403 on a gated repository says to accept the licence", async () => {
-    hub.addRepo("lab/gated-gpt2", XENOVA_STYLE, { token: "hf_ok", gated: true });
+    pulls.hub.addRepo("lab/gated-gpt2", XENOVA_STYLE, { token: "hf_ok", gated: true });
     const error = await failure(pull({ source: "lab/gated-gpt2", token: "hf_not_accepted" }));
     expect(error).toBeInstanceOf(UserError);
     expect(error.message).toMatch(
@@ -368,24 +352,24 @@ describe("errors", () => {
   });
 
   it("404 names the missing repository or revision", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
     const repo = await failure(pull({ source: "nobody/nothing", token: "hf_any" }));
     expect(repo).toBeInstanceOf(UserError);
     expect(repo.message).toMatch(/Repository nobody\/nothing not found .*HTTP 404/);
     const revision = await failure(pull({ revision: "no-such-branch" }));
     expect(revision.message).toMatch(/Revision "no-such-branch" not found in Xenova\/gpt2/);
-    expect(existsSync(join(modelsDir, "gpt2"))).toBe(false);
+    expect(existsSync(join(pulls.modelsDir, "gpt2"))).toBe(false);
   });
 
   it("retries 429 and 5xx answers, then fails with the status", async () => {
-    hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
-    hub.apiFailures.push(500, 429);
-    hub.fault(ONNX_PATH, { kind: "status", status: 503 });
+    pulls.hub.addRepo("Xenova/gpt2", XENOVA_STYLE);
+    pulls.hub.apiFailures.push(500, 429);
+    pulls.hub.fault(ONNX_PATH, { kind: "status", status: 503 });
     const result = await pull();
     expect(result.files).toHaveLength(3);
-    expect(hub.resolves(ONNX_PATH)).toHaveLength(2);
+    expect(pulls.hub.resolves(ONNX_PATH)).toHaveLength(2);
 
-    hub.apiFailures.push(500, 500, 500, 500);
+    pulls.hub.apiFailures.push(500, 500, 500, 500);
     const error = await failure(pull({ name: "again" }));
     expect(error).toBeInstanceOf(RemoteCallError);
     expect(error.message).toMatch(/HTTP 500/);
@@ -412,17 +396,17 @@ describe("errors", () => {
   });
 
   it("rejects a repository that is not GPT-2 before downloading the decoder", async () => {
-    hub.addRepo("lab/llama", {
+    pulls.hub.addRepo("lab/llama", {
       ...XENOVA_STYLE,
       "config.json": JSON.stringify({ model_type: "llama" }),
     });
     const error = await failure(pull({ source: "lab/llama" }));
     expect(error.message).toMatch(/model_type is "llama"/);
-    expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(0);
+    expect(pulls.hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(0);
   });
 
   it("says which ONNX files a repository has when none is in a known layout", async () => {
-    hub.addRepo("lab/odd", { "config.json": CONFIG, "onnx/model_q4.onnx": ONNX });
+    pulls.hub.addRepo("lab/odd", { "config.json": CONFIG, "onnx/model_q4.onnx": ONNX });
     const error = await failure(pull({ source: "lab/odd" }));
     expect(error.message).toMatch(/no ONNX GPT-2 decoder in a known layout.*onnx\/model_q4\.onnx/);
   });
@@ -477,7 +461,7 @@ describe("a Hugging Face merged decoder", () => {
   }
 
   it("is unmerged on pull: one graph, no If, weights mapped, the same logits, its source recorded", async () => {
-    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    pulls.hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const events: FileEvent[] = [];
     const result = await pull({ onFile: (event) => events.push(event) });
 
@@ -521,9 +505,9 @@ describe("a Hugging Face merged decoder", () => {
   });
 
   it("a second pull reuses the unmerged file without downloading or converting", async () => {
-    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    pulls.hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const first = await pull();
-    const served = hub.served.length;
+    const served = pulls.hub.served.length;
     const events: FileEvent[] = [];
     const second = await pull({ onFile: (event) => events.push(event) });
     expect(second.files.map((f) => [f.path, f.skipped])).toEqual([
@@ -533,26 +517,26 @@ describe("a Hugging Face merged decoder", () => {
       ["imagine-model.json", true],
     ]);
     expect(second.files).toEqual(first.files.map((f) => ({ ...f, skipped: true })));
-    expect(hub.served.length).toBe(served);
+    expect(pulls.hub.served.length).toBe(served);
     expect(events.map((e) => e.kind)).not.toContain("unmerge");
 
     // A new commit with the same decoder (only the README changed) reuses it too.
-    hub.addRepo("Xenova/gpt2", { ...MERGED_REPO, "README.md": "# changed\n" });
+    pulls.hub.addRepo("Xenova/gpt2", { ...MERGED_REPO, "README.md": "# changed\n" });
     const third = await pull();
     expect(third.files.find((f) => f.path === ONNX_PATH)?.skipped).toBe(true);
-    expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(1);
+    expect(pulls.hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(1);
     await expectGolden(third.dir);
   });
 
   it("a damaged unmerged file (graph or weights) is fetched and unmerged again", async () => {
-    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    pulls.hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const { dir, files } = await pull();
     for (const [round, path] of [ONNX_PATH, DATA_PATH].entries()) {
       const damaged = readFileSync(join(dir, path));
       damaged[200] = (damaged[200] as number) ^ 1;
       await writeFile(join(dir, path), damaged);
       const result = await pull();
-      expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(round + 2);
+      expect(pulls.hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(round + 2);
       expect(result.files.filter((f) => f.path.startsWith("onnx/"))).toEqual(
         files.filter((f) => f.path.startsWith("onnx/")).map((f) => ({ ...f, skipped: false })),
       );
@@ -561,7 +545,7 @@ describe("a Hugging Face merged decoder", () => {
   });
 
   it("a pull cut after the conversion resumes from the unmerged file", async () => {
-    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    pulls.hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const cut = new Error("cut after the conversion");
     const error = await failure(
       pull({
@@ -571,14 +555,14 @@ describe("a Hugging Face merged decoder", () => {
       }),
     );
     expect(error).toBe(cut);
-    const staging = join(modelsDir, ".gpt2.pull");
+    const staging = join(pulls.modelsDir, ".gpt2.pull");
     const state = await manifestOf(staging);
     expect(state.complete).toBe(false);
     expect(state.unmerged).toHaveLength(2);
 
     const events: FileEvent[] = [];
     const result = await pull({ onFile: (event) => events.push(event) });
-    expect(hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(1);
+    expect(pulls.hub.served.filter((s) => s.path === ONNX_PATH)).toHaveLength(1);
     expect(events.map((e) => e.kind)).not.toContain("unmerge");
     expect(result.files.find((f) => f.path === ONNX_PATH)?.unmergedFrom?.sha256).toBe(
       sha256(MERGED),
@@ -588,9 +572,9 @@ describe("a Hugging Face merged decoder", () => {
   });
 
   it("a decoder that is not ONNX fails the pull with its name, and the old directory stays", async () => {
-    hub.addRepo("Xenova/gpt2", MERGED_REPO);
+    pulls.hub.addRepo("Xenova/gpt2", MERGED_REPO);
     const { dir } = await pull();
-    hub.addRepo("Xenova/gpt2", { ...MERGED_REPO, [ONNX_PATH]: Buffer.from("not a graph") });
+    pulls.hub.addRepo("Xenova/gpt2", { ...MERGED_REPO, [ONNX_PATH]: Buffer.from("not a graph") });
     const error = await failure(pull());
     expect(error).toBeInstanceOf(UserError);
     expect(error.message).toMatch(

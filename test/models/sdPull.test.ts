@@ -5,20 +5,18 @@
  * Hub's exports have, with the parts text-to-image does not need beside it.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import sharp from "sharp";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UserError } from "../../src/core/errors.js";
 import { createLocalImageBackend } from "../../src/core/image/local/backend.js";
 import { type PullOptions, pullModel, resolveSource } from "../../src/core/models/pull.js";
 import { RemoteCallError } from "../../src/core/retry.js";
-import { FakeHub, sha256 } from "../fakes/hub.js";
+import { sha256 } from "../fakes/hub.js";
 import { runCli } from "../helpers/cli.js";
+import { FAST_RETRY, failure, useFakeHub } from "./pullHarness.js";
 
 const STAND_IN = resolve(import.meta.dirname, "..", "fixtures", "tiny-sd", "sd2-fp16-v");
-const FAST_RETRY = { retries: 3, baseDelayMs: 1, maxDelayMs: 5 };
 const WEIGHTS = "unet/weights.pb";
 
 function filesUnder(dir: string): Record<string, Buffer> {
@@ -43,36 +41,16 @@ const REPO_FILES: Record<string, Buffer | string> = {
   LICENSE: "licence text\n",
 };
 
-let hub: FakeHub;
-let modelsDir: string;
-
-beforeEach(async () => {
-  hub = await new FakeHub().start();
-  modelsDir = await mkdtemp(join(tmpdir(), "imagine-sd-pull-"));
-});
-
-afterEach(async () => {
-  await hub.stop();
-  await rm(modelsDir, { recursive: true, force: true });
-});
+const pulls = useFakeHub("imagine-sd-pull-");
 
 function pull(options: Partial<PullOptions> = {}) {
   return pullModel({
     source: "sd-turbo",
-    modelsDir,
-    endpoint: hub.url,
+    modelsDir: pulls.modelsDir,
+    endpoint: pulls.hub.url,
     retry: FAST_RETRY,
     ...options,
   });
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a failure");
 }
 
 describe("models pull, Stable Diffusion layout", () => {
@@ -85,7 +63,7 @@ describe("models pull, Stable Diffusion layout", () => {
   });
 
   it("fetches what text-to-image needs, verified, with the graph's external data, and it renders", async () => {
-    hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES, { license: "sai-nc-community" });
+    pulls.hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES, { license: "sai-nc-community" });
     const result = await pull();
     expect(result).toMatchObject({
       kind: "stable-diffusion",
@@ -97,8 +75,8 @@ describe("models pull, Stable Diffusion layout", () => {
     expect(paths).toContain("vae_decoder/config.json");
     expect(paths).not.toContain("vae_encoder/model.onnx");
     expect(paths).not.toContain("README.md");
-    expect(hub.resolves("controlnet/model.onnx")).toHaveLength(0);
-    expect(hub.resolves("vae_encoder/model.onnx")).toHaveLength(0);
+    expect(pulls.hub.resolves("controlnet/model.onnx")).toHaveLength(0);
+    expect(pulls.hub.resolves("vae_encoder/model.onnx")).toHaveLength(0);
     for (const file of result.files) {
       expect(sha256(readFileSync(join(result.dir, file.path)))).toBe(
         sha256(REPO_FILES[file.path] as Buffer),
@@ -121,20 +99,20 @@ describe("models pull, Stable Diffusion layout", () => {
     }
 
     // Pulling again finds everything in place and downloads nothing.
-    const before = hub.served.length;
+    const before = pulls.hub.served.length;
     const again = await pull();
     expect(again.files.every((file) => file.skipped)).toBe(true);
-    expect(hub.served.length).toBe(before);
+    expect(pulls.hub.served.length).toBe(before);
   });
 
   it("resumes an interrupted download of the UNet's weights with a Range request", async () => {
-    hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES);
-    hub.fault(WEIGHTS, { kind: "cut", afterBytes: 40_000 });
+    pulls.hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES);
+    pulls.hub.fault(WEIGHTS, { kind: "cut", afterBytes: 40_000 });
     const error = await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
     expect(error).toBeInstanceOf(RemoteCallError);
-    expect(existsSync(join(modelsDir, "sd-turbo"))).toBe(false);
+    expect(existsSync(join(pulls.modelsDir, "sd-turbo"))).toBe(false);
     const result = await pull();
-    expect(hub.served.filter((s) => s.path === WEIGHTS).map((s) => s.range)).toEqual([
+    expect(pulls.hub.served.filter((s) => s.path === WEIGHTS).map((s) => s.range)).toEqual([
       undefined,
       "bytes=40000-",
     ]);
@@ -144,37 +122,39 @@ describe("models pull, Stable Diffusion layout", () => {
   });
 
   it("refuses a corrupted file and keeps no directory", async () => {
-    hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES);
-    hub.fault("unet/model.onnx", { kind: "corrupt" });
+    pulls.hub.addRepo("TensorStack/SD-Turbo-onnx", REPO_FILES);
+    pulls.hub.fault("unet/model.onnx", { kind: "corrupt" });
     const error = await failure(pull({ retry: { ...FAST_RETRY, retries: 0 } }));
     expect(error.message).toMatch(/corrupt/);
-    expect(existsSync(join(modelsDir, "sd-turbo"))).toBe(false);
+    expect(existsSync(join(pulls.modelsDir, "sd-turbo"))).toBe(false);
   });
 
   it("names a missing part of the layout before downloading the large files", async () => {
     const { "vae_decoder/model.onnx": _, ...withoutVae } = REPO_FILES;
-    hub.addRepo("TensorStack/SD-Turbo-onnx", withoutVae);
+    pulls.hub.addRepo("TensorStack/SD-Turbo-onnx", withoutVae);
     const error = await failure(pull());
     expect(error).toBeInstanceOf(UserError);
     expect(error.message).toMatch(
       /has no vae_decoder\/model.onnx \(needed by the local Stable Diffusion backend\)/,
     );
-    expect(hub.resolves("unet/model.onnx")).toHaveLength(0);
+    expect(pulls.hub.resolves("unet/model.onnx")).toHaveLength(0);
   });
 
   it("pulls any repository in the diffusers layout by id; the CLI says how to render with it and registers no arm", async () => {
-    hub.addRepo("someone/my-sd-onnx", REPO_FILES);
-    const dataDir = join(modelsDir, "data");
+    pulls.hub.addRepo("someone/my-sd-onnx", REPO_FILES);
+    const dataDir = join(pulls.modelsDir, "data");
     const { code, stdout, stderr } = await runCli(
-      ["models", "pull", "someone/my-sd-onnx", "--dir", modelsDir],
+      ["models", "pull", "someone/my-sd-onnx", "--dir", pulls.modelsDir],
       {
-        HF_ENDPOINT: hub.url,
+        HF_ENDPOINT: pulls.hub.url,
         IMAGINE_DATA_DIR: dataDir,
       },
     );
     expect(stderr).toBe("");
     expect(code).toBe(0);
-    expect(stdout).toContain(`IMAGE_BACKEND=local SD_MODEL_DIR=${join(modelsDir, "my-sd-onnx")}`);
+    expect(stdout).toContain(
+      `IMAGE_BACKEND=local SD_MODEL_DIR=${join(pulls.modelsDir, "my-sd-onnx")}`,
+    );
     expect(stdout).not.toMatch(/Registered as arm/);
     expect(existsSync(join(dataDir, "pulled-arms.json"))).toBe(false);
   });
