@@ -5,6 +5,7 @@ import KeyvSqlite from "@keyv/sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { openSqliteKv } from "../../src/core/votes/kv.js";
+import { claimThroughExpiry } from "./claims.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
 import { kvCommitContract } from "./kv-commit.js";
 
@@ -128,18 +129,9 @@ describe("sqlite vote store files", () => {
     const file = join(dataDir, "claims.sqlite");
     let now = Date.parse("2026-01-01T00:00:00Z");
     const store = await openVoteStore(`sqlite://${file}`, { dataDir, now: () => new Date(now) });
-    expect(await store.claimOnce("old", 1_000)).toBe(true);
-    expect(await store.claimOnce("long", 3_600_000)).toBe(true);
-    now += 999;
-    expect(await store.claimOnce("old", 1_000)).toBe(false);
-    now += 1;
-    expect(await store.claimOnce("old", 1_000)).toBe(true);
-    now += 5_000;
-    // 256 claims in all (2 + 2 so far) bring a purge of what expired by then.
-    for (let i = 0; i < 252; i++) {
-      now += 1;
-      expect(await store.claimOnce(`event-${i}`, 1)).toBe(true);
-    }
+    await claimThroughExpiry(store, (ms) => {
+      now += ms;
+    });
     await store.close();
 
     const raw = new KeyvSqlite({ uri: `sqlite://${file}`, table: "imagine_votes" });
