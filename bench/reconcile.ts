@@ -25,6 +25,7 @@ import {
   reconcileMessages,
   type VisibleReaction,
 } from "../src/core/votes/index.js";
+import { benchGeneration } from "./lib/generation.js";
 
 const { values } = parseArgs({
   options: {
@@ -45,28 +46,11 @@ const SCALE = (
 ).votes.discordEmoji;
 
 function generation(i: number): Generation {
-  return {
-    id: `g-${i}`,
+  return benchGeneration(`g-${i}`, {
     createdAt: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
-    platform: "discord",
     messageRef: `channel/${1_000_000 + i}`,
-    requester: "discord:1",
-    subject: "a lighthouse",
-    arm: "ft-tags",
-    prompt: "a lighthouse on a cliff at sunset, oil painting",
-    promptComplete: true,
     seed: i,
-    image: {
-      backend: "bench",
-      model: "sd2",
-      width: 768,
-      height: 768,
-      steps: 30,
-      guidance: 7.5,
-      path: "x.png",
-    },
-    timings: { queuedMs: 0, promptMs: 0, renderMs: 0, totalMs: 0 },
-  };
+  });
 }
 
 /** The fake platform's reactions per message, and the store's diverged state, both seeded. */

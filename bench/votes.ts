@@ -19,6 +19,7 @@ import KeyvPostgres from "@keyv/postgres";
 import { createClient } from "@keyv/redis";
 import type { Dimension, Generation } from "../src/core/types.js";
 import { openVoteStore } from "../src/core/votes/index.js";
+import { benchGeneration } from "./lib/generation.js";
 
 const WRITE_GOAL_PER_S = 2000;
 const STREAM_GOAL_MS = 10_000;
@@ -37,28 +38,10 @@ const VOTES = Number(values.votes);
 const STUDY_VOTES = Number(values["study-votes"]);
 
 function generation(id: string, studyId?: string): Generation {
-  return {
-    id,
-    createdAt: new Date().toISOString(),
-    platform: "discord",
-    requester: "discord:1",
-    subject: "a lighthouse",
+  return benchGeneration(id, {
     arm: ["base", "ft-no-tags", "ft-tags"][Number(id.split("-").pop()) % 3] as string,
-    prompt: "a lighthouse on a cliff at sunset, oil painting",
-    promptComplete: true,
-    seed: 1,
-    image: {
-      backend: "bench",
-      model: "sd2",
-      width: 768,
-      height: 768,
-      steps: 30,
-      guidance: 7.5,
-      path: "x.png",
-    },
-    timings: { queuedMs: 0, promptMs: 0, renderMs: 0, totalMs: 0 },
     ...(studyId ? { studyId } : {}),
-  };
+  });
 }
 
 /** Runs `count` tasks on `writers` concurrent loops; returns the elapsed milliseconds. */
