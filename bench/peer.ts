@@ -26,7 +26,15 @@ import * as ort from "onnxruntime-node";
 import { externalDataLocations } from "../src/core/models/pull.js";
 import { Gpt2OnnxDecoder, type KvCache } from "../src/core/prompt/onnxDecoder.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
-import { measureReadBandwidth, median, ROOT, randomPreset } from "./lib/decodeBench.js";
+import {
+  BATCHES,
+  measureReadBandwidth,
+  median,
+  NEW_TOKENS,
+  ROOT,
+  randomPreset,
+  SUBJECT,
+} from "./lib/decodeBench.js";
 import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 
 const { values: flags } = parseArgs({
@@ -38,9 +46,6 @@ const { values: flags } = parseArgs({
   },
 });
 
-const SUBJECT = "a lighthouse at dusk"; // 4 GPT-2 tokens
-const NEW_TOKENS = 24;
-const BATCHES = [1, 5] as const;
 const EOS = 50256;
 
 const quiet = flags.json === true;

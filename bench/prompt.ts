@@ -27,11 +27,14 @@ import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../src/core/prompt/onnxGenerator.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
 import {
+  BATCHES,
   exportModel,
   measureReadBandwidth,
   median,
+  NEW_TOKENS,
   ROOT,
   randomPreset,
+  SUBJECT,
 } from "./lib/decodeBench.js";
 import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 
@@ -50,9 +53,6 @@ const { values: flags } = parseArgs({
   },
 });
 
-const SUBJECT = "a lighthouse at dusk"; // 4 GPT-2 tokens
-const NEW_TOKENS = 24;
-const BATCHES = [1, 5] as const;
 const GOAL = 0.75;
 const PRESETS = new Set(["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]);
 const QUANTS = new Set(["int8", "int4"]);

@@ -7,6 +7,11 @@ import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 
+/** The decode workload both engines' benches run: one subject, then new tokens at each batch size. */
+export const SUBJECT = "a lighthouse at dusk"; // 4 GPT-2 tokens
+export const NEW_TOKENS = 24;
+export const BATCHES = [1, 5] as const;
+
 export const ROOT = resolve(import.meta.dirname, "..", "..");
 
 /** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
