@@ -1,10 +1,12 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import KeyvSqlite from "@keyv/sqlite";
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { openSqliteKv } from "../../src/core/votes/kv.js";
+import { SqliteKeyvStore } from "../../src/core/votes/sqlite.js";
 import { claimThroughExpiry } from "./claims.js";
 import { sampleGeneration, voteStoreContract } from "./contract.js";
 import { kvCommitContract } from "./kv-commit.js";
@@ -114,6 +116,43 @@ describe("sqlite vote store files", () => {
     await reopened.close();
   });
 
+  it("opens a file written by the earlier driver (@keyv/sqlite's table and value format)", async () => {
+    const file = join(dataDir, "earlier-driver.sqlite");
+    const generation = sampleGeneration();
+    const earlier = new Database(file);
+    // @keyv/sqlite 4's table, and a generation record as keyv serialized it there.
+    earlier.exec(
+      "CREATE TABLE IF NOT EXISTS imagine_votes(key VARCHAR(255) PRIMARY KEY, value TEXT )",
+    );
+    earlier
+      .prepare("INSERT INTO imagine_votes (key, value) VALUES (?, ?)")
+      .run(`imagine:gen/${generation.id}`, JSON.stringify({ value: generation, expires: null }));
+    earlier.close();
+    const store = await openVoteStore(`sqlite://${file}`, { dataDir });
+    expect(await store.getGeneration(generation.id)).toEqual(generation);
+    await store.close();
+  });
+
+  it("checkpoints the WAL into the database file on its own thread, not inside a commit", async () => {
+    const file = join(dataDir, "checkpoints.sqlite");
+    const store = new SqliteKeyvStore({ file, table: "kv", busyTimeoutMs: 1000 });
+    store.querySync("PRAGMA journal_mode = WAL");
+    store.checkpointInBackground();
+    // SQLite's own checkpoint inside a commit is off...
+    expect(store.querySync("PRAGMA wal_autocheckpoint")).toEqual([{ wal_autocheckpoint: 0 }]);
+    // ...and the thread's has copied every commit before it into the file itself: a copy of
+    // the file without its WAL holds them.
+    const checkpointed = once(store, "checkpoint");
+    for (let i = 0; i < 200; i++) await store.set(`key${String(i).padStart(3, "0")}`, `value${i}`);
+    await checkpointed;
+    const copy = join(dataDir, "checkpoints-copy.sqlite");
+    copyFileSync(file, copy);
+    const alone = new Database(copy, { readonly: true });
+    expect(alone.prepare("SELECT count(*) AS n FROM kv").get()).toEqual({ n: 200 });
+    alone.close();
+    store.close();
+  });
+
   it("keeps two namespaces in one file apart", async () => {
     const file = join(dataDir, "shared.sqlite");
     const a = await openVoteStore(`sqlite://${file}?namespace=a`, { dataDir });
@@ -134,11 +173,11 @@ describe("sqlite vote store files", () => {
     });
     await store.close();
 
-    const raw = new KeyvSqlite({ uri: `sqlite://${file}`, table: "imagine_votes" });
-    const rows = (await raw.query(
-      "SELECT key FROM imagine_votes WHERE key LIKE 'imagine:claim/%' ORDER BY key",
-    )) as { key: string }[];
-    await raw.disconnect();
+    const raw = new Database(file, { readonly: true });
+    const rows = raw
+      .prepare("SELECT key FROM imagine_votes WHERE key LIKE 'imagine:claim/%' ORDER BY key")
+      .all() as { key: string }[];
+    raw.close();
     // "old" and the first 251 events expired before the 256th claim; "long" and the last stay.
     expect(rows.map((row) => row.key)).toEqual(["imagine:claim/event-251", "imagine:claim/long"]);
   });

@@ -55,10 +55,10 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import KeyvPostgres from "@keyv/postgres";
 import KeyvRedis, { createClient } from "@keyv/redis";
-import KeyvSqlite from "@keyv/sqlite";
 import { Keyv } from "keyv";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../types.js";
+import { SqliteKeyvStore } from "./sqlite.js";
 
 export interface Kv {
   readonly backend: "memory" | "sqlite" | "redis" | "postgres";
@@ -388,22 +388,34 @@ export async function openSqliteKv(
       `votes.storeUrl (IMAGINE_VOTE_STORE): cannot create the folder for ${file}: ${(error as Error).message}`,
     );
   }
-  const store = new KeyvSqlite({
-    uri: `sqlite://${file}`,
-    table: options.table,
-    busyTimeout: 10_000,
-  });
-  store.on("error", () => {}); // surfaced by the query below
+  let store: SqliteKeyvStore;
   try {
-    // WAL: readers do not block the writer. A commit is in the WAL file (the OS's page cache)
-    // before it returns, so a killed process (kill -9) loses nothing acknowledged under either
-    // setting. NORMAL syncs the WAL to disk only at checkpoints: a power loss or OS crash can undo
-    // the latest commits (never corrupt the file). FULL syncs at every commit: durable across a
-    // power loss too, for one fsync per commit.
-    await whileBusy(() => store.query("PRAGMA journal_mode = WAL"));
-    await store.query(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    // Opened again while SQLite answers SQLITE_BUSY: the table's creation or the switch to WAL of
+    // a new file that another process is opening at the same moment.
+    store = await whileBusy(async () => {
+      const opening = new SqliteKeyvStore({ file, table: options.table, busyTimeoutMs: 10_000 });
+      try {
+        // WAL: readers do not block the writer. A commit is in the WAL file (the OS's page cache)
+        // before it returns, so a killed process (kill -9) loses nothing acknowledged under either
+        // setting. NORMAL syncs the WAL to disk only at checkpoints: a power loss or OS crash can
+        // undo the latest commits (never corrupt the file). FULL syncs at every commit: durable
+        // across a power loss too, for one fsync per commit (on the event loop's thread: the
+        // driver is synchronous, see ./sqlite.ts).
+        opening.querySync("PRAGMA journal_mode = WAL");
+        opening.querySync(
+          `PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`,
+        );
+        opening.on("checkpointError", (error: Error) =>
+          options.logger?.warn({ err: error }, "SQLite vote store: background checkpoint failed"),
+        );
+        opening.checkpointInBackground();
+        return opening;
+      } catch (error) {
+        opening.close();
+        throw error;
+      }
+    });
   } catch (error) {
-    await store.close().catch(() => {});
     throw new ConfigError(
       `votes.storeUrl (IMAGINE_VOTE_STORE): cannot open the SQLite vote store ${file}: ${(error as Error).message}`,
     );
@@ -476,7 +488,15 @@ export async function openSqliteKv(
       return true;
     },
   };
-  return new KeyvKv("sqlite", keyv, options.prefix, readPage, () => store.close(), claim, atomic);
+  return new KeyvKv(
+    "sqlite",
+    keyv,
+    options.prefix,
+    readPage,
+    async () => store.close(),
+    claim,
+    atomic,
+  );
 }
 
 /**
