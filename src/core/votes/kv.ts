@@ -3,7 +3,7 @@
  * on every backend, plus one thing keyv does not give efficiently: listing the keys under a
  * prefix, in key order, page by page.
  *
- * keyv's own iterator is not used for that: @keyv/sqlite's pages with `LIKE ? LIMIT ? OFFSET ?`
+ * keyv's own iterator is not used for that: @keyv/sqlite's paged with `LIKE ? LIMIT ? OFFSET ?`
  * (a full scan per page, so quadratic; unordered; LIKE is case-insensitive and treats `_` as a
  * wildcard), @keyv/redis's is a SCAN of the whole keyspace per call (unordered, ten keys per
  * round trip). Instead:
