@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import datetime
 import inspect
 import json
@@ -68,6 +69,10 @@ QUANT_HEAD_BITS = {"int8": 8, "int4": 8}
 # provider: it dequantizes the whole weight every step, 10-20x slower than float32 (measured on
 # GPT-2 small: int8 0.8-1 steps/s vs fp32 12-25).
 QUANT_ACCURACY_LEVEL = 4
+# Symmetric blocks (no zero-point input; MatMulNBits' implied zero point 2^(bits-1)).
+QUANT_SYMMETRIC = False
+# The token embedding's Gather: None keeps it float32.
+QUANT_EMBEDDING_BITS: Optional[int] = None
 
 
 def input_names(n_layer: int) -> List[str]:
@@ -172,37 +177,55 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
 # ---------------------------------------------------------------------------- weight-only quantization
 
 
-def quantize_blocks(weight_nk: np.ndarray, bits: int, block_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Asymmetric block quantization of a [N, K] float weight along K, in MatMulNBits' layout:
-    codes uint8 [N, k_blocks, block_size * bits / 8] (two 4-bit codes a byte, low nibble first),
-    scales float32 [N * k_blocks], zero points uint8 [N * ceil(k_blocks * bits / 8)] (packed the
-    same way). Each block maps [min(0, lo), max(0, hi)] onto 0 .. 2^bits - 1 so zero stays exact;
-    the weight is (code - zero_point) * scale."""
+def quantize_blocks(weight_nk: np.ndarray, bits: int, block_size: int,
+                    symmetric: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """Block quantization of a [N, K] float weight along K, in MatMulNBits' layout: codes uint8
+    [N, k_blocks, block_size * bits / 8] (two 4-bit codes a byte, low nibble first), scales float32
+    [N * k_blocks], zero points uint8 [N * ceil(k_blocks * bits / 8)] (packed the same way).
+    Asymmetric: each block maps [min(0, lo), max(0, hi)] onto 0 .. 2^bits - 1 so zero stays exact;
+    the weight is (code - zero_point) * scale. Symmetric (zero points None): the zero point is
+    MatMulNBits' default 2^(bits-1) and the scale maps the block's largest-magnitude value onto
+    code 0 (-2^(bits-1) steps, as llama.cpp's Q4_0), so the full code range is used."""
     n, k = weight_nk.shape
     k_blocks = -(-k // block_size)
     padded = np.zeros((n, k_blocks * block_size), dtype=np.float32)
     padded[:, :k] = weight_nk
     blocks = padded.reshape(n, k_blocks, block_size)
     top = (1 << bits) - 1
-    lo = np.minimum(blocks.min(axis=2), 0.0)
-    hi = np.maximum(blocks.max(axis=2), 0.0)
-    scale = (hi - lo) / top
-    scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
-    zero = np.clip(np.round(-lo / scale), 0, top).astype(np.uint8)
+    if symmetric:
+        mid = 1 << (bits - 1)
+        rows = np.arange(n)[:, None]
+        cols = np.arange(k_blocks)[None, :]
+        extreme = blocks[rows, cols, np.abs(blocks).argmax(axis=2)]  # signed value of largest magnitude
+        scale = extreme / -mid
+        scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
+        zero = np.full((n, k_blocks), mid, dtype=np.uint8)
+    else:
+        lo = np.minimum(blocks.min(axis=2), 0.0)
+        hi = np.maximum(blocks.max(axis=2), 0.0)
+        scale = (hi - lo) / top
+        scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
+        zero = np.clip(np.round(-lo / scale), 0, top).astype(np.uint8)
     codes = np.clip(np.round(blocks / scale[:, :, None]) + zero[:, :, None], 0, top).astype(np.uint8)
     if bits == 4:
         codes = codes[:, :, 0::2] | (codes[:, :, 1::2] << 4)
         if k_blocks % 2:
             zero = np.concatenate([zero, np.zeros((n, 1), dtype=np.uint8)], axis=1)
         zero = zero[:, 0::2] | (zero[:, 1::2] << 4)
-    return np.ascontiguousarray(codes), scale.astype(np.float32).reshape(-1), np.ascontiguousarray(zero).reshape(-1)
+    zeros = None if symmetric else np.ascontiguousarray(zero).reshape(-1)
+    return np.ascontiguousarray(codes), scale.astype(np.float32).reshape(-1), zeros
 
 
-def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, bits: int, k: int) -> np.ndarray:
-    """The [N, K] float weight that MatMulNBits computes with (the inverse of quantize_blocks)."""
+def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: Optional[np.ndarray], bits: int,
+                      k: int) -> np.ndarray:
+    """The [N, K] float weight that MatMulNBits computes with (the inverse of quantize_blocks);
+    zeros None: symmetric, every zero point 2^(bits-1)."""
     n, k_blocks, _ = codes.shape
     if bits == 4:
         codes = np.stack([codes & 0x0F, codes >> 4], axis=3).reshape(n, k_blocks, -1)
+    if zeros is None:
+        zeros = np.full((n, k_blocks), 1 << (bits - 1), dtype=np.uint8)
+    elif bits == 4:
         zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=1).reshape(n, -1)[:, :k_blocks]
     else:
         zeros = zeros.reshape(n, k_blocks)
@@ -210,23 +233,53 @@ def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, 
     return values.reshape(n, -1)[:, :k]
 
 
-def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_BLOCK_SIZE,
-                  head_bits: Optional[int] = None, accuracy_level: int = QUANT_ACCURACY_LEVEL) -> Dict[str, int]:
+@dataclasses.dataclass(frozen=True)
+class QuantOptions:
+    """How quantize_onnx writes the weights; the defaults are the exporter's (see the constants)."""
+    block_size: int = QUANT_BLOCK_SIZE
+    head_bits: Optional[int] = None  # None: QUANT_HEAD_BITS[quant]
+    accuracy_level: int = QUANT_ACCURACY_LEVEL
+    symmetric: bool = QUANT_SYMMETRIC
+    embedding_bits: Optional[int] = QUANT_EMBEDDING_BITS  # None: the token embedding stays float32
+
+    def __post_init__(self) -> None:
+        if self.block_size < 16 or self.block_size & (self.block_size - 1):
+            raise SystemExit(f"block size {self.block_size}: MatMulNBits takes a power of 2, at least 16")
+        for name in ("head_bits", "embedding_bits"):
+            if getattr(self, name) not in (None, 4, 8):
+                raise SystemExit(f"{name.replace('_', ' ')} {getattr(self, name)}: 4 or 8")
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            raise SystemExit(f"accuracy level {self.accuracy_level}: 0 to 4")
+
+
+def quantize_onnx(model: "onnx.ModelProto", quant: str, options: QuantOptions = QuantOptions()) -> Dict[str, int]:
     """Rewrites every MatMul whose right-hand side is a float weight (an initializer [K, N], or a
-    Transpose of one [N, K], as lm_head reads the tied embedding) into com.microsoft MatMulNBits.
-    head_bits: bits for lm_head (the MatMul that writes `logits`), default QUANT_HEAD_BITS[quant].
+    Transpose of one [N, K], as lm_head reads the tied embedding) into com.microsoft MatMulNBits,
+    and (options.embedding_bits) the token embedding's Gather into GatherBlockQuantized.
+    lm_head (the MatMul that writes `logits`) gets options.head_bits, default QUANT_HEAD_BITS[quant].
     Initializers left unused are dropped. Returns counts for the log."""
     import onnx
     from onnx import helper, numpy_helper
 
     block_bits = QUANT_BITS[quant]
-    head_bits = QUANT_HEAD_BITS[quant] if head_bits is None else head_bits
+    head_bits = QUANT_HEAD_BITS[quant] if options.head_bits is None else options.head_bits
+    block_size = options.block_size
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
     new_nodes = []
     quantized = 0
+    embeddings = 0
     for node in graph.node:
+        if (options.embedding_bits is not None and node.op_type == "Gather" and node.domain in ("", "ai.onnx")
+                and node.input[1] == "input_ids" and node.input[0] in inits
+                and len(inits[node.input[0]].dims) == 2
+                and inits[node.input[0]].data_type == onnx.TensorProto.FLOAT
+                and not any(a.name == "axis" and a.i != 0 for a in node.attribute)):
+            new_nodes.append(_quantized_gather(node, numpy_helper.to_array(inits[node.input[0]]),
+                                               options.embedding_bits, options, graph))
+            embeddings += 1
+            continue
         if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
             new_nodes.append(node)
             continue
@@ -245,20 +298,24 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_
             continue
         n, k = weight_nk.shape
         bits = head_bits if "logits" in node.output else block_bits
-        codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size)
+        codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size,
+                                               options.symmetric)
         prefix = f"{source}_q{bits}"
         graph.initializer.extend([
             numpy_helper.from_array(codes, f"{prefix}.codes"),
             numpy_helper.from_array(scales, f"{prefix}.scales"),
-            numpy_helper.from_array(zeros, f"{prefix}.zero_points"),
         ])
+        inputs = [node.input[0], f"{prefix}.codes", f"{prefix}.scales"]
+        if zeros is not None:
+            graph.initializer.append(numpy_helper.from_array(zeros, f"{prefix}.zero_points"))
+            inputs.append(f"{prefix}.zero_points")
         new_nodes.append(helper.make_node(
             "MatMulNBits",
-            [node.input[0], f"{prefix}.codes", f"{prefix}.scales", f"{prefix}.zero_points"],
+            inputs,
             list(node.output),
             name=(node.name or prefix) + "_nbits",
             domain="com.microsoft",
-            K=k, N=n, bits=bits, block_size=block_size, accuracy_level=accuracy_level,
+            K=k, N=n, bits=bits, block_size=block_size, accuracy_level=options.accuracy_level,
         ))
         quantized += 1
     # Drop what nothing reads any more (the float weights, lm_head's Transpose).
@@ -267,7 +324,34 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_
     dropped = _drop_unused(graph)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return {"quantized": quantized, "dropped": dropped}
+    return {"quantized": quantized, "embeddings": embeddings, "dropped": dropped}
+
+
+def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, options: QuantOptions,
+                      graph: "onnx.GraphProto") -> "onnx.NodeProto":
+    """com.microsoft GatherBlockQuantized in place of Gather(table [V, K], input_ids): the rows are
+    stored as MatMulNBits stores a weight (uint8 codes [V, K * bits / 8], scales [V, k_blocks],
+    zero points as quantize_blocks packs them) and dequantized after the gather, so the float32
+    table (0.32 GB for gpt2-xl, mapped and read whole at load) is not kept."""
+    from onnx import helper, numpy_helper
+
+    v, k = table.shape
+    codes, scales, zeros = quantize_blocks(np.asarray(table, dtype=np.float32), bits, options.block_size,
+                                           options.symmetric)
+    k_blocks = codes.shape[1]
+    prefix = f"{node.input[0]}_gather_q{bits}"
+    graph.initializer.extend([
+        # A ragged last block: the output is as wide as the data, so the padding codes go.
+        numpy_helper.from_array(np.ascontiguousarray(codes.reshape(v, -1)[:, :k * bits // 8]), f"{prefix}.codes"),
+        numpy_helper.from_array(scales.reshape(v, k_blocks), f"{prefix}.scales"),
+    ])
+    inputs = [f"{prefix}.codes", node.input[1], f"{prefix}.scales"]
+    if zeros is not None:
+        graph.initializer.append(numpy_helper.from_array(zeros.reshape(v, -1), f"{prefix}.zero_points"))
+        inputs.append(f"{prefix}.zero_points")
+    return helper.make_node("GatherBlockQuantized", inputs, list(node.output), name=(node.name or prefix) + "_q",
+                            domain="com.microsoft", bits=bits, block_size=options.block_size,
+                            gather_axis=0, quantize_axis=1)
 
 
 def unmerge_onnx(model: "onnx.ModelProto") -> bool:
@@ -339,13 +423,13 @@ def save_with_external_weights(model: "onnx.ModelProto", path: str) -> None:
                     location=location, size_threshold=EXTERNAL_DATA_THRESHOLD)
 
 
-def write_quantized(source: str, target: str, quant: str) -> Dict[str, int]:
+def write_quantized(source: str, target: str, quant: str, options: QuantOptions = QuantOptions()) -> Dict[str, int]:
     """Writes a quantized copy of the ONNX file `source` to `target` (they may be the same path),
     its weights as external data."""
     import onnx
 
     model = onnx.load(source)
-    counts = quantize_onnx(model, quant)
+    counts = quantize_onnx(model, quant, options)
     if counts["quantized"] == 0:
         raise SystemExit(f"{source} has no MatMul with a float weight in its main graph to quantize "
                          "(a merged decoder keeps them inside If branches: quantize our own export instead)")
@@ -480,13 +564,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export each block's attention core with its KV cache as one com.microsoft MultiHeadAttention node")
     p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
                    help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
+    # How --quant writes the weights (defaults: the constants above, chosen by measurement).
+    p.add_argument("--quant-block-size", type=int, default=QUANT_BLOCK_SIZE, help="elements per scale (a power of 2, >= 16)")
+    p.add_argument("--quant-head-bits", type=int, choices=[4, 8], default=None,
+                   help="lm_head's bits (default: 8 for int8 and int4)")
+    p.add_argument("--quant-accuracy-level", type=int, choices=range(5), default=QUANT_ACCURACY_LEVEL,
+                   help="MatMulNBits accuracy_level (4: int8 activations)")
+    p.add_argument("--quant-symmetric", action=argparse.BooleanOptionalAction, default=QUANT_SYMMETRIC,
+                   help="symmetric blocks without zero points")
+    p.add_argument("--quant-embedding-bits", type=int, choices=[4, 8, 32],
+                   default=QUANT_EMBEDDING_BITS or 32,
+                   help="the token embedding's Gather: GatherBlockQuantized at 4 or 8 bits, or 32 (float32)")
     return p
 
 
-def quantization_note(quant: str, counts: Dict[str, int]) -> Dict[str, Any]:
-    return {"weights": quant, "op": "com.microsoft.MatMulNBits", "blockSize": QUANT_BLOCK_SIZE,
-            "lmHeadBits": QUANT_HEAD_BITS[quant], "zeroPoints": True,
-            "accuracyLevel": QUANT_ACCURACY_LEVEL, "matmuls": counts["quantized"]}
+def quant_options(args: argparse.Namespace) -> QuantOptions:
+    return QuantOptions(block_size=args.quant_block_size, head_bits=args.quant_head_bits,
+                        accuracy_level=args.quant_accuracy_level, symmetric=args.quant_symmetric,
+                        embedding_bits=None if args.quant_embedding_bits == 32 else args.quant_embedding_bits)
+
+
+def quantization_note(args: argparse.Namespace, counts: Dict[str, int]) -> Dict[str, Any]:
+    options = quant_options(args)
+    return {"weights": args.quant, "op": "com.microsoft.MatMulNBits", "blockSize": options.block_size,
+            "lmHeadBits": options.head_bits or QUANT_HEAD_BITS[args.quant], "zeroPoints": not options.symmetric,
+            "accuracyLevel": options.accuracy_level, "matmuls": counts["quantized"],
+            "embeddingBits": options.embedding_bits if counts["embeddings"] else 32}
 
 
 # What the Node engine looks for when imagine-model.json names no file (src/core/prompt/modelDir.ts).
@@ -520,10 +623,10 @@ def convert_model_dir(args: argparse.Namespace) -> int:
     if unmerged:
         provenance["unmerged"] = {"source": os.path.abspath(source)}
     if args.quant:
-        counts = quantize_onnx(model, args.quant)
+        counts = quantize_onnx(model, args.quant, quant_options(args))
         if counts["quantized"] == 0:
             raise SystemExit(f"{source} has no MatMul with a float weight to quantize")
-        provenance["quantization"] = {**quantization_note(args.quant, counts), "source": os.path.abspath(source)}
+        provenance["quantization"] = {**quantization_note(args, counts), "source": os.path.abspath(source)}
     meta["onnx"] = "model.onnx"
     with staged_output(args.out) as out:
         save_with_external_weights(model, os.path.join(out, "model.onnx"))
@@ -601,8 +704,8 @@ def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argp
         torch_path = os.path.join(scratch, "model.onnx")
         opset = export_onnx(model, torch_path, args.opset, fused_attention=args.fused_attention)
         if args.quant:
-            counts = write_quantized(torch_path, onnx_path, args.quant)
-            meta["provenance"]["quantization"] = quantization_note(args.quant, counts)
+            counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
+            meta["provenance"]["quantization"] = quantization_note(args, counts)
             args.no_golden = True  # golden.json holds float32 PyTorch logits; bench/prompt-quality.ts checks quality
         else:
             save_with_external_weights(onnx.load(torch_path), onnx_path)

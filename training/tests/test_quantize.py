@@ -138,3 +138,61 @@ def test_unmerge_inlines_the_with_past_branch_of_a_merged_decoder(tmp_path):
     assert export_onnx.main(["--random", "tiny", "--seed", "4", "--out", str(src), "--no-golden"]) == 0
     with pytest.raises(SystemExit, match="plain decoder: converting it needs --quant"):
         export_onnx.main(["--from-onnx", str(src), "--out", str(tmp_path / "x")])
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("k", [96, 40])
+def test_symmetric_blocks_have_no_zero_points_and_round_trip(bits, k):
+    rng = np.random.default_rng(bits * 10 + k)
+    n, block = 5, 32
+    weight = rng.normal(0, 0.02, size=(n, k)).astype(np.float32)
+    weight[0, :] = 0.0
+    weight[1, 3] = -0.4  # the largest magnitude maps onto code 0 exactly
+    codes, scales, zeros = export_onnx.quantize_blocks(weight, bits, block, symmetric=True)
+    assert zeros is None and codes.shape == (n, -(-k // block), block * bits // 8)
+    back = export_onnx.dequantize_blocks(codes, scales, None, bits, k)
+    assert np.array_equal(back[0], weight[0]) and np.isclose(back[1, 3], -0.4)
+    # The opposite extreme sits one step short of the codes' range (2^(bits-1) - 1 steps): it
+    # clips by at most one step, every other value rounds to within half a step.
+    step = np.abs(scales.reshape(n, -1)).repeat(block, axis=1)[:, :k]
+    assert np.all(np.abs(back - weight) <= step + 1e-7)
+    assert np.mean(np.abs(back - weight) <= step / 2 + 1e-7) > 0.99
+
+
+def test_quant_options_choose_block_size_symmetry_head_bits_and_a_quantized_embedding(tmp_path):
+    torch.manual_seed(5)
+    model = GPT2LMHeadModel(preset("tiny"))
+    path = str(tmp_path / "model.onnx")
+    export_onnx.export_onnx(model, path)
+    wte = numpy_helper.to_array(next(t for t in onnx.load(path).graph.initializer
+                                     if t.name == "model.transformer.wte.weight"))
+    options = export_onnx.QuantOptions(block_size=16, head_bits=4, accuracy_level=1, symmetric=True, embedding_bits=8)
+    counts = export_onnx.write_quantized(path, path, "int4", options)
+    assert (counts["quantized"], counts["embeddings"]) == (9, 1)
+    q = onnx.load(path)
+    onnx.checker.check_model(q)
+    nbits = [n for n in q.graph.node if n.op_type == "MatMulNBits"]
+    assert all(len(n.input) == 3 for n in nbits)  # no zero points
+    attrs = [{a.name: a.i for a in n.attribute} for n in nbits]
+    assert {(a["bits"], a["block_size"], a["accuracy_level"]) for a in attrs} == {(4, 16, 1)}
+    # The float32 token embedding is gone: its Gather reads int8 rows with per-block scales.
+    assert "model.transformer.wte.weight" not in {t.name for t in q.graph.initializer}
+    (gather,) = [n for n in q.graph.node if n.op_type == "GatherBlockQuantized"]
+    assert gather.domain == "com.microsoft" and gather.input[1] == "input_ids" and len(gather.input) == 3
+    g = {a.name: a.i for a in gather.attribute}
+    assert (g["bits"], g["block_size"], g["gather_axis"], g["quantize_axis"]) == (8, 16, 0, 1)
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    codes, scales = inits[gather.input[0]], inits[gather.input[2]]
+    assert codes.shape == (50257, 32) and scales.shape == (50257, 2)
+    rows = (codes.astype(np.float32) - 128).reshape(50257, 2, 16) * scales[:, :, None]
+    step = np.abs(scales).repeat(16, axis=1)  # symmetric: within one step (see above)
+    assert np.all(np.abs(rows.reshape(50257, 32) - wte) <= step + 1e-7)
+    # The position embedding (indexed by position_ids) stays float32.
+    assert any(n.op_type == "Gather" and n.input[1] == "position_ids" for n in q.graph.node)
+
+
+def test_quant_options_refuse_what_matmulnbits_cannot_run():
+    with pytest.raises(SystemExit, match="power of 2"):
+        export_onnx.QuantOptions(block_size=48)
+    with pytest.raises(SystemExit, match="4 or 8"):
+        export_onnx.QuantOptions(embedding_bits=2)
