@@ -21,9 +21,13 @@ Writes:
                        quantized model is checked by bench/prompt-quality.ts against its fp32 source)
 
 --quant int8|int4 stores every dense weight (the blocks' MatMuls and lm_head) as block-quantized
-integers for onnxruntime's com.microsoft MatMulNBits, which dequantizes inside the matmul: a decode
-step streams ~3.8x (int8) or ~6-7x (int4, lm_head kept at int8) fewer weight bytes. Activations, LayerNorm, biases and the
-token embedding's Gather stay float32 (lm_head gets its own quantized copy of the tied matrix).
+integers (blocks of 128 with zero points) for onnxruntime's com.microsoft MatMulNBits, which
+dequantizes inside the matmul: a decode step streams ~3.8x (int8) or ~6-7x (int4, lm_head kept at
+int8) fewer weight bytes. The token embedding's Gather becomes com.microsoft GatherBlockQuantized
+over int8 rows (lm_head gets its own quantized copy of the tied matrix). Activations, LayerNorm,
+biases and the position embedding stay float32. --quant-block-size, --quant-symmetric,
+--quant-head-bits, --quant-accuracy-level and --quant-embedding-bits change that (the constants
+below say what each measured).
 """
 
 from __future__ import annotations
@@ -60,20 +64,31 @@ MAX_OPSET = 17
 # in the graph).
 EXTERNAL_DATA_THRESHOLD = 1024
 QUANT_BITS = {"int8": 8, "int4": 4}
-QUANT_BLOCK_SIZE = 32
+# Elements per scale. onnxruntime 1.30's AVX-512 VNNI int4 kernel is compute-bound here (it
+# rescales every block of every row), so fewer, larger blocks pay: gpt2-xl int4 at 128 vs 32, in one
+# process (bench/decode-compare.ts, 2026-12-07, load 1.8-2.5): batch 1 23.1 vs 17.1 steps/s, batch
+# 5 10.5 vs 8.4; int8 18.0 vs 13.1 and 9.4 vs 7.7; 0.7 GB less resident memory (scales and MLAS's
+# per-block sums shrink 4x). Quality on the shipped model stays within the goals (int4 97.6-97.8%
+# top-1, int8 99.3%, loss within 0.05%); 256 was no faster (gpt2-xl's 1600-wide rows pad its last block).
+QUANT_BLOCK_SIZE = 128
 # lm_head decides every token: int4 blocks elsewhere, int8 there (as llama.cpp's Q4_K_M keeps its
-# output matrix at 6 bits). It is ~5% of gpt2-xl's weights, so int4's speed is kept.
+# output matrix at 6 bits). It is ~5% of gpt2-xl's weights; at 4 bits it ran no faster (10.8 vs
+# 11.0 steps/s at batch 5).
 QUANT_HEAD_BITS = {"int8": 8, "int4": 8}
 # MatMulNBits' accuracy_level 4 multiplies int8-quantized activations with the int codes (MLAS's
 # fast kernels). Level 0 (float32 arithmetic) has no fast 8-bit kernel in onnxruntime 1.30's CPU
 # provider: it dequantizes the whole weight every step, 10-20x slower than float32 (measured on
-# GPT-2 small: int8 0.8-1 steps/s vs fp32 12-25).
+# GPT-2 small: int8 0.8-1 steps/s vs fp32 12-25); for int4 at blocks of 128, levels 0 and 1 ran
+# gpt2-xl at 2-3 steps/s (batch 1) vs 17-22 at level 4.
 QUANT_ACCURACY_LEVEL = 4
-# Symmetric blocks (no zero-point input; MatMulNBits' implied zero point 2^(bits-1)).
+# Symmetric blocks (no zero-point input; MatMulNBits' implied zero point 2^(bits-1)) run no faster:
+# the VNNI kernel folds zero points into per-block sums either way (gpt2-xl int4 batch 5 11.0 vs
+# 10.5 steps/s, within noise), and the shipped model's int4 top-1 agreement was lower (97.4 vs 97.8%).
 QUANT_SYMMETRIC = False
-# The token embedding's Gather: None keeps it float32.
-QUANT_EMBEDDING_BITS: Optional[int] = None
-
+# The token embedding's Gather reads int8 rows (GatherBlockQuantized) instead of a float32 table:
+# gpt2-xl's is 0.32 GB that onnxruntime maps and reads whole at load, for a few rows a step.
+# None keeps it float32.
+QUANT_EMBEDDING_BITS: Optional[int] = 8
 
 def input_names(n_layer: int) -> List[str]:
     names = ["input_ids", "attention_mask", "position_ids"]
@@ -263,7 +278,6 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, options: QuantOptions = 
 
     block_bits = QUANT_BITS[quant]
     head_bits = QUANT_HEAD_BITS[quant] if options.head_bits is None else options.head_bits
-    block_size = options.block_size
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
@@ -298,6 +312,7 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, options: QuantOptions = 
             continue
         n, k = weight_nk.shape
         bits = head_bits if "logits" in node.output else block_bits
+        block_size = fitted_block_size(options.block_size, k)
         codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size,
                                                options.symmetric)
         prefix = f"{source}_q{bits}"
@@ -327,6 +342,12 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, options: QuantOptions = 
     return {"quantized": quantized, "embeddings": embeddings, "dropped": dropped}
 
 
+def fitted_block_size(block_size: int, k: int) -> int:
+    """`block_size`, or less for a narrow weight: no wider than K rounded up to a power of 2 (at
+    least 16), so a small model's 32-wide rows are not padded to 128 zeros a block."""
+    return min(block_size, max(16, 1 << (k - 1).bit_length()))
+
+
 def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, options: QuantOptions,
                       graph: "onnx.GraphProto") -> "onnx.NodeProto":
     """com.microsoft GatherBlockQuantized in place of Gather(table [V, K], input_ids): the rows are
@@ -336,8 +357,8 @@ def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, opti
     from onnx import helper, numpy_helper
 
     v, k = table.shape
-    codes, scales, zeros = quantize_blocks(np.asarray(table, dtype=np.float32), bits, options.block_size,
-                                           options.symmetric)
+    block_size = fitted_block_size(options.block_size, k)
+    codes, scales, zeros = quantize_blocks(np.asarray(table, dtype=np.float32), bits, block_size, options.symmetric)
     k_blocks = codes.shape[1]
     prefix = f"{node.input[0]}_gather_q{bits}"
     graph.initializer.extend([
@@ -350,7 +371,7 @@ def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, opti
         graph.initializer.append(numpy_helper.from_array(zeros.reshape(v, -1), f"{prefix}.zero_points"))
         inputs.append(f"{prefix}.zero_points")
     return helper.make_node("GatherBlockQuantized", inputs, list(node.output), name=(node.name or prefix) + "_q",
-                            domain="com.microsoft", bits=bits, block_size=options.block_size,
+                            domain="com.microsoft", bits=bits, block_size=block_size,
                             gather_axis=0, quantize_axis=1)
 
 

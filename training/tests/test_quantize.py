@@ -67,11 +67,16 @@ def test_quantized_graph_replaces_every_dense_matmul(tmp_path, quant):
     head = [a for n, a in zip(nbits, attrs) if "logits" in n.output]
     assert len(head) == 1 and head[0]["bits"] == 8 and (head[0]["N"], head[0]["K"]) == (50257, 32)
     assert {a["bits"] for n, a in zip(nbits, attrs) if "logits" not in n.output} == {export_onnx.QUANT_BITS[quant]}
-    assert all(a["accuracy_level"] == export_onnx.QUANT_ACCURACY_LEVEL and a["block_size"] == 32 for a in attrs)
-    # The float block weights are gone; the token embedding stays float32 for its Gather, and
-    # lm_head's Transpose of it is no longer in the graph.
+    # The tiny model's rows are 32 wide (64 for the MLP's c_proj): blocks of 128 shrink to fit.
+    assert export_onnx.QUANT_BLOCK_SIZE == 128
+    assert all(a["accuracy_level"] == export_onnx.QUANT_ACCURACY_LEVEL
+               and a["block_size"] == min(128, a["K"]) for a in attrs)
+    # The float block weights are gone, and so is the float32 token embedding (its Gather reads
+    # int8 rows) with lm_head's Transpose of it; the position embedding stays float32.
     floats = {t.name for t in q.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2}
-    assert "model.transformer.wte.weight" in floats and not any(".attn." in f or ".mlp." in f for f in floats)
+    assert {f for f in floats if not f.endswith(".scales")} == {"model.transformer.wpe.weight"}
+    readers = collections.Counter(n.op_type for n in q.graph.node if "input_ids" in n.input)
+    assert readers["GatherBlockQuantized"] == 1 and readers["Gather"] == 0
     assert collections.Counter(n.op_type for n in q.graph.node)["Transpose"] == collections.Counter(
         n.op_type for n in fp32.graph.node)["Transpose"] - 1
     assert any(o.domain == "com.microsoft" for o in q.opset_import)
@@ -99,7 +104,8 @@ def test_from_onnx_converts_a_model_directory_without_touching_it(tmp_path):
     assert sorted(os.listdir(out)) == ["imagine-model.json", "model.onnx", "model.onnx.data"]
     meta = json.loads((out / "imagine-model.json").read_text())
     q = meta["provenance"]["quantization"]
-    assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 32, 8, 9)
+    assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 128, 8, 9)
+    assert (q["zeroPoints"], q["accuracyLevel"], q["embeddingBits"]) == (True, 4, 8)
     assert meta["architecture"]["nEmbd"] == 32 and meta["onnx"] == "model.onnx"
 
     with pytest.raises(SystemExit, match="needs --quant"):
@@ -189,6 +195,13 @@ def test_quant_options_choose_block_size_symmetry_head_bits_and_a_quantized_embe
     assert np.all(np.abs(rows.reshape(50257, 32) - wte) <= step + 1e-7)
     # The position embedding (indexed by position_ids) stays float32.
     assert any(n.op_type == "Gather" and n.input[1] == "position_ids" for n in q.graph.node)
+
+
+def test_blocks_are_no_wider_than_the_rows_they_cut():
+    assert export_onnx.fitted_block_size(128, 1600) == 128  # gpt2-xl: 12 full blocks and a ragged one
+    assert export_onnx.fitted_block_size(128, 32) == 32
+    assert export_onnx.fitted_block_size(128, 40) == 64  # a power of 2, as MatMulNBits needs
+    assert export_onnx.fitted_block_size(32, 8) == 16  # never under MatMulNBits' minimum
 
 
 def test_quant_options_refuse_what_matmulnbits_cannot_run():
