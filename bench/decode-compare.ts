@@ -60,7 +60,9 @@ async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<numb
 }
 
 /** onnxruntime's ms per run by operator type over one batch-5 decode, in a profiling session. */
-async function profile(dir: string): Promise<{ runMs: number; ops: Record<string, number> }> {
+async function profile(
+  dir: string,
+): Promise<{ runMs: number; lmHeadMs: number; ops: Record<string, number> }> {
   const folder = mkdtempSync(join(tmpdir(), "imagine-compare-"));
   try {
     const decoder = await Gpt2OnnxDecoder.load(dir, { threads, profile: join(folder, "run") });
@@ -77,14 +79,18 @@ async function profile(dir: string): Promise<{ runMs: number; ops: Record<string
     }[];
     const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
     const byOp = new Map<string, number>();
+    let lmHeadMs = 0;
     for (const e of events) {
       if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
       const op = e.args?.op_name ?? "?";
       byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs.length);
+      // The exporters name the head's node after the module (/model/lm_head/…).
+      if (e.name.includes("lm_head")) lmHeadMs += e.dur / 1000 / runs.length;
     }
     const ops = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 8);
     return {
       runMs: Number((runs.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length).toFixed(1)),
+      lmHeadMs: Number(lmHeadMs.toFixed(1)),
       ops: Object.fromEntries(ops.map(([op, ms]) => [op, Number(ms.toFixed(1))])),
     };
   } finally {
@@ -147,9 +153,9 @@ for (const m of models) {
     .join("; ");
   log(`${m.dir}: ${line}`);
   if (result.profileBatch5) {
-    const { runMs, ops } = result.profileBatch5;
+    const { runMs, lmHeadMs, ops } = result.profileBatch5;
     log(
-      `  profile batch 5: ${runMs} ms per run; ${Object.entries(ops)
+      `  profile batch 5: ${runMs} ms per run (lm_head ${lmHeadMs}); ${Object.entries(ops)
         .map(([op, ms]) => `${op} ${ms}`)
         .join(", ")}`,
     );
