@@ -209,3 +209,28 @@ def test_quant_options_refuse_what_matmulnbits_cannot_run():
         export_onnx.QuantOptions(block_size=48)
     with pytest.raises(SystemExit, match="4 or 8"):
         export_onnx.QuantOptions(embedding_bits=2)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_gather_of_rows_with_a_ragged_last_block(bits):
+    # gpt2-xl's rows are 1600 wide: 12 blocks of 128 and a ragged one. GatherBlockQuantized's output
+    # is as wide as its data, so the codes keep K columns (no padding) and the scales cover ceil(K / block).
+    from onnx import helper
+
+    rng = np.random.default_rng(bits)
+    table = rng.normal(0, 0.1, size=(6, 40)).astype(np.float32)
+    graph = helper.make_graph([], "g", [], [])
+    node = helper.make_node("Gather", ["wte", "input_ids"], ["rows"], name="/wte/Gather")
+    gather = export_onnx._quantized_gather(node, table, bits, export_onnx.QuantOptions(block_size=32), graph)
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    codes, scales, zeros = (inits[name] for name in gather.input[:1] + gather.input[2:])
+    assert codes.shape == (6, 40 * bits // 8) and scales.shape == (6, 2)
+    assert zeros.shape == ((6, 2) if bits == 8 else (6, 1))
+    attrs = {a.name: a.i for a in gather.attribute}
+    assert (attrs["bits"], attrs["block_size"]) == (bits, 32) and list(gather.output) == ["rows"]
+    if bits == 4:
+        codes = np.stack([codes & 0x0F, codes >> 4], axis=2).reshape(6, 40)
+        zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=2).reshape(6, 2)
+    block_of = np.arange(40) // 32
+    back = (codes.astype(np.float32) - zeros[:, block_of]) * scales[:, block_of]
+    assert np.all(np.abs(back - table) <= scales[:, block_of] / 2 + 1e-6)
