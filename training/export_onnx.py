@@ -688,7 +688,16 @@ def staged_output(out: str):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.quant:
+        given = [f"--{name.replace('_', '-')}" for name in ("quant_block_size", "quant_head_bits", "quant_accuracy_level",
+                                                            "quant_symmetric", "quant_embedding_bits")
+                 if getattr(args, name) != parser.get_default(name)]
+        if given:
+            parser.error(f"{', '.join(given)} only applies with --quant int8|int4")
+    else:
+        quant_options(args)  # refuses a block size MatMulNBits cannot run before any export work
     if args.from_onnx:
         return convert_model_dir(args)
     training = None

@@ -234,3 +234,12 @@ def test_quantized_gather_of_rows_with_a_ragged_last_block(bits):
     block_of = np.arange(40) // 32
     back = (codes.astype(np.float32) - zeros[:, block_of]) * scales[:, block_of]
     assert np.all(np.abs(back - table) <= scales[:, block_of] / 2 + 1e-6)
+
+
+def test_quant_flags_without_quant_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_onnx.main(["--random", "tiny", "--out", str(tmp_path / "x"), "--quant-block-size", "64"])
+    assert "--quant-block-size only applies with --quant" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="power of 2"):
+        export_onnx.main(["--random", "tiny", "--out", str(tmp_path / "y"), "--quant", "int4", "--quant-block-size", "48"])
+    assert not (tmp_path / "y").exists()
