@@ -67,8 +67,8 @@ QUANT_BITS = {"int8": 8, "int4": 4}
 # Elements per scale. onnxruntime 1.30's AVX-512 VNNI int4 kernel is compute-bound here (it
 # rescales every block of every row), so fewer, larger blocks pay: gpt2-xl int4 at 128 vs 32, in one
 # process (bench/decode-compare.ts, 2026-12-07, load 1.8-2.5): batch 1 23.1 vs 17.1 steps/s, batch
-# 5 10.5 vs 8.4; int8 18.0 vs 13.1 and 9.4 vs 7.7; 0.7 GB less resident memory (scales and MLAS's
-# per-block sums shrink 4x). Quality on the shipped model stays within the goals (int4 97.6-97.8%
+# 5 10.5 vs 8.4; int8 18.0 vs 13.1 and 9.4 vs 7.7; resident 1.23 vs 1.65 GB (bench/model-memory.ts:
+# scales and MLAS's per-block sums shrink 4x). Quality on the shipped model stays within the goals (int4 97.6-97.8%
 # top-1, int8 99.3%, loss within 0.05%); 256 was no faster (gpt2-xl's 1600-wide rows pad its last block).
 QUANT_BLOCK_SIZE = 128
 # lm_head decides every token: int4 blocks elsewhere, int8 there (as llama.cpp's Q4_K_M keeps its
@@ -355,7 +355,7 @@ def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, opti
     """com.microsoft GatherBlockQuantized in place of Gather(table [V, K], input_ids): the rows are
     stored as MatMulNBits stores a weight (uint8 codes [V, K * bits / 8], scales [V, k_blocks],
     zero points as quantize_blocks packs them) and dequantized after the gather, so the float32
-    table (0.32 GB for gpt2-xl, mapped and read whole at load) is not kept."""
+    table (0.32 GB of gpt2-xl's file) is not stored."""
     from onnx import helper, numpy_helper
 
     v, k = table.shape
