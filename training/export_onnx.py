@@ -64,13 +64,17 @@ MAX_OPSET = 17
 # in the graph).
 EXTERNAL_DATA_THRESHOLD = 1024
 QUANT_BITS = {"int8": 8, "int4": 4}
-# Elements per scale. onnxruntime 1.30's AVX-512 VNNI int4 kernel is compute-bound here (it
-# rescales every block of every row), so fewer, larger blocks pay: gpt2-xl int4 at 128 vs 32, in one
-# process (bench/decode-compare.ts, 2026-12-07, load 1.8-2.5): batch 1 23.1 vs 17.1 steps/s, batch
-# 5 10.5 vs 8.4; int8 18.0 vs 13.1 and 9.4 vs 7.7; resident 1.23 vs 1.65 GB (bench/model-memory.ts:
-# scales and MLAS's per-block sums shrink 4x). Quality on the shipped model stays within the goals (int4 97.6-97.8%
-# top-1, int8 99.3%, loss within 0.05%); 256 was no faster (gpt2-xl's 1600-wide rows pad its last block).
-QUANT_BLOCK_SIZE = 128
+# Elements per scale (at most: narrow rows get smaller blocks, fitted_block_size). onnxruntime
+# 1.30's AVX-512 VNNI int4 kernel is compute-bound here (it rescales every block of every row), so
+# fewer, larger blocks pay. gpt2-xl, in one process (bench/decode-compare.ts, 2026-12-07, load
+# 1.5-2.5): int4 blocks of 128 vs 32 ran 23.1 vs 17.1 steps/s at batch 1 and 10.5 vs 8.4 at batch 5,
+# 256 vs 128 25.5 vs 22.1 and 11.9 vs 10.5 (padding 1600-wide rows to 1792 included); int8 128 vs 32
+# 18.0 vs 13.1 and 9.4 vs 7.7, 256 vs 128 the same at batch 1, 9.7 vs 9.0 at batch 5. Resident
+# memory of int4: 1.19 GB at 256, 1.22 at 128, 1.65 at 32 (bench/model-memory.ts: scales and MLAS's
+# per-block sums shrink). Quality on the shipped model stays within the goals: at 256 int4 98.6% top-1
+# and int8 99.5%, loss within 0.1% (at 128 97.8% / 99.3%, at 32 98.5% / 99.7%: differences this
+# size are within the benchmark's noise).
+QUANT_BLOCK_SIZE = 256
 # lm_head decides every token: int4 blocks elsewhere, int8 there (as llama.cpp's Q4_K_M keeps its
 # output matrix at 6 bits). It is ~5% of gpt2-xl's weights; at 4 bits it ran no faster (10.8 vs
 # 11.0 steps/s at batch 5).
@@ -345,9 +349,14 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, options: QuantOptions = 
 
 
 def fitted_block_size(block_size: int, k: int) -> int:
-    """`block_size`, or less for a narrow weight: no wider than K rounded up to a power of 2 (at
-    least 16), so a small model's 32-wide rows are not padded to 128 zeros a block."""
-    return min(block_size, max(16, 1 << (k - 1).bit_length()))
+    """The largest power of 2 up to `block_size` (at least 16, MatMulNBits' minimum) whose blocks
+    pad a K-wide row by at most K / 4: padding is stored and computed like weights, so a 32-wide
+    row gets blocks of 32 rather than 256 zeros a block, while gpt2-xl's 1600-wide rows keep 256
+    (padded 12%, still faster than 128)."""
+    size = block_size
+    while size > 16 and -(-k // size) * size - k > k / 4:
+        size //= 2
+    return size
 
 
 def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, options: QuantOptions,

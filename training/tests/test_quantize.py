@@ -67,10 +67,10 @@ def test_quantized_graph_replaces_every_dense_matmul(tmp_path, quant):
     head = [a for n, a in zip(nbits, attrs) if "logits" in n.output]
     assert len(head) == 1 and head[0]["bits"] == 8 and (head[0]["N"], head[0]["K"]) == (50257, 32)
     assert {a["bits"] for n, a in zip(nbits, attrs) if "logits" not in n.output} == {export_onnx.QUANT_BITS[quant]}
-    # The tiny model's rows are 32 wide (64 for the MLP's c_proj): blocks of 128 shrink to fit.
-    assert export_onnx.QUANT_BLOCK_SIZE == 128
-    assert all(a["accuracy_level"] == export_onnx.QUANT_ACCURACY_LEVEL
-               and a["block_size"] == min(128, a["K"]) for a in attrs)
+    # The tiny model's rows are 32 wide (128 for the MLP's c_proj): blocks of 256 shrink to fit.
+    assert export_onnx.QUANT_BLOCK_SIZE == 256
+    assert {(a["K"], a["block_size"]) for a in attrs} == {(32, 32), (128, 128)}
+    assert all(a["accuracy_level"] == export_onnx.QUANT_ACCURACY_LEVEL for a in attrs)
     # The float block weights are gone, and so is the float32 token embedding (its Gather reads
     # int8 rows) with lm_head's Transpose of it; the position embedding stays float32.
     floats = {t.name for t in q.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2}
@@ -104,7 +104,7 @@ def test_from_onnx_converts_a_model_directory_without_touching_it(tmp_path):
     assert sorted(os.listdir(out)) == ["imagine-model.json", "model.onnx", "model.onnx.data"]
     meta = json.loads((out / "imagine-model.json").read_text())
     q = meta["provenance"]["quantization"]
-    assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 128, 8, 9)
+    assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 256, 8, 9)
     assert (q["zeroPoints"], q["accuracyLevel"], q["embeddingBits"]) == (True, 4, 8)
     assert meta["architecture"]["nEmbd"] == 32 and meta["onnx"] == "model.onnx"
 
@@ -198,9 +198,11 @@ def test_quant_options_choose_block_size_symmetry_head_bits_and_a_quantized_embe
 
 
 def test_blocks_are_no_wider_than_the_rows_they_cut():
-    assert export_onnx.fitted_block_size(128, 1600) == 128  # gpt2-xl: 12 full blocks and a ragged one
-    assert export_onnx.fitted_block_size(128, 32) == 32
-    assert export_onnx.fitted_block_size(128, 40) == 64  # a power of 2, as MatMulNBits needs
+    assert export_onnx.fitted_block_size(256, 1600) == 256  # gpt2-xl: 6 full blocks, a ragged one (12% padding)
+    assert export_onnx.fitted_block_size(256, 6400) == 256
+    assert export_onnx.fitted_block_size(128, 1600) == 128
+    assert export_onnx.fitted_block_size(256, 32) == 32
+    assert export_onnx.fitted_block_size(256, 300) == 64  # 512 and 384 would pad more than a quarter
     assert export_onnx.fitted_block_size(32, 8) == 16  # never under MatMulNBits' minimum
 
 
@@ -213,25 +215,25 @@ def test_quant_options_refuse_what_matmulnbits_cannot_run():
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_quantized_gather_of_rows_with_a_ragged_last_block(bits):
-    # gpt2-xl's rows are 1600 wide: 12 blocks of 128 and a ragged one. GatherBlockQuantized's output
+    # gpt2-xl's rows are 1600 wide: 6 blocks of 256 and a ragged one. GatherBlockQuantized's output
     # is as wide as its data, so the codes keep K columns (no padding) and the scales cover ceil(K / block).
     from onnx import helper
 
     rng = np.random.default_rng(bits)
-    table = rng.normal(0, 0.1, size=(6, 40)).astype(np.float32)
+    table = rng.normal(0, 0.1, size=(6, 56)).astype(np.float32)  # blocks of 32 and 24
     graph = helper.make_graph([], "g", [], [])
     node = helper.make_node("Gather", ["wte", "input_ids"], ["rows"], name="/wte/Gather")
     gather = export_onnx._quantized_gather(node, table, bits, export_onnx.QuantOptions(block_size=32), graph)
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     codes, scales, zeros = (inits[name] for name in gather.input[:1] + gather.input[2:])
-    assert codes.shape == (6, 40 * bits // 8) and scales.shape == (6, 2)
+    assert codes.shape == (6, 56 * bits // 8) and scales.shape == (6, 2)
     assert zeros.shape == ((6, 2) if bits == 8 else (6, 1))
     attrs = {a.name: a.i for a in gather.attribute}
     assert (attrs["bits"], attrs["block_size"]) == (bits, 32) and list(gather.output) == ["rows"]
     if bits == 4:
-        codes = np.stack([codes & 0x0F, codes >> 4], axis=2).reshape(6, 40)
+        codes = np.stack([codes & 0x0F, codes >> 4], axis=2).reshape(6, 56)
         zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=2).reshape(6, 2)
-    block_of = np.arange(40) // 32
+    block_of = np.arange(56) // 32
     back = (codes.astype(np.float32) - zeros[:, block_of]) * scales[:, block_of]
     assert np.all(np.abs(back - table) <= scales[:, block_of] / 2 + 1e-6)
 
