@@ -21,7 +21,7 @@ Writes:
                        quantized model is checked by bench/prompt-quality.ts against its fp32 source)
 
 --quant int8|int4 stores every dense weight (the blocks' MatMuls and lm_head) as block-quantized
-integers (blocks of 128 with zero points) for onnxruntime's com.microsoft MatMulNBits, which
+integers (blocks of 256 with zero points) for onnxruntime's com.microsoft MatMulNBits, which
 dequantizes inside the matmul: a decode step streams ~3.8x (int8) or ~6-7x (int4, lm_head kept at
 int8) fewer weight bytes. The token embedding's Gather becomes com.microsoft GatherBlockQuantized
 over int8 rows (lm_head gets its own quantized copy of the tied matrix). Activations, LayerNorm,
