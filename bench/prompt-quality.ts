@@ -10,6 +10,7 @@
  *   npm run bench:prompt-quality                              # shipped model, int8 and int4
  *   npm run bench:prompt-quality -- --model DIR --quant int4 --captions FILE --count 300
  *   npm run -s bench:prompt-quality -- --json                 # last line: one JSON object
+ *   npm run bench:prompt-quality -- --quant-args="--quant-block-size 32"   # exporter flags for the copies
  *
  * Captions: --captions FILE (one a line), else 200 picked with a fixed seed from
  * ../shared/data's Conceptual Captions validation file and written to .cache (never committed).
@@ -33,6 +34,8 @@ const { values: flags } = parseArgs({
     data: { type: "string", default: join(ROOT, "..", "shared", "data") },
     count: { type: "string", default: "200" },
     threads: { type: "string", default: "1" },
+    // Extra exporter flags for the quantized copies, e.g. "--quant-block-size 64 --no-quant-symmetric".
+    "quant-args": { type: "string", default: "" },
     json: { type: "boolean", default: false },
   },
 });
@@ -115,8 +118,12 @@ function upToDate(dir: string): boolean {
   return statSync(made).mtimeMs > Math.max(...exporter);
 }
 
+const quantArgs = (flags["quant-args"] as string).split(/\s+/).filter(Boolean);
+
 function quantizedCopy(dir: string, quant: string): string {
-  const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}`);
+  // Each set of exporter flags gets its own cached copy.
+  const variant = quantArgs.join("").replace(/[^A-Za-z0-9]+/g, "-");
+  const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}${variant}`);
   if (!upToDate(out)) {
     execFileSync(
       "/usr/bin/python3",
@@ -126,6 +133,7 @@ function quantizedCopy(dir: string, quant: string): string {
         dir,
         "--quant",
         quant,
+        ...quantArgs,
         "--out",
         out,
       ],
@@ -203,7 +211,9 @@ for (const ids of sequences) {
 }
 
 const fp32Loss = referenceLoss / positions;
-log(`model: ${modelDir}; ${sequences.length} captions, ${positions} predicted positions`);
+log(
+  `model: ${modelDir}; ${sequences.length} captions, ${positions} predicted positions${quantArgs.length ? `; exporter flags ${quantArgs.join(" ")}` : ""}`,
+);
 log(`fp32 eval loss ${fp32Loss.toFixed(4)} nats/token`);
 const results: Record<string, unknown> = {};
 let missed = false;

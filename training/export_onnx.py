@@ -21,9 +21,13 @@ Writes:
                        quantized model is checked by bench/prompt-quality.ts against its fp32 source)
 
 --quant int8|int4 stores every dense weight (the blocks' MatMuls and lm_head) as block-quantized
-integers for onnxruntime's com.microsoft MatMulNBits, which dequantizes inside the matmul: a decode
-step streams ~3.8x (int8) or ~6-7x (int4, lm_head kept at int8) fewer weight bytes. Activations, LayerNorm, biases and the
-token embedding's Gather stay float32 (lm_head gets its own quantized copy of the tied matrix).
+integers (blocks of 256 with zero points) for onnxruntime's com.microsoft MatMulNBits, which
+dequantizes inside the matmul: a decode step streams ~3.8x (int8) or ~6-7x (int4, lm_head kept at
+int8) fewer weight bytes. The token embedding's Gather becomes com.microsoft GatherBlockQuantized
+over int8 rows (lm_head gets its own quantized copy of the tied matrix). Activations, LayerNorm,
+biases and the position embedding stay float32. --quant-block-size, --quant-symmetric,
+--quant-head-bits, --quant-accuracy-level and --quant-embedding-bits change that (the constants
+below say what each measured).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import datetime
 import inspect
 import json
@@ -59,16 +64,37 @@ MAX_OPSET = 17
 # in the graph).
 EXTERNAL_DATA_THRESHOLD = 1024
 QUANT_BITS = {"int8": 8, "int4": 4}
-QUANT_BLOCK_SIZE = 32
+# Elements per scale (at most: narrow rows get smaller blocks, fitted_block_size). onnxruntime
+# 1.30's AVX-512 VNNI int4 kernel is compute-bound here (it rescales every block of every row), so
+# fewer, larger blocks pay. gpt2-xl, in one process (bench/decode-compare.ts, 2026-12-07, load
+# 1.5-2.5): int4 blocks of 128 vs 32 ran 23.1 vs 17.1 steps/s at batch 1 and 10.5 vs 8.4 at batch 5,
+# 256 vs 128 25.5 vs 22.1 and 11.9 vs 10.5 (padding 1600-wide rows to 1792 included); int8 128 vs 32
+# 18.0 vs 13.1 and 9.4 vs 7.7, 256 vs 128 the same at batch 1, 9.7 vs 9.0 at batch 5. Resident
+# memory of int4: 1.19 GB at 256, 1.22 at 128, 1.65 at 32 (bench/model-memory.ts: scales and MLAS's
+# per-block sums shrink). Quality on the shipped model stays within the goals: at 256 int4 98.6% top-1
+# and int8 99.5%, loss within 0.1% (at 128 97.8% / 99.3%, at 32 98.5% / 99.7%: differences this
+# size are within the benchmark's noise).
+QUANT_BLOCK_SIZE = 256
 # lm_head decides every token: int4 blocks elsewhere, int8 there (as llama.cpp's Q4_K_M keeps its
-# output matrix at 6 bits). It is ~5% of gpt2-xl's weights, so int4's speed is kept.
+# output matrix at 6 bits). It is ~5% of gpt2-xl's weights; at 4 bits it ran no faster (10.8 vs
+# 11.0 steps/s at batch 5).
 QUANT_HEAD_BITS = {"int8": 8, "int4": 8}
 # MatMulNBits' accuracy_level 4 multiplies int8-quantized activations with the int codes (MLAS's
 # fast kernels). Level 0 (float32 arithmetic) has no fast 8-bit kernel in onnxruntime 1.30's CPU
 # provider: it dequantizes the whole weight every step, 10-20x slower than float32 (measured on
-# GPT-2 small: int8 0.8-1 steps/s vs fp32 12-25).
+# GPT-2 small: int8 0.8-1 steps/s vs fp32 12-25); for int4 at blocks of 128, levels 0 and 1 ran
+# gpt2-xl at 2-3 steps/s (batch 1) vs 17-22 at level 4.
 QUANT_ACCURACY_LEVEL = 4
-
+# Symmetric blocks (no zero-point input; MatMulNBits' implied zero point 2^(bits-1)) run no faster:
+# the VNNI kernel folds zero points into per-block sums either way (gpt2-xl int4 batch 5 11.0 vs
+# 10.5 steps/s, within noise), and the shipped model's int4 top-1 agreement was lower (97.4 vs 97.8%).
+QUANT_SYMMETRIC = False
+# The token embedding's Gather reads int8 rows (GatherBlockQuantized) instead of a float32 table,
+# which only a few rows a step are read from: gpt2-xl int4's files shrink from 1.22 to 0.99 GB.
+# Resident memory is about the same (1.23 vs 1.21 GB, bench/model-memory.ts: the float32 table is
+# mapped and only the pages read count), top-1 agreement too (logits move 0.1 where int4 moves 1).
+# None keeps it float32.
+QUANT_EMBEDDING_BITS: Optional[int] = 8
 
 def input_names(n_layer: int) -> List[str]:
     names = ["input_ids", "attention_mask", "position_ids"]
@@ -172,37 +198,55 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
 # ---------------------------------------------------------------------------- weight-only quantization
 
 
-def quantize_blocks(weight_nk: np.ndarray, bits: int, block_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Asymmetric block quantization of a [N, K] float weight along K, in MatMulNBits' layout:
-    codes uint8 [N, k_blocks, block_size * bits / 8] (two 4-bit codes a byte, low nibble first),
-    scales float32 [N * k_blocks], zero points uint8 [N * ceil(k_blocks * bits / 8)] (packed the
-    same way). Each block maps [min(0, lo), max(0, hi)] onto 0 .. 2^bits - 1 so zero stays exact;
-    the weight is (code - zero_point) * scale."""
+def quantize_blocks(weight_nk: np.ndarray, bits: int, block_size: int,
+                    symmetric: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """Block quantization of a [N, K] float weight along K, in MatMulNBits' layout: codes uint8
+    [N, k_blocks, block_size * bits / 8] (two 4-bit codes a byte, low nibble first), scales float32
+    [N * k_blocks], zero points uint8 [N * ceil(k_blocks * bits / 8)] (packed the same way).
+    Asymmetric: each block maps [min(0, lo), max(0, hi)] onto 0 .. 2^bits - 1 so zero stays exact;
+    the weight is (code - zero_point) * scale. Symmetric (zero points None): the zero point is
+    MatMulNBits' default 2^(bits-1) and the scale maps the block's largest-magnitude value onto
+    code 0 (-2^(bits-1) steps, as llama.cpp's Q4_0), so the full code range is used."""
     n, k = weight_nk.shape
     k_blocks = -(-k // block_size)
     padded = np.zeros((n, k_blocks * block_size), dtype=np.float32)
     padded[:, :k] = weight_nk
     blocks = padded.reshape(n, k_blocks, block_size)
     top = (1 << bits) - 1
-    lo = np.minimum(blocks.min(axis=2), 0.0)
-    hi = np.maximum(blocks.max(axis=2), 0.0)
-    scale = (hi - lo) / top
-    scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
-    zero = np.clip(np.round(-lo / scale), 0, top).astype(np.uint8)
+    if symmetric:
+        mid = 1 << (bits - 1)
+        rows = np.arange(n)[:, None]
+        cols = np.arange(k_blocks)[None, :]
+        extreme = blocks[rows, cols, np.abs(blocks).argmax(axis=2)]  # signed value of largest magnitude
+        scale = extreme / -mid
+        scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
+        zero = np.full((n, k_blocks), mid, dtype=np.uint8)
+    else:
+        lo = np.minimum(blocks.min(axis=2), 0.0)
+        hi = np.maximum(blocks.max(axis=2), 0.0)
+        scale = (hi - lo) / top
+        scale[scale == 0] = 1.0  # an all-zero block: any scale reproduces it
+        zero = np.clip(np.round(-lo / scale), 0, top).astype(np.uint8)
     codes = np.clip(np.round(blocks / scale[:, :, None]) + zero[:, :, None], 0, top).astype(np.uint8)
     if bits == 4:
         codes = codes[:, :, 0::2] | (codes[:, :, 1::2] << 4)
         if k_blocks % 2:
             zero = np.concatenate([zero, np.zeros((n, 1), dtype=np.uint8)], axis=1)
         zero = zero[:, 0::2] | (zero[:, 1::2] << 4)
-    return np.ascontiguousarray(codes), scale.astype(np.float32).reshape(-1), np.ascontiguousarray(zero).reshape(-1)
+    zeros = None if symmetric else np.ascontiguousarray(zero).reshape(-1)
+    return np.ascontiguousarray(codes), scale.astype(np.float32).reshape(-1), zeros
 
 
-def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, bits: int, k: int) -> np.ndarray:
-    """The [N, K] float weight that MatMulNBits computes with (the inverse of quantize_blocks)."""
+def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: Optional[np.ndarray], bits: int,
+                      k: int) -> np.ndarray:
+    """The [N, K] float weight that MatMulNBits computes with (the inverse of quantize_blocks);
+    zeros None: symmetric, every zero point 2^(bits-1)."""
     n, k_blocks, _ = codes.shape
     if bits == 4:
         codes = np.stack([codes & 0x0F, codes >> 4], axis=3).reshape(n, k_blocks, -1)
+    if zeros is None:
+        zeros = np.full((n, k_blocks), 1 << (bits - 1), dtype=np.uint8)
+    elif bits == 4:
         zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=1).reshape(n, -1)[:, :k_blocks]
     else:
         zeros = zeros.reshape(n, k_blocks)
@@ -210,23 +254,52 @@ def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray, 
     return values.reshape(n, -1)[:, :k]
 
 
-def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_BLOCK_SIZE,
-                  head_bits: Optional[int] = None, accuracy_level: int = QUANT_ACCURACY_LEVEL) -> Dict[str, int]:
+@dataclasses.dataclass(frozen=True)
+class QuantOptions:
+    """How quantize_onnx writes the weights; the defaults are the exporter's (see the constants)."""
+    block_size: int = QUANT_BLOCK_SIZE
+    head_bits: Optional[int] = None  # None: QUANT_HEAD_BITS[quant]
+    accuracy_level: int = QUANT_ACCURACY_LEVEL
+    symmetric: bool = QUANT_SYMMETRIC
+    embedding_bits: Optional[int] = QUANT_EMBEDDING_BITS  # None: the token embedding stays float32
+
+    def __post_init__(self) -> None:
+        if self.block_size < 16 or self.block_size & (self.block_size - 1):
+            raise SystemExit(f"block size {self.block_size}: MatMulNBits takes a power of 2, at least 16")
+        for name in ("head_bits", "embedding_bits"):
+            if getattr(self, name) not in (None, 4, 8):
+                raise SystemExit(f"{name.replace('_', ' ')} {getattr(self, name)}: 4 or 8")
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            raise SystemExit(f"accuracy level {self.accuracy_level}: 0 to 4")
+
+
+def quantize_onnx(model: "onnx.ModelProto", quant: str, options: QuantOptions = QuantOptions()) -> Dict[str, int]:
     """Rewrites every MatMul whose right-hand side is a float weight (an initializer [K, N], or a
-    Transpose of one [N, K], as lm_head reads the tied embedding) into com.microsoft MatMulNBits.
-    head_bits: bits for lm_head (the MatMul that writes `logits`), default QUANT_HEAD_BITS[quant].
+    Transpose of one [N, K], as lm_head reads the tied embedding) into com.microsoft MatMulNBits,
+    and (options.embedding_bits) the token embedding's Gather into GatherBlockQuantized.
+    lm_head (the MatMul that writes `logits`) gets options.head_bits, default QUANT_HEAD_BITS[quant].
     Initializers left unused are dropped. Returns counts for the log."""
     import onnx
     from onnx import helper, numpy_helper
 
     block_bits = QUANT_BITS[quant]
-    head_bits = QUANT_HEAD_BITS[quant] if head_bits is None else head_bits
+    head_bits = QUANT_HEAD_BITS[quant] if options.head_bits is None else options.head_bits
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
     new_nodes = []
     quantized = 0
+    embeddings = 0
     for node in graph.node:
+        if (options.embedding_bits is not None and node.op_type == "Gather" and node.domain in ("", "ai.onnx")
+                and node.input[1] == "input_ids" and node.input[0] in inits
+                and len(inits[node.input[0]].dims) == 2
+                and inits[node.input[0]].data_type == onnx.TensorProto.FLOAT
+                and not any(a.name == "axis" and a.i != 0 for a in node.attribute)):
+            new_nodes.append(_quantized_gather(node, numpy_helper.to_array(inits[node.input[0]]),
+                                               options.embedding_bits, options, graph))
+            embeddings += 1
+            continue
         if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
             new_nodes.append(node)
             continue
@@ -245,20 +318,25 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_
             continue
         n, k = weight_nk.shape
         bits = head_bits if "logits" in node.output else block_bits
-        codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size)
+        block_size = fitted_block_size(options.block_size, k)
+        codes, scales, zeros = quantize_blocks(np.asarray(weight_nk, dtype=np.float32), bits, block_size,
+                                               options.symmetric)
         prefix = f"{source}_q{bits}"
         graph.initializer.extend([
             numpy_helper.from_array(codes, f"{prefix}.codes"),
             numpy_helper.from_array(scales, f"{prefix}.scales"),
-            numpy_helper.from_array(zeros, f"{prefix}.zero_points"),
         ])
+        inputs = [node.input[0], f"{prefix}.codes", f"{prefix}.scales"]
+        if zeros is not None:
+            graph.initializer.append(numpy_helper.from_array(zeros, f"{prefix}.zero_points"))
+            inputs.append(f"{prefix}.zero_points")
         new_nodes.append(helper.make_node(
             "MatMulNBits",
-            [node.input[0], f"{prefix}.codes", f"{prefix}.scales", f"{prefix}.zero_points"],
+            inputs,
             list(node.output),
             name=(node.name or prefix) + "_nbits",
             domain="com.microsoft",
-            K=k, N=n, bits=bits, block_size=block_size, accuracy_level=accuracy_level,
+            K=k, N=n, bits=bits, block_size=block_size, accuracy_level=options.accuracy_level,
         ))
         quantized += 1
     # Drop what nothing reads any more (the float weights, lm_head's Transpose).
@@ -267,7 +345,45 @@ def quantize_onnx(model: "onnx.ModelProto", quant: str, block_size: int = QUANT_
     dropped = _drop_unused(graph)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return {"quantized": quantized, "dropped": dropped}
+    return {"quantized": quantized, "embeddings": embeddings, "dropped": dropped}
+
+
+def fitted_block_size(block_size: int, k: int) -> int:
+    """The largest power of 2 up to `block_size` (at least 16, MatMulNBits' minimum) whose blocks
+    pad a K-wide row by at most K / 4: padding is stored and computed like weights, so a 32-wide
+    row gets blocks of 32 rather than 256 zeros a block, while gpt2-xl's 1600-wide rows keep 256
+    (padded 12%, still faster than 128)."""
+    size = block_size
+    while size > 16 and -(-k // size) * size - k > k / 4:
+        size //= 2
+    return size
+
+
+def _quantized_gather(node: "onnx.NodeProto", table: np.ndarray, bits: int, options: QuantOptions,
+                      graph: "onnx.GraphProto") -> "onnx.NodeProto":
+    """com.microsoft GatherBlockQuantized in place of Gather(table [V, K], input_ids): the rows are
+    stored as MatMulNBits stores a weight (uint8 codes [V, K * bits / 8], scales [V, k_blocks],
+    zero points as quantize_blocks packs them) and dequantized after the gather, so the float32
+    table (0.32 GB of gpt2-xl's file) is not stored."""
+    from onnx import helper, numpy_helper
+
+    v, k = table.shape
+    block_size = fitted_block_size(options.block_size, k)
+    codes, scales, zeros = quantize_blocks(np.asarray(table, dtype=np.float32), bits, block_size, options.symmetric)
+    k_blocks = codes.shape[1]
+    prefix = f"{node.input[0]}_gather_q{bits}"
+    graph.initializer.extend([
+        # A ragged last block: the output is as wide as the data, so the padding codes go.
+        numpy_helper.from_array(np.ascontiguousarray(codes.reshape(v, -1)[:, :k * bits // 8]), f"{prefix}.codes"),
+        numpy_helper.from_array(scales.reshape(v, k_blocks), f"{prefix}.scales"),
+    ])
+    inputs = [f"{prefix}.codes", node.input[1], f"{prefix}.scales"]
+    if zeros is not None:
+        graph.initializer.append(numpy_helper.from_array(zeros.reshape(v, -1), f"{prefix}.zero_points"))
+        inputs.append(f"{prefix}.zero_points")
+    return helper.make_node("GatherBlockQuantized", inputs, list(node.output), name=(node.name or prefix) + "_q",
+                            domain="com.microsoft", bits=bits, block_size=block_size,
+                            gather_axis=0, quantize_axis=1)
 
 
 def unmerge_onnx(model: "onnx.ModelProto") -> bool:
@@ -339,13 +455,13 @@ def save_with_external_weights(model: "onnx.ModelProto", path: str) -> None:
                     location=location, size_threshold=EXTERNAL_DATA_THRESHOLD)
 
 
-def write_quantized(source: str, target: str, quant: str) -> Dict[str, int]:
+def write_quantized(source: str, target: str, quant: str, options: QuantOptions = QuantOptions()) -> Dict[str, int]:
     """Writes a quantized copy of the ONNX file `source` to `target` (they may be the same path),
     its weights as external data."""
     import onnx
 
     model = onnx.load(source)
-    counts = quantize_onnx(model, quant)
+    counts = quantize_onnx(model, quant, options)
     if counts["quantized"] == 0:
         raise SystemExit(f"{source} has no MatMul with a float weight in its main graph to quantize "
                          "(a merged decoder keeps them inside If branches: quantize our own export instead)")
@@ -480,13 +596,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export each block's attention core with its KV cache as one com.microsoft MultiHeadAttention node")
     p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
                    help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
+    # How --quant writes the weights (defaults: the constants above, chosen by measurement).
+    p.add_argument("--quant-block-size", type=int, default=QUANT_BLOCK_SIZE, help="elements per scale (a power of 2, >= 16)")
+    p.add_argument("--quant-head-bits", type=int, choices=[4, 8], default=None,
+                   help="lm_head's bits (default: 8 for int8 and int4)")
+    p.add_argument("--quant-accuracy-level", type=int, choices=range(5), default=QUANT_ACCURACY_LEVEL,
+                   help="MatMulNBits accuracy_level (4: int8 activations)")
+    p.add_argument("--quant-symmetric", action=argparse.BooleanOptionalAction, default=QUANT_SYMMETRIC,
+                   help="symmetric blocks without zero points")
+    p.add_argument("--quant-embedding-bits", type=int, choices=[4, 8, 32],
+                   default=QUANT_EMBEDDING_BITS or 32,
+                   help="the token embedding's Gather: GatherBlockQuantized at 4 or 8 bits, or 32 (float32)")
     return p
 
 
-def quantization_note(quant: str, counts: Dict[str, int]) -> Dict[str, Any]:
-    return {"weights": quant, "op": "com.microsoft.MatMulNBits", "blockSize": QUANT_BLOCK_SIZE,
-            "lmHeadBits": QUANT_HEAD_BITS[quant], "zeroPoints": True,
-            "accuracyLevel": QUANT_ACCURACY_LEVEL, "matmuls": counts["quantized"]}
+def quant_options(args: argparse.Namespace) -> QuantOptions:
+    return QuantOptions(block_size=args.quant_block_size, head_bits=args.quant_head_bits,
+                        accuracy_level=args.quant_accuracy_level, symmetric=args.quant_symmetric,
+                        embedding_bits=None if args.quant_embedding_bits == 32 else args.quant_embedding_bits)
+
+
+def quantization_note(args: argparse.Namespace, counts: Dict[str, int]) -> Dict[str, Any]:
+    options = quant_options(args)
+    return {"weights": args.quant, "op": "com.microsoft.MatMulNBits", "blockSize": options.block_size,
+            "lmHeadBits": options.head_bits or QUANT_HEAD_BITS[args.quant], "zeroPoints": not options.symmetric,
+            "accuracyLevel": options.accuracy_level, "matmuls": counts["quantized"],
+            "embeddingBits": options.embedding_bits if counts["embeddings"] else 32}
 
 
 # What the Node engine looks for when imagine-model.json names no file (src/core/prompt/modelDir.ts).
@@ -520,10 +655,10 @@ def convert_model_dir(args: argparse.Namespace) -> int:
     if unmerged:
         provenance["unmerged"] = {"source": os.path.abspath(source)}
     if args.quant:
-        counts = quantize_onnx(model, args.quant)
+        counts = quantize_onnx(model, args.quant, quant_options(args))
         if counts["quantized"] == 0:
             raise SystemExit(f"{source} has no MatMul with a float weight to quantize")
-        provenance["quantization"] = {**quantization_note(args.quant, counts), "source": os.path.abspath(source)}
+        provenance["quantization"] = {**quantization_note(args, counts), "source": os.path.abspath(source)}
     meta["onnx"] = "model.onnx"
     with staged_output(args.out) as out:
         save_with_external_weights(model, os.path.join(out, "model.onnx"))
@@ -562,7 +697,16 @@ def staged_output(out: str):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.quant:
+        given = [f"--{name.replace('_', '-')}" for name in ("quant_block_size", "quant_head_bits", "quant_accuracy_level",
+                                                            "quant_symmetric", "quant_embedding_bits")
+                 if getattr(args, name) != parser.get_default(name)]
+        if given:
+            parser.error(f"{', '.join(given)} only applies with --quant int8|int4")
+    else:
+        quant_options(args)  # refuses a block size MatMulNBits cannot run before any export work
     if args.from_onnx:
         return convert_model_dir(args)
     training = None
@@ -601,8 +745,8 @@ def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argp
         torch_path = os.path.join(scratch, "model.onnx")
         opset = export_onnx(model, torch_path, args.opset, fused_attention=args.fused_attention)
         if args.quant:
-            counts = write_quantized(torch_path, onnx_path, args.quant)
-            meta["provenance"]["quantization"] = quantization_note(args.quant, counts)
+            counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
+            meta["provenance"]["quantization"] = quantization_note(args, counts)
             args.no_golden = True  # golden.json holds float32 PyTorch logits; bench/prompt-quality.ts checks quality
         else:
             save_with_external_weights(onnx.load(torch_path), onnx_path)

@@ -4,7 +4,7 @@
  * Dividing by the file size overcounts: a Hugging Face-style export stores lm_head as its own
  * transposed copy while the token embedding is only indexed by a Gather (a few rows per step), and
  * files can hold unused initializers. Here an initializer counts when some node other than a
- * Gather consumes it (directly or through a weight-only Transpose/Cast/Reshape/Identity, which
+ * Gather (or GatherBlockQuantized, a quantized embedding's) consumes it (directly or through a weight-only Transpose/Cast/Reshape/Identity, which
  * onnxruntime folds into a weight of the same size), in the main graph or any subgraph (the If
  * branches of a merged decoder share the outer initializers, so each is counted once).
  *
@@ -12,6 +12,9 @@
  * skipped, never read, so a multi-gigabyte model costs a few megabytes of reads.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+
+/** Read a few rows a step, not streamed whole. */
+const GATHERS = new Set(["Gather", "GatherBlockQuantized"]);
 
 /** Bytes per element of ONNX TensorProto.DataType; 4-bit types are handled as half a byte. */
 const ELEMENT_BYTES: Record<number, number> = {
@@ -266,7 +269,7 @@ export function summarizeOnnxGraph(path: string): OnnxGraphSummary {
   }
   const streamedNames = new Set<string>();
   for (const node of nodes) {
-    if (node.opType === "Gather" || PASS_THROUGH.has(node.opType)) continue;
+    if (GATHERS.has(node.opType) || PASS_THROUGH.has(node.opType)) continue;
     for (const input of node.inputs) {
       for (const root of weightRoots.get(input) ?? []) streamedNames.add(root);
     }

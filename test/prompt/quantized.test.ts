@@ -10,7 +10,8 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { summarizeOnnxGraph } from "../../bench/lib/onnxGraph.js";
 import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
-import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
+import { argmax } from "../../src/core/prompt/sampler.js";
+import { float32FromBase64, maxAbsDiff } from "../helpers/golden.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const MODEL_DIR = join(ROOT, "models", "tiny-caption-gpt2");
@@ -52,21 +53,30 @@ afterAll(async () => {
 
 describe("quantized decoders against PyTorch's float32 golden fixture", () => {
   // Logits of this model span about ±12; a misplaced nibble or scale would move them by whole units.
-  for (const [quant, tolerance, sameGreedy] of [
-    ["int8", 0.1, 16],
-    ["int4", 1.5, 12],
+  // The continuation is teacher-forced along PyTorch's greedy tokens: a free-running greedy run
+  // diverges for good at the first near-tie that quantization flips, so its common prefix
+  // measured tie luck more than the weights (7 to 16 tokens for equally close int4 exports).
+  for (const [quant, tolerance, pathTolerance, sameTop1] of [
+    ["int8", 0.1, 0.05, 16],
+    ["int4", 1.5, 0.5, 15],
   ] as const) {
-    it(`${quant}: last-position logits close to float32 and the greedy run agrees`, async () => {
+    it(`${quant}: last-position logits close to float32, and PyTorch's greedy path kept through the cache`, async () => {
       const decoder = await Gpt2OnnxDecoder.load(dirs[quant], { threads: 1 });
       try {
-        const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-        expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
-          tolerance,
-        );
-        const { tokens } = await greedyThroughCache(decoder, golden.inputIds, golden.greedy.steps);
-        // Greedy runs diverge for good after their first different token: count the common prefix.
-        const common = tokens.findIndex((t, i) => t !== golden.greedy.tokens[i]);
-        expect(common === -1 ? tokens.length : common).toBeGreaterThanOrEqual(sameGreedy);
+        let step = await decoder.step([golden.inputIds], decoder.emptyCache(1));
+        expect(
+          maxAbsDiff(step.lastLogits, float32FromBase64(golden.lastLogitsBase64)),
+        ).toBeLessThan(tolerance);
+        let sameTop = 0;
+        for (let i = 0; i < golden.greedy.steps; i++) {
+          const token = golden.greedy.tokens[i] as number;
+          if (argmax(step.lastLogits) === token) sameTop++;
+          expect(
+            Math.abs((step.lastLogits[token] as number) - (golden.greedy.logits[i] as number)),
+          ).toBeLessThan(pathTolerance);
+          step = await decoder.step([[token]], step.cache);
+        }
+        expect(sameTop).toBeGreaterThanOrEqual(sameTop1);
       } finally {
         await decoder.close();
       }
@@ -108,11 +118,14 @@ describe("bytes streamed per decode step, counted from the graph", () => {
     expect(graph.streamedBytes).toBeLessThanOrEqual(graph.initializerBytes - (wpe?.bytes ?? 0));
   });
 
-  it("counts a quantized copy's codes, not the float32 embedding its Gather keeps", () => {
+  it("counts a quantized copy's codes, not the int8 embedding rows its GatherBlockQuantized reads", () => {
     const fp32 = summarizeOnnxGraph(join(MODEL_DIR, "model.onnx"));
     const int4 = summarizeOnnxGraph(join(dirs.int4, "model.onnx"));
     const names = new Set(int4.streamed.map((t) => t.name));
-    expect(names.has("model.transformer.wte.weight")).toBe(false);
+    expect(int4.initializers.has("model.transformer.wte.weight")).toBe(false);
+    const gather = int4.nodes.find((n) => n.opType === "GatherBlockQuantized");
+    expect(gather?.inputs[1]).toBe("input_ids");
+    for (const input of gather?.inputs ?? []) expect(names.has(input)).toBe(false);
     expect(int4.nodes.filter((n) => n.opType === "MatMulNBits")).toHaveLength(9);
     // lm_head at int8 (1 byte + a 4-byte scale and 1-byte zero point per 32) dominates this model.
     expect(int4.streamedBytes).toBeLessThan(fp32.streamedBytes * 0.3);

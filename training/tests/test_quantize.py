@@ -67,11 +67,16 @@ def test_quantized_graph_replaces_every_dense_matmul(tmp_path, quant):
     head = [a for n, a in zip(nbits, attrs) if "logits" in n.output]
     assert len(head) == 1 and head[0]["bits"] == 8 and (head[0]["N"], head[0]["K"]) == (50257, 32)
     assert {a["bits"] for n, a in zip(nbits, attrs) if "logits" not in n.output} == {export_onnx.QUANT_BITS[quant]}
-    assert all(a["accuracy_level"] == export_onnx.QUANT_ACCURACY_LEVEL and a["block_size"] == 32 for a in attrs)
-    # The float block weights are gone; the token embedding stays float32 for its Gather, and
-    # lm_head's Transpose of it is no longer in the graph.
+    # The tiny model's rows are 32 wide (128 for the MLP's c_proj): blocks of 256 shrink to fit.
+    assert export_onnx.QUANT_BLOCK_SIZE == 256
+    assert {(a["K"], a["block_size"]) for a in attrs} == {(32, 32), (128, 128)}
+    assert all(a["accuracy_level"] == export_onnx.QUANT_ACCURACY_LEVEL for a in attrs)
+    # The float block weights are gone, and so is the float32 token embedding (its Gather reads
+    # int8 rows) with lm_head's Transpose of it; the position embedding stays float32.
     floats = {t.name for t in q.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2}
-    assert "model.transformer.wte.weight" in floats and not any(".attn." in f or ".mlp." in f for f in floats)
+    assert {f for f in floats if not f.endswith(".scales")} == {"model.transformer.wpe.weight"}
+    readers = collections.Counter(n.op_type for n in q.graph.node if "input_ids" in n.input)
+    assert readers["GatherBlockQuantized"] == 1 and readers["Gather"] == 0
     assert collections.Counter(n.op_type for n in q.graph.node)["Transpose"] == collections.Counter(
         n.op_type for n in fp32.graph.node)["Transpose"] - 1
     assert any(o.domain == "com.microsoft" for o in q.opset_import)
@@ -99,7 +104,8 @@ def test_from_onnx_converts_a_model_directory_without_touching_it(tmp_path):
     assert sorted(os.listdir(out)) == ["imagine-model.json", "model.onnx", "model.onnx.data"]
     meta = json.loads((out / "imagine-model.json").read_text())
     q = meta["provenance"]["quantization"]
-    assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 32, 8, 9)
+    assert (q["weights"], q["op"], q["blockSize"], q["lmHeadBits"], q["matmuls"]) == ("int4", "com.microsoft.MatMulNBits", 256, 8, 9)
+    assert (q["zeroPoints"], q["accuracyLevel"], q["embeddingBits"]) == (True, 4, 8)
     assert meta["architecture"]["nEmbd"] == 32 and meta["onnx"] == "model.onnx"
 
     with pytest.raises(SystemExit, match="needs --quant"):
@@ -138,3 +144,104 @@ def test_unmerge_inlines_the_with_past_branch_of_a_merged_decoder(tmp_path):
     assert export_onnx.main(["--random", "tiny", "--seed", "4", "--out", str(src), "--no-golden"]) == 0
     with pytest.raises(SystemExit, match="plain decoder: converting it needs --quant"):
         export_onnx.main(["--from-onnx", str(src), "--out", str(tmp_path / "x")])
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("k", [96, 40])
+def test_symmetric_blocks_have_no_zero_points_and_round_trip(bits, k):
+    rng = np.random.default_rng(bits * 10 + k)
+    n, block = 5, 32
+    weight = rng.normal(0, 0.02, size=(n, k)).astype(np.float32)
+    weight[0, :] = 0.0
+    weight[1, 3] = -0.4  # the largest magnitude maps onto code 0 exactly
+    codes, scales, zeros = export_onnx.quantize_blocks(weight, bits, block, symmetric=True)
+    assert zeros is None and codes.shape == (n, -(-k // block), block * bits // 8)
+    back = export_onnx.dequantize_blocks(codes, scales, None, bits, k)
+    assert np.array_equal(back[0], weight[0]) and np.isclose(back[1, 3], -0.4)
+    # The opposite extreme sits one step short of the codes' range (2^(bits-1) - 1 steps): it
+    # clips by at most one step, every other value rounds to within half a step.
+    step = np.abs(scales.reshape(n, -1)).repeat(block, axis=1)[:, :k]
+    assert np.all(np.abs(back - weight) <= step + 1e-7)
+    assert np.mean(np.abs(back - weight) <= step / 2 + 1e-7) > 0.99
+
+
+def test_quant_options_choose_block_size_symmetry_head_bits_and_a_quantized_embedding(tmp_path):
+    torch.manual_seed(5)
+    model = GPT2LMHeadModel(preset("tiny"))
+    path = str(tmp_path / "model.onnx")
+    export_onnx.export_onnx(model, path)
+    wte = numpy_helper.to_array(next(t for t in onnx.load(path).graph.initializer
+                                     if t.name == "model.transformer.wte.weight"))
+    options = export_onnx.QuantOptions(block_size=16, head_bits=4, accuracy_level=1, symmetric=True, embedding_bits=8)
+    counts = export_onnx.write_quantized(path, path, "int4", options)
+    assert (counts["quantized"], counts["embeddings"]) == (9, 1)
+    q = onnx.load(path)
+    onnx.checker.check_model(q)
+    nbits = [n for n in q.graph.node if n.op_type == "MatMulNBits"]
+    assert all(len(n.input) == 3 for n in nbits)  # no zero points
+    attrs = [{a.name: a.i for a in n.attribute} for n in nbits]
+    assert {(a["bits"], a["block_size"], a["accuracy_level"]) for a in attrs} == {(4, 16, 1)}
+    # The float32 token embedding is gone: its Gather reads int8 rows with per-block scales.
+    assert "model.transformer.wte.weight" not in {t.name for t in q.graph.initializer}
+    (gather,) = [n for n in q.graph.node if n.op_type == "GatherBlockQuantized"]
+    assert gather.domain == "com.microsoft" and gather.input[1] == "input_ids" and len(gather.input) == 3
+    g = {a.name: a.i for a in gather.attribute}
+    assert (g["bits"], g["block_size"], g["gather_axis"], g["quantize_axis"]) == (8, 16, 0, 1)
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    codes, scales = inits[gather.input[0]], inits[gather.input[2]]
+    assert codes.shape == (50257, 32) and scales.shape == (50257, 2)
+    rows = (codes.astype(np.float32) - 128).reshape(50257, 2, 16) * scales[:, :, None]
+    step = np.abs(scales).repeat(16, axis=1)  # symmetric: within one step (see above)
+    assert np.all(np.abs(rows.reshape(50257, 32) - wte) <= step + 1e-7)
+    # The position embedding (indexed by position_ids) stays float32.
+    assert any(n.op_type == "Gather" and n.input[1] == "position_ids" for n in q.graph.node)
+
+
+def test_blocks_are_no_wider_than_the_rows_they_cut():
+    assert export_onnx.fitted_block_size(256, 1600) == 256  # gpt2-xl: 6 full blocks, a ragged one (12% padding)
+    assert export_onnx.fitted_block_size(256, 6400) == 256
+    assert export_onnx.fitted_block_size(128, 1600) == 128
+    assert export_onnx.fitted_block_size(256, 32) == 32
+    assert export_onnx.fitted_block_size(256, 300) == 64  # 512 and 384 would pad more than a quarter
+    assert export_onnx.fitted_block_size(32, 8) == 16  # never under MatMulNBits' minimum
+
+
+def test_quant_options_refuse_what_matmulnbits_cannot_run():
+    with pytest.raises(SystemExit, match="power of 2"):
+        export_onnx.QuantOptions(block_size=48)
+    with pytest.raises(SystemExit, match="4 or 8"):
+        export_onnx.QuantOptions(embedding_bits=2)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_gather_of_rows_with_a_ragged_last_block(bits):
+    # gpt2-xl's rows are 1600 wide: 6 blocks of 256 and a ragged one. GatherBlockQuantized's output
+    # is as wide as its data, so the codes keep K columns (no padding) and the scales cover ceil(K / block).
+    from onnx import helper
+
+    rng = np.random.default_rng(bits)
+    table = rng.normal(0, 0.1, size=(6, 56)).astype(np.float32)  # blocks of 32 and 24
+    graph = helper.make_graph([], "g", [], [])
+    node = helper.make_node("Gather", ["wte", "input_ids"], ["rows"], name="/wte/Gather")
+    gather = export_onnx._quantized_gather(node, table, bits, export_onnx.QuantOptions(block_size=32), graph)
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    codes, scales, zeros = (inits[name] for name in gather.input[:1] + gather.input[2:])
+    assert codes.shape == (6, 56 * bits // 8) and scales.shape == (6, 2)
+    assert zeros.shape == ((6, 2) if bits == 8 else (6, 1))
+    attrs = {a.name: a.i for a in gather.attribute}
+    assert (attrs["bits"], attrs["block_size"]) == (bits, 32) and list(gather.output) == ["rows"]
+    if bits == 4:
+        codes = np.stack([codes & 0x0F, codes >> 4], axis=2).reshape(6, 56)
+        zeros = np.stack([zeros & 0x0F, zeros >> 4], axis=2).reshape(6, 2)
+    block_of = np.arange(56) // 32
+    back = (codes.astype(np.float32) - zeros[:, block_of]) * scales[:, block_of]
+    assert np.all(np.abs(back - table) <= scales[:, block_of] / 2 + 1e-6)
+
+
+def test_quant_flags_without_quant_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_onnx.main(["--random", "tiny", "--out", str(tmp_path / "x"), "--quant-block-size", "64"])
+    assert "--quant-block-size only applies with --quant" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="power of 2"):
+        export_onnx.main(["--random", "tiny", "--out", str(tmp_path / "y"), "--quant", "int4", "--quant-block-size", "48"])
+    assert not (tmp_path / "y").exists()
