@@ -251,7 +251,14 @@ export class Surveys {
     const complete = index !== undefined && items.every((item) => index?.byKey.has(item.id));
     if (index === undefined || (!complete && this.now() - index.at > INDEX_REFRESH_MS)) {
       if (index?.loading === undefined) {
-        const entry = index ?? { at: 0, byKey: new Map<string, Generation>() };
+        // Never read: older than any refresh interval, so that requests arriving while this
+        // first read is on its way wait for it instead of taking the empty map (with `at: 0` on
+        // a clock that starts with the process, a server up for less than INDEX_REFRESH_MS
+        // showed every image as not ready to those requests).
+        const entry = index ?? {
+          at: Number.NEGATIVE_INFINITY,
+          byKey: new Map<string, Generation>(),
+        };
         entry.loading = this.load(study).then(
           (byKey) => {
             entry.byKey = byKey;
