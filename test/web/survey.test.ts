@@ -13,7 +13,8 @@ afterEach(async () => {
 
 describe("survey items", () => {
   it("makes requests that arrive during a fresh server's first index read wait for it", async () => {
-    const f = (fixture = await webFixture());
+    const f = await webFixture();
+    fixture = f;
     // The study's index read is held until the test lets it go, and says when it started.
     let started!: () => void;
     const reading = new Promise<void>((resolve) => {
