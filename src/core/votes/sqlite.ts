@@ -22,8 +22,9 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 
-/** Prepared statements kept per SQL text: the vote store's statements are a small fixed set
- * (the IN lists of a multi-key read or commit vary by length, still a few dozen). */
+/** Prepared statements kept per SQL text, the oldest dropped first: the vote store's statements
+ * are a small fixed set (the IN lists of a multi-key read or commit vary by length, still a few
+ * dozen). */
 const STATEMENT_CACHE_SIZE = 128;
 
 /** Writes between two background checkpoints: a few hundred WAL pages, as SQLite's default of
@@ -125,10 +126,11 @@ export class SqliteKeyvStore extends EventEmitter {
 
   querySync(sql: string, parameters: readonly unknown[] = []): unknown[] {
     const statement = this.prepare(sql);
+    let rows: unknown[] = [];
+    if (statement.reader) rows = statement.all(...parameters);
+    else statement.run(...parameters);
     if (!statement.readonly) this.wrote();
-    if (statement.reader) return statement.all(...parameters);
-    statement.run(...parameters);
-    return [];
+    return rows;
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -154,15 +156,16 @@ export class SqliteKeyvStore extends EventEmitter {
   }
 
   async delete(key: string): Promise<boolean> {
+    const deleted = this.prepare(`DELETE FROM ${this.table} WHERE key = ?`).run(key);
     this.wrote();
-    return this.prepare(`DELETE FROM ${this.table} WHERE key = ?`).run(key).changes > 0;
+    return deleted.changes > 0;
   }
 
   async deleteMany(keys: string[]): Promise<boolean> {
-    this.wrote();
     const deleted = this.prepare(
       `DELETE FROM ${this.table} WHERE key IN (SELECT value FROM json_each(?))`,
     ).run(JSON.stringify(keys));
+    this.wrote();
     return deleted.changes > 0;
   }
 
@@ -179,6 +182,7 @@ export class SqliteKeyvStore extends EventEmitter {
         `${this.namespace}:`,
       );
     }
+    this.wrote();
   }
 
   async disconnect(): Promise<void> {
