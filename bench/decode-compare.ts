@@ -6,6 +6,8 @@
  * its load and warm-up; with --profile, onnxruntime's own time per operator at batch 5.
  *
  *   npx tsx bench/decode-compare.ts DIR DIR… [--repeats 3] [--batches 1,5] [--threads 2] [--spinning] [--profile] [--json]
+ *   npx tsx bench/decode-compare.ts      # no DIR: GPT-2 small (random weights) fp32, int8, int4,
+ *                                        # exported once into .cache/bench (as `npm run bench` runs it)
  *
  * bench/prompt.ts measures one model against the bandwidth bound; this one ranks variants.
  */
@@ -15,7 +17,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
-import { BATCHES, median, NEW_TOKENS, SUBJECT } from "./lib/decodeBench.js";
+import { BATCHES, median, NEW_TOKENS, randomPreset, SUBJECT } from "./lib/decodeBench.js";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -38,7 +40,15 @@ const repeats = Number(flags.repeats);
 const threads = Number(flags.threads);
 if (!Number.isInteger(repeats) || repeats < 1) fail("--repeats must be a positive whole number");
 if (!Number.isInteger(threads) || threads < 0) fail("--threads must be a whole number");
-if (positionals.length === 0) fail("give one or more model directories");
+// With no directory, the variants every run of `npm run bench` can make for itself.
+const dirs =
+  positionals.length > 0
+    ? positionals
+    : [
+        randomPreset("gpt2", [], "", flags.json === true),
+        randomPreset("gpt2", ["--quant", "int8"], "-int8", flags.json === true),
+        randomPreset("gpt2", ["--quant", "int4"], "-int4", flags.json === true),
+      ];
 const batches = (flags.batches as string).split(",").map(Number);
 if (batches.some((b) => !Number.isInteger(b) || b < 1))
   fail("--batches takes batch sizes separated by commas, e.g. 1,2,4,5");
@@ -101,7 +111,7 @@ async function profile(
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 const models: { dir: string; decoder: Gpt2OnnxDecoder; rssGrowth: number; steps: number[][] }[] =
   [];
-for (const dir of positionals.map((d) => resolve(d))) {
+for (const dir of dirs.map((d) => resolve(d))) {
   const before = process.memoryUsage().rss;
   const decoder = await Gpt2OnnxDecoder.load(dir, {
     threads,
