@@ -11,13 +11,20 @@
  *
  * bench/prompt.ts measures one model against the bandwidth bound; this one ranks variants.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
-import { BATCHES, median, NEW_TOKENS, randomPreset, SUBJECT } from "./lib/decodeBench.js";
+import {
+  BATCHES,
+  median,
+  NEW_TOKENS,
+  randomPreset,
+  readOnnxProfile,
+  SUBJECT,
+} from "./lib/decodeBench.js";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -79,29 +86,13 @@ async function profile(
     await timeDecode(decoder, 5);
     decoder.endProfiling();
     await decoder.close();
-    const file = readdirSync(folder).find((name) => name.endsWith(".json"));
-    if (!file) fail("onnxruntime wrote no profile");
-    const events = JSON.parse(readFileSync(join(folder, file), "utf8")) as {
-      cat: string;
-      name: string;
-      dur: number;
-      args?: { op_name?: string };
-    }[];
-    const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
-    const byOp = new Map<string, number>();
-    let lmHeadMs = 0;
-    for (const e of events) {
-      if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
-      const op = e.args?.op_name ?? "?";
-      byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs.length);
-      // The exporters name the head's node after the module (/model/lm_head/…).
-      if (e.name.includes("lm_head")) lmHeadMs += e.dur / 1000 / runs.length;
-    }
-    const ops = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 8);
+    const summary = readOnnxProfile(folder);
     return {
-      runMs: Number((runs.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length).toFixed(1)),
-      lmHeadMs: Number(lmHeadMs.toFixed(1)),
-      ops: Object.fromEntries(ops.map(([op, ms]) => [op, Number(ms.toFixed(1))])),
+      runMs: Number(summary.runMs.toFixed(1)),
+      lmHeadMs: Number(summary.lmHeadMs.toFixed(1)),
+      ops: Object.fromEntries(
+        summary.ops.slice(0, 8).map(([op, ms]) => [op, Number(ms.toFixed(1))]),
+      ),
     };
   } finally {
     rmSync(folder, { recursive: true, force: true });

@@ -19,7 +19,7 @@
  *   npm run bench:prompt -- --profile               # + onnxruntime's time per operator, batch 1 vs 5
  *   npm run -s bench:prompt -- --json              # last line: one JSON object
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,6 +34,7 @@ import {
   NEW_TOKENS,
   ROOT,
   randomPreset,
+  readOnnxProfile,
   SUBJECT,
 } from "./lib/decodeBench.js";
 import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
@@ -292,23 +293,7 @@ async function profileDecode(batch: number) {
     const jsStepMs = 1000 / (await timeDecode(decoder, batch));
     decoder.endProfiling();
     await decoder.close();
-    const file = readdirSync(folder).find((name) => name.endsWith(".json"));
-    if (!file) fail("onnxruntime wrote no profile");
-    const events = JSON.parse(readFileSync(join(folder, file), "utf8")) as {
-      cat: string;
-      name: string;
-      dur: number;
-      args?: { op_name?: string };
-    }[];
-    const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
-    const byOp = new Map<string, number>();
-    for (const e of events) {
-      if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
-      const op = e.args?.op_name ?? "?";
-      byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs.length);
-    }
-    const runMs = runs.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length;
-    const ops = [...byOp].sort((a, b) => b[1] - a[1]);
+    const { runMs, ops } = readOnnxProfile(folder);
     return {
       runMs: Number(runMs.toFixed(2)),
       jsStepMs: Number(jsStepMs.toFixed(2)),

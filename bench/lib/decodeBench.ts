@@ -1,9 +1,9 @@
 /**
- * Pieces bench/prompt.ts and bench/peer.ts share: the cached random-weight exports, the read
- * bandwidth measured beside the decode timings, and a median.
+ * Pieces bench/prompt.ts, bench/peer.ts and bench/decode-compare.ts share: the cached random-weight
+ * exports, the read bandwidth measured beside the decode timings, onnxruntime profiles, a median.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 
@@ -82,3 +82,39 @@ export const median = (values: number[]): number => {
     ? (sorted[mid] as number)
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
+
+/** What onnxruntime's profile (written into `folder`) says of the runs it timed, per run. */
+export interface OnnxProfileSummary {
+  /** Wall time of one `model_run`, in ms. */
+  runMs: number;
+  /** Kernel time by operator type, in ms, the largest first. */
+  ops: [string, number][];
+  /** Kernel time of the nodes whose name includes `lm_head` (the exporters name the head's node
+   * after the module, /model/lm_head/…), in ms. */
+  lmHeadMs: number;
+}
+
+export function readOnnxProfile(folder: string): OnnxProfileSummary {
+  const file = readdirSync(folder).find((name) => name.endsWith(".json"));
+  if (!file) throw new Error("onnxruntime wrote no profile");
+  const events = JSON.parse(readFileSync(join(folder, file), "utf8")) as {
+    cat: string;
+    name: string;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
+  const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
+  const byOp = new Map<string, number>();
+  let lmHeadMs = 0;
+  for (const e of events) {
+    if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
+    const op = e.args?.op_name ?? "?";
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs.length);
+    if (e.name.includes("lm_head")) lmHeadMs += e.dur / 1000 / runs.length;
+  }
+  return {
+    runMs: runs.reduce((sum, e) => sum + e.dur, 0) / 1000 / runs.length,
+    ops: [...byOp].sort((a, b) => b[1] - a[1]),
+    lmHeadMs,
+  };
+}
