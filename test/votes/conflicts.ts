@@ -3,6 +3,7 @@
  * different orders: the scenario and the answer it must reach, computed here independently of the
  * store (sort by (at, event id), then cast sets, retract removes only its own score).
  */
+import { type RandomSource, seededRandom } from "../../src/core/random.js";
 import type { Ballot, Dimension, VoteEvent, VoteStore } from "../../src/core/types.js";
 
 export interface Conflict {
@@ -12,22 +13,10 @@ export interface Conflict {
   eventId: string;
 }
 
-/** Mulberry32: a small seeded generator, so every run shuffles the same way. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-export function shuffled<T>(items: readonly T[], random: () => number): T[] {
+export function shuffled<T>(items: readonly T[], random: RandomSource): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
+    const j = Math.floor(random.next() * (i + 1));
     [out[i], out[j]] = [out[j] as T, out[i] as T];
   }
   return out;
@@ -38,11 +27,11 @@ export function shuffled<T>(items: readonly T[], random: () => number): T[] {
  * decides): casts of every score and retracts of scores that were or were not the vote then.
  */
 export function conflictingChanges(seed: number, count = 12): Conflict[] {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const start = Date.parse("2026-03-01T12:00:00.000Z");
   return Array.from({ length: count }, (_, i) => ({
-    op: random() < 0.35 ? ("retract" as const) : ("cast" as const),
-    score: 1 + Math.floor(random() * 4),
+    op: random.next() < 0.35 ? ("retract" as const) : ("cast" as const),
+    score: 1 + Math.floor(random.next() * 4),
     // Pairs share a time: the tie-break by event id matters.
     at: new Date(start + Math.floor(i / 2) * 1000).toISOString(),
     eventId: `Ev${seed}-${(count - i).toString().padStart(3, "0")}`,

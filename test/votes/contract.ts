@@ -7,13 +7,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { seededRandom } from "../../src/core/random.js";
 import type { Generation, Vote, VoteEvent, VoteStore } from "../../src/core/types.js";
 import {
   applyConflict,
   conflictingChanges,
   expectedScore,
   replayScore,
-  seeded,
   shuffled,
 } from "./conflicts.js";
 
@@ -286,7 +286,7 @@ export function voteStoreContract(
             dimension: "quality" as const,
             source: "discord",
           };
-          const random = seeded(seed * 10 + order);
+          const random = seededRandom(seed * 10 + order);
           // Every change arrives twice (a redelivery), in a shuffled order.
           for (const change of shuffled([...changes, ...changes], random)) {
             await applyConflict(store, change, target);
@@ -420,10 +420,10 @@ export function voteStoreContract(
       const store = await fresh();
       const generation = sampleGeneration();
       await store.saveGeneration(generation);
-      const random = seeded(7);
+      const random = seededRandom(7);
       const scores = Array.from({ length: 50 }, () => ({
-        quality: 1 + Math.floor(random() * 4),
-        faithfulness: 1 + Math.floor(random() * 4),
+        quality: 1 + Math.floor(random.next() * 4),
+        faithfulness: 1 + Math.floor(random.next() * 4),
       }));
       const results = await Promise.all(
         [...scores, ...scores].map((answer, i) =>
@@ -677,7 +677,7 @@ export function voteStoreContract(
           // Each handle receives its share of the changes in its own order, all handles at once;
           // then every change is delivered again to another handle (a retry that reached a
           // different process), which must change nothing.
-          const random = seeded(seed);
+          const random = seededRandom(seed);
           const share = shuffled(changes, random).map((change, i) => ({ change, handle: i % 4 }));
           const deliver = (round: number) =>
             Promise.all(
@@ -729,7 +729,7 @@ export function voteStoreContract(
             { answer, handle: i % 4 },
             { answer, handle: (i + 1) % 4 },
           ]),
-          seeded(21),
+          seededRandom(21),
         );
         const results = await Promise.all(
           order.map(({ answer, handle }) => (handles[handle] as VoteStore).castAnswer(answer)),

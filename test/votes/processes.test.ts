@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import KeyvPostgres from "@keyv/postgres";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { seededRandom } from "../../src/core/random.js";
 import type { VoteEvent } from "../../src/core/types.js";
 import { openVoteStore } from "../../src/core/votes/index.js";
 import { deleteRedisKeys } from "../helpers/redis.js";
@@ -18,7 +19,6 @@ import {
   conflictingChanges,
   expectedScore,
   replayScore,
-  seeded,
   shuffled,
 } from "./conflicts.js";
 import { sampleGeneration } from "./contract.js";
@@ -86,7 +86,7 @@ async function raceProcesses(url: string, seed: number): Promise<void> {
       source: "slack",
     };
     const changes = conflictingChanges(seed, 90);
-    const random = seeded(seed);
+    const random = seededRandom(seed);
     const dealt = shuffled(changes, random).map((change, i) => ({ change, child: i % CHILDREN }));
     const shareOf = (child: number) => dealt.filter((d) => d.child === child).map((d) => d.change);
     const started = await Promise.all(
