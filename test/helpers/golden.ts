@@ -36,3 +36,29 @@ export async function greedyThroughCache(
   }
   return { tokens, chosen, last: step };
 }
+
+/** What a fixture's golden.json says of a prefix: its last-position logits, its greedy continuation. */
+export interface DecoderGolden {
+  inputIds: number[];
+  lastLogitsBase64: string;
+  greedy: { steps: number; tokens: number[]; logits: number[] };
+}
+
+/** The decoder's first step and its greedy continuation through the KV cache match `golden`. */
+export async function expectGoldenDecoding(
+  decoder: Gpt2OnnxDecoder,
+  golden: DecoderGolden,
+  tolerance: number,
+): Promise<void> {
+  const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
+  expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
+    tolerance,
+  );
+  const { tokens, chosen } = await greedyThroughCache(
+    decoder,
+    golden.inputIds,
+    golden.greedy.steps,
+  );
+  expect(tokens).toEqual(golden.greedy.tokens);
+  expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(tolerance);
+}

@@ -14,20 +14,14 @@ import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { summarizeOnnxGraph } from "../../bench/lib/onnxGraph.js";
 import { Gpt2OnnxDecoder, unmergeOnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
-import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
+import { type DecoderGolden, expectGoldenDecoding, greedyThroughCache } from "../helpers/golden.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const FIXTURE_DIR = join(ROOT, "test", "fixtures", "hf-merged-gpt2");
 const TOLERANCE = 1e-4;
 
-interface Golden {
-  inputIds: number[];
-  lastLogitsBase64: string;
-  greedy: { steps: number; tokens: number[]; logits: number[] };
-}
-
 let scratch: string;
-let golden: Golden;
+let golden: DecoderGolden;
 
 function convert(out: string, ...extra: string[]): string {
   execFileSync(
@@ -40,7 +34,7 @@ function convert(out: string, ...extra: string[]): string {
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), "imagine-unmerged-"));
-  golden = JSON.parse(await readFile(join(FIXTURE_DIR, "golden.json"), "utf8")) as Golden;
+  golden = JSON.parse(await readFile(join(FIXTURE_DIR, "golden.json"), "utf8")) as DecoderGolden;
 }, 60_000);
 
 afterAll(async () => {
@@ -57,17 +51,7 @@ describe("an unmerged copy of a merged decoder", () => {
     await session.release();
     const decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
     try {
-      const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-      expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
-        TOLERANCE,
-      );
-      const { tokens, chosen } = await greedyThroughCache(
-        decoder,
-        golden.inputIds,
-        golden.greedy.steps,
-      );
-      expect(tokens).toEqual(golden.greedy.tokens);
-      expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
+      await expectGoldenDecoding(decoder, golden, TOLERANCE);
     } finally {
       await decoder.close();
     }
@@ -118,17 +102,7 @@ describe("unmergeOnnxDecoder (TypeScript, on pull)", () => {
     const decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
     try {
       expect(decoder.model.onnxPath).toBe(target);
-      const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-      expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
-        TOLERANCE,
-      );
-      const { tokens, chosen } = await greedyThroughCache(
-        decoder,
-        golden.inputIds,
-        golden.greedy.steps,
-      );
-      expect(tokens).toEqual(golden.greedy.tokens);
-      expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
+      await expectGoldenDecoding(decoder, golden, TOLERANCE);
     } finally {
       await decoder.close();
     }
@@ -157,17 +131,7 @@ describe("unmergeOnnxDecoder (TypeScript, on pull)", () => {
 
     const decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
     try {
-      const { lastLogits } = await decoder.step([golden.inputIds], decoder.emptyCache(1));
-      expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
-        TOLERANCE,
-      );
-      const { tokens, chosen } = await greedyThroughCache(
-        decoder,
-        golden.inputIds,
-        golden.greedy.steps,
-      );
-      expect(tokens).toEqual(golden.greedy.tokens);
-      expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
+      await expectGoldenDecoding(decoder, golden, TOLERANCE);
     } finally {
       await decoder.close();
     }
