@@ -62,6 +62,20 @@ def _symbols(word: str) -> Tuple[str, ...]:
     return tuple(word[:-1]) + (word[-1] + END_OF_WORD,)
 
 
+def merge_pair(symbols: Sequence[str], pair: Tuple[str, str]) -> Tuple[str, ...]:
+    """`symbols` with every non-overlapping occurrence of `pair`, left to right, joined into one."""
+    out: List[str] = []
+    i = 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
+
+
 def train_bpe(corpus: Sequence[str], num_merges: int) -> List[Tuple[str, str]]:
     """Learns merges the classic way: repeatedly merge the most frequent adjacent pair (ties: the
     lexicographically smallest pair, so the result does not depend on dict order)."""
@@ -79,16 +93,8 @@ def train_bpe(corpus: Sequence[str], num_merges: int) -> List[Tuple[str, str]]:
         merges.append(best)
         merged = {}
         for symbols, c in words.items():
-            out: List[str] = []
-            i = 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            merged[tuple(out)] = merged.get(tuple(out), 0) + c
+            out = merge_pair(symbols, best)
+            merged[out] = merged.get(out, 0) + c
         words = merged
     return merges
 
@@ -207,16 +213,7 @@ class ClipTokenizer:
             if rank == float("inf"):
                 break
             pair = next(p for p in zip(symbols, symbols[1:]) if self.ranks.get(p) == rank)
-            out: List[str] = []
-            i = 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            symbols = out
+            symbols = list(merge_pair(symbols, pair))
         return symbols
 
     def tokens(self, text: str) -> List[int]:
