@@ -5,7 +5,7 @@ import { createImageBackend } from "../../src/core/image/registry.js";
 import type { ImageBackend } from "../../src/core/types.js";
 import { FakeAutomatic1111, type Txt2ImgBody } from "../fakes/automatic1111.js";
 import { imageConfig } from "./config.js";
-import { CONTRACT_REQUEST, imageBackendContract } from "./contract.js";
+import { CONTRACT_REQUEST, imageBackendContract, scriptedSubject } from "./contract.js";
 import { recordingSleep } from "./images.js";
 
 imageBackendContract("automatic1111", async ({ retries, timeoutMs }) => {
@@ -18,15 +18,7 @@ imageBackendContract("automatic1111", async ({ retries, timeoutMs }) => {
     automatic1111: { url: fake.url },
   });
   const backend = createImageBackend(config, {}, { sleep, random: () => 0.5 });
-  return {
-    backend,
-    delays,
-    fake: {
-      script: (...replies) => fake.script(...replies),
-      renderCount: () => fake.renders.length,
-    },
-    stop: () => fake.stop(),
-  };
+  return scriptedSubject(backend, delays, fake);
 });
 
 describe("AUTOMATIC1111 backend", () => {

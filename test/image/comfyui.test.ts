@@ -14,7 +14,7 @@ import { createImageBackend } from "../../src/core/image/registry.js";
 import type { ImageBackend } from "../../src/core/types.js";
 import { FakeComfyUI } from "../fakes/comfyui.js";
 import { imageConfig } from "./config.js";
-import { CONTRACT_REQUEST, imageBackendContract } from "./contract.js";
+import { CONTRACT_REQUEST, imageBackendContract, scriptedSubject } from "./contract.js";
 import { recordingSleep } from "./images.js";
 
 const SHIPPED_WORKFLOW = join(PACKAGE_ROOT, "config", "comfyui-txt2img.json");
@@ -31,15 +31,7 @@ imageBackendContract("comfyui", async ({ retries, timeoutMs }) => {
     comfyui: { url: fake.url, workflowFile: SHIPPED_WORKFLOW },
   });
   const backend = createImageBackend(config, {}, { sleep, random: () => 0.5 });
-  return {
-    backend,
-    delays,
-    fake: {
-      script: (...replies) => fake.script(...replies),
-      renderCount: () => fake.renders.length,
-    },
-    stop: () => fake.stop(),
-  };
+  return scriptedSubject(backend, delays, fake);
 });
 
 function workflowFile(graph: unknown): string {

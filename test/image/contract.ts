@@ -29,6 +29,27 @@ export interface ContractSubject {
   stop(): Promise<void>;
 }
 
+/** The subject for a backend talking to a scripted fake server that records its renders. */
+export function scriptedSubject(
+  backend: ImageBackend,
+  delays: number[],
+  fake: {
+    script(...replies: ImageFakeReply[]): unknown;
+    renders: unknown[];
+    stop(): Promise<void>;
+  },
+): ContractSubject {
+  return {
+    backend,
+    delays,
+    fake: {
+      script: (...replies) => fake.script(...replies),
+      renderCount: () => fake.renders.length,
+    },
+    stop: () => fake.stop(),
+  };
+}
+
 export type MakeBackendAndFake = (limits: {
   retries: number;
   timeoutMs: number;

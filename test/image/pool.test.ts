@@ -19,7 +19,7 @@ import { RemoteCallError } from "../../src/core/retry.js";
 import { FakeComfyUI } from "../fakes/comfyui.js";
 import { closedLoopbackPort } from "../fakes/loopback.js";
 import { imageConfig } from "./config.js";
-import { imageBackendContract } from "./contract.js";
+import { imageBackendContract, scriptedSubject } from "./contract.js";
 import { recordingSleep } from "./images.js";
 import {
   healthLog,
@@ -41,15 +41,7 @@ imageBackendContract("pool of one automatic1111", async ({ retries, timeoutMs })
     pool: { healthIntervalMs: 0, backoffBaseMs: 60_000 },
   });
   const backend = openImageBackend(config, {}, { sleep, random: () => 0.5 });
-  return {
-    backend,
-    delays,
-    fake: {
-      script: (...replies) => fake.script(...replies),
-      renderCount: () => fake.renders.length,
-    },
-    stop: () => fake.stop(),
-  };
+  return scriptedSubject(backend, delays, fake);
 });
 
 const WORKFLOW = join(PACKAGE_ROOT, "config", "comfyui-txt2img.json");
