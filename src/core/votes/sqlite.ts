@@ -60,6 +60,10 @@ export class SqliteKeyvStore extends EventEmitter {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly table: string;
+  /** Whether checkpoints are this store's own (SQLite's automatic ones off). */
+  private checkpointsInBackground = false;
+  /** Started at the first checkpoint: a process that only reads (most CLI commands) never pays for
+   * a thread. */
   private checkpointer?: Worker;
   private checkpointing = false;
   private writesSinceCheckpoint = 0;
@@ -78,7 +82,11 @@ export class SqliteKeyvStore extends EventEmitter {
    * thread fail, SQLite's own automatic checkpoints take over again: nothing grows unbounded.
    */
   checkpointInBackground(): void {
-    if (this.checkpointer !== undefined) return;
+    this.checkpointsInBackground = true;
+    this.db.pragma("wal_autocheckpoint = 0");
+  }
+
+  private startCheckpointer(): Worker {
     const worker = new Worker(CHECKPOINTER_SOURCE, {
       eval: true,
       workerData: {
@@ -97,25 +105,24 @@ export class SqliteKeyvStore extends EventEmitter {
       this.stopBackgroundCheckpoints();
       this.emit("checkpointError", error);
     });
-    this.checkpointer = worker;
-    this.db.pragma("wal_autocheckpoint = 0");
+    return worker;
   }
 
   private stopBackgroundCheckpoints(): void {
-    const worker = this.checkpointer;
-    if (worker === undefined) return;
-    this.checkpointer = undefined;
+    if (!this.checkpointsInBackground) return;
+    this.checkpointsInBackground = false;
     this.checkpointing = false;
-    void worker.terminate();
+    void this.checkpointer?.terminate();
+    this.checkpointer = undefined;
     if (this.db.open) this.db.pragma("wal_autocheckpoint = 1000");
   }
 
   private wrote(): void {
-    if (this.checkpointer === undefined || ++this.writesSinceCheckpoint < CHECKPOINT_EVERY_WRITES)
-      return;
-    if (this.checkpointing) return;
+    if (!this.checkpointsInBackground || this.checkpointing) return;
+    if (++this.writesSinceCheckpoint < CHECKPOINT_EVERY_WRITES) return;
     this.writesSinceCheckpoint = 0;
     this.checkpointing = true;
+    this.checkpointer ??= this.startCheckpointer();
     this.checkpointer.postMessage("checkpoint");
   }
 
