@@ -166,6 +166,10 @@ export async function webFixture(options: WebFixtureOptions = {}): Promise<WebFi
 /** The hidden CSRF field of a survey page. */
 export function csrfOf(html: string): string {
   const match = /name="csrf" value="([^"]+)"/.exec(html);
-  if (match === null) throw new Error("the page has no form token");
+  if (match === null) {
+    // Say which page came instead (a refusal, an error, an image not ready), not only that.
+    const title = /<title>([^<]*)<\/title>/.exec(html)?.[1] ?? html.slice(0, 80);
+    throw new Error(`the page has no form token: "${title}"`);
+  }
   return match[1] as string;
 }
