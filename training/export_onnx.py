@@ -96,6 +96,14 @@ QUANT_SYMMETRIC = False
 # None keeps it float32.
 QUANT_EMBEDDING_BITS: Optional[int] = 8
 
+# How the exported graph hands the KV cache back. "concat" (Hugging Face's layout): present.N.key|value
+# = past + this step, so every step concatenates the whole cache inside onnxruntime and then copies
+# it out into JavaScript (onnxruntime-node copies every output). "buffer": the graph returns only
+# new_key_values.N.key|value (this step's), the engine writes them into a buffer it keeps and passes
+# that buffer back as the past, unused positions masked out through attention_mask.
+KV_CACHE = "buffer"
+
+
 def input_names(n_layer: int) -> List[str]:
     names = ["input_ids", "attention_mask", "position_ids"]
     for i in range(n_layer):
@@ -103,10 +111,12 @@ def input_names(n_layer: int) -> List[str]:
     return names
 
 
-def output_names(n_layer: int) -> List[str]:
+def output_names(n_layer: int, kv_cache: str = "concat") -> List[str]:
+    """present.N.* hold past + this step (Hugging Face's layout); new_key_values.N.* this step only."""
+    prefix = "new_key_values" if kv_cache == "buffer" else "present"
     names = ["logits"]
     for i in range(n_layer):
-        names += [f"present.{i}.key", f"present.{i}.value"]
+        names += [f"{prefix}.{i}.key", f"{prefix}.{i}.value"]
     return names
 
 
@@ -142,10 +152,15 @@ def choose_opset(requested: Optional[int]) -> int:
 
 
 def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, trace_shape=(2, 3, 4),
-                fused_attention: bool = False) -> int:
+                fused_attention: bool = False, kv_cache: Optional[str] = None) -> int:
     """Traces the decoder with a non-empty past (so concatenation and the causal ranges are recorded as
     shape-dependent ops rather than skipped) and marks every batch/sequence/past axis dynamic.
-    trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested)."""
+    trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested).
+    kv_cache "buffer": the outputs are this step's keys and values only (see KV_CACHE); the default
+    is KV_CACHE, or concat with fused_attention."""
+    kv_cache = kv_cache or ("concat" if fused_attention else KV_CACHE)
+    if fused_attention and kv_cache != "concat":
+        raise ValueError("fused attention appends to the cache inside MultiHeadAttention: it needs kv_cache concat")
     model = model.eval().float().cpu()
     c = model.config
     opset = choose_opset(opset)
@@ -166,11 +181,14 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
     for i in range(c.n_layer):
         for kv in ("key", "value"):
             dynamic[f"past_key_values.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length"}
-            dynamic[f"present.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length + sequence_length"}
+            if kv_cache == "buffer":
+                dynamic[f"new_key_values.{i}.{kv}"] = {0: "batch_size", 2: "sequence_length"}
+            else:
+                dynamic[f"present.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length + sequence_length"}
 
     kwargs: Dict[str, Any] = dict(
         input_names=input_names(c.n_layer),
-        output_names=output_names(c.n_layer),
+        output_names=output_names(c.n_layer, kv_cache),
         dynamic_axes=dynamic,
         opset_version=opset,
         # Constant folding would materialise lm_head's transposed copy of the tied embedding
@@ -184,6 +202,7 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     for block in model.transformer.h:
         block.attn.fused_export = fused_attention
+        block.attn.step_kv_export = kv_cache == "buffer"
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # torch cannot infer a contrib op's output shapes; onnxruntime does at load.
@@ -192,6 +211,7 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
     finally:
         for block in model.transformer.h:
             block.attn.fused_export = False
+            block.attn.step_kv_export = False
     return opset
 
 
@@ -594,6 +614,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
     p.add_argument("--fused-attention", action="store_true",
                    help="export each block's attention core with its KV cache as one com.microsoft MultiHeadAttention node")
+    p.add_argument("--kv-cache", choices=["buffer", "concat"], default=None,
+                   help=f"buffer: the graph returns only each step's keys and values, the engine keeps the past "
+                        f"(default {KV_CACHE}); concat: present = past + this step, Hugging Face's layout "
+                        f"(the default with --fused-attention)")
     p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
                    help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
     # How --quant writes the weights (defaults: the constants above, chosen by measurement).
@@ -608,6 +632,11 @@ def build_parser() -> argparse.ArgumentParser:
                    default=QUANT_EMBEDDING_BITS or 32,
                    help="the token embedding's Gather: GatherBlockQuantized at 4 or 8 bits, or 32 (float32)")
     return p
+
+
+def kv_cache_layout(args: argparse.Namespace) -> str:
+    """--kv-cache, or its default: concat under --fused-attention (main() refuses buffer with it)."""
+    return "concat" if args.fused_attention else args.kv_cache or KV_CACHE
 
 
 def quant_options(args: argparse.Namespace) -> QuantOptions:
@@ -708,7 +737,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         quant_options(args)  # refuses a block size MatMulNBits cannot run before any export work
     if args.from_onnx:
+        if args.kv_cache or args.fused_attention:
+            parser.error("--kv-cache and --fused-attention shape a new export; --from-onnx keeps the source graph's layout")
         return convert_model_dir(args)
+    if args.fused_attention and args.kv_cache == "buffer":
+        parser.error("--fused-attention appends to the cache inside MultiHeadAttention: it needs --kv-cache concat")
     training = None
     if args.checkpoint:
         try:
@@ -743,7 +776,8 @@ def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argp
     # is then saved again with every weight in model.onnx.data.
     with tempfile.TemporaryDirectory(dir=out, prefix=".torch-") as scratch:
         torch_path = os.path.join(scratch, "model.onnx")
-        opset = export_onnx(model, torch_path, args.opset, fused_attention=args.fused_attention)
+        opset = export_onnx(model, torch_path, args.opset, fused_attention=args.fused_attention,
+                            kv_cache=kv_cache_layout(args))
         if args.quant:
             counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
             meta["provenance"]["quantization"] = quantization_note(args, counts)

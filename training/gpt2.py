@@ -181,6 +181,9 @@ class Attention(nn.Module):
         # Set by training/export_onnx.py --fused-attention: export the attention core (cache
         # append, scores, softmax, weighted sum) as one com.microsoft MultiHeadAttention node.
         self.fused_export = False
+        # Set by training/export_onnx.py --kv-cache buffer: take the past as a buffer the engine
+        # appends to (unused positions masked out) and return only this step's keys and values.
+        self.step_kv_export = False
 
     def forward(
         self, x: torch.Tensor, bias: torch.Tensor, qkv_shape: ShapeLike, past: Optional[KeyValue]
@@ -195,6 +198,8 @@ class Attention(nn.Module):
         # [b, 3h, t, d] -> three [b, h, t, d] (c_attn's columns are q | k | v, each head-major).
         qkv = reshape(self.c_attn(x), qkv_shape).transpose(1, 2)
         q, k, v = qkv.split(self.n_head, dim=1)
+        if self.step_kv_export and past is not None:
+            return self._attend_past_buffer(q, k, v, bias, past)
         if past is not None:
             # An empty past ([b, h, 0, d]) concatenates to a no-op, so the first step of cached
             # decoding and a cache-less forward are the same computation.
@@ -213,6 +218,29 @@ class Attention(nn.Module):
         y = torch.matmul(att, v)  # [b, h, t, d]
         y = y.transpose(1, 2).reshape(-1, self.n_embd)  # rows [b * t, E]; constant target shape
         return self.c_proj(y), present
+
+    def _attend_past_buffer(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, past: KeyValue
+    ) -> Tuple[torch.Tensor, KeyValue]:
+        """forward() for a past that the caller keeps: scores against the past and against this
+        step's keys side by side (the numbers one matmul against their concatenation gives), the
+        weighted sum as two matmuls, and only this step's keys and values returned. The exported
+        graph then never copies the cache: no Concat, and nothing of the past in its outputs."""
+        pk, pv = past
+        # Against this step's own keys and values, products summed over an axis rather than
+        # MatMuls: at a decode step (t = 1) those are b x h one-element matrix products, for which
+        # onnxruntime's batched MatMul spent ~40 us a layer waking its threads; two small
+        # elementwise ops do not. The price is O(t^2 d) memory at the first step, whose t is the
+        # prefix: a few dozen tokens.
+        own = (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1)  # [b, h, t, t]
+        scores = torch.cat([torch.matmul(q, pk.transpose(-1, -2)), own], dim=-1)
+        att = F.softmax(scores / math.sqrt(self.head_dim) + bias, dim=-1)
+        # From the bias [b or 1, 1, t, past + t], which every block shares: onnxruntime merges the
+        # blocks' identical Shape -> Gather -> Sub chains into one (from pk it would be one per block).
+        n_past = bias.size(-1) - bias.size(-2)
+        y = torch.matmul(att[..., :n_past], pv) + (att[..., n_past:].unsqueeze(-1) * v.unsqueeze(2)).sum(3)
+        y = y.transpose(1, 2).reshape(-1, self.n_embd)
+        return self.c_proj(y), (k, v)
 
 
 class _FusedAttention(torch.autograd.Function):

@@ -92,7 +92,7 @@ def present_names(n_layer: int) -> List[str]:
 def export_plain(model: GPT2LMHeadModel, path: str) -> onnx.ModelProto:
     """The project's own model.onnx export (training/export_onnx.py: position_ids input, dynamic
     batch/sequence/past axes, weights stored once), checked to have the interface merged here."""
-    export_onnx(model, path, OPSET)
+    export_onnx(model, path, OPSET, kv_cache="concat")  # Hugging Face's layout: present = past + new
     plain = onnx.load(path)
     n = model.config.n_layer
     want_inputs = ["input_ids", "attention_mask", "position_ids", *past_names(n)]

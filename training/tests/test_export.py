@@ -14,7 +14,8 @@ from checkpoint import load_pretrained, save_pretrained
 from gpt2 import GPT2LMHeadModel, preset
 
 EXPECTED_INPUTS = ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value", "past_key_values.1.key", "past_key_values.1.value"]
-EXPECTED_OUTPUTS = ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
+EXPECTED_OUTPUTS = ["logits", "new_key_values.0.key", "new_key_values.0.value", "new_key_values.1.key", "new_key_values.1.value"]
+CONCAT_OUTPUTS = ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,9 @@ def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exp
     assert shapes["attention_mask"] == ["batch_size", "past_sequence_length + sequence_length"]
     assert shapes["past_key_values.1.value"] == ["batch_size", 2, "past_sequence_length", 16]
     assert shapes["logits"] == ["batch_size", "sequence_length", 50257]
-    assert shapes["present.0.key"] == ["batch_size", 2, "past_sequence_length + sequence_length", 16]
+    # The default --kv-cache buffer: this step's keys and values only (the engine keeps the past).
+    key = shapes["new_key_values.0.key"]
+    assert (key[0], key[2]) == ("batch_size", "sequence_length")
     elem = {v.name: v.type.tensor_type.elem_type for v in list(m.graph.input) + list(m.graph.output)}
     assert elem["input_ids"] == elem["attention_mask"] == elem["position_ids"] == onnx.TensorProto.INT64
     assert elem["logits"] == elem["past_key_values.0.key"] == onnx.TensorProto.FLOAT
@@ -64,7 +67,28 @@ def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exp
     assert os.path.getsize(path) < 1_000_000 and os.path.getsize(path + ".data") > 50257 * 32 * 4
 
 
-def test_exported_graph_is_lean(tmp_path):
+def test_concat_layout_returns_the_whole_cache_under_hugging_faces_names(tmp_path):
+    torch.manual_seed(1)
+    path = str(tmp_path / "concat.onnx")
+    export_onnx.export_onnx(GPT2LMHeadModel(preset("tiny")), path, kv_cache="concat")
+    m = onnx.load(path)
+    assert [o.name for o in m.graph.output] == CONCAT_OUTPUTS
+    shapes = {v.name: dims(v) for v in m.graph.output}
+    assert shapes["present.0.key"] == ["batch_size", 2, "past_sequence_length + sequence_length", 16]
+
+
+def test_kv_cache_flag_refuses_layouts_it_cannot_write(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_onnx.main(["--random", "tiny", "--fused-attention", "--kv-cache", "buffer", "--out", str(tmp_path / "a")])
+    assert "needs --kv-cache concat" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_onnx.main(["--from-onnx", str(tmp_path), "--kv-cache", "concat", "--out", str(tmp_path / "b")])
+    assert "--from-onnx keeps the source graph's layout" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("kv_cache", ["buffer", "concat"])
+def test_exported_graph_is_lean(tmp_path, kv_cache):
     # The decoder runs one token per step, so every node costs a kernel launch per step. The
     # attention bias (causal structure + attention_mask) is built once and shared by all blocks, the
     # head split/merge reshapes use one shared shape tensor or a constant one (no per-layer
@@ -75,20 +99,32 @@ def test_exported_graph_is_lean(tmp_path):
         torch.manual_seed(1)
         model = GPT2LMHeadModel(dataclasses.replace(preset("tiny"), n_layer=n_layer))
         path = str(tmp_path / f"m{n_layer}.onnx")
-        export_onnx.export_onnx(model, path)
+        export_onnx.export_onnx(model, path, kv_cache=kv_cache)
         counts[n_layer] = collections.Counter(n.op_type for n in onnx.load(path).graph.node)
     two, four = counts[2], counts[4]
-    for op in ("Where", "And", "Not", "LessOrEqual", "Range", "Shape", "Gather", "Unsqueeze", "Slice", "Cast"):
+    # (buffer: each block slices its attention weights, past | this step, with bounds of its own.)
+    shared = ("Where", "And", "Not", "LessOrEqual", "Range", "Shape", "Gather", "Cast")
+    for op in shared + (("Unsqueeze", "Slice") if kv_cache == "concat" else ()):
         assert two[op] == four[op], f"{op} grows with the number of layers: {two[op]} -> {four[op]}"
-    assert two["Where"] == 1 and two["Shape"] <= 3 and two["Slice"] == 0
     per_layer = {op: (four[op] - two[op]) // 2 for op in four if four[op] != two[op]}
-    # Per block: 2 Reshape (head split, head merge), 1 Split, 2 Transpose (qkv, merge) + 1 for k^T,
-    # 2 Concat (the cache); nothing else that only moves data.
-    assert per_layer["Reshape"] == 2 and per_layer["Split"] == 1 and per_layer["Concat"] == 2
-    assert per_layer["Transpose"] == 3
+    # Per block: 2 Reshape (head split, head merge), 1 Split, 2 Transpose (qkv, merge) + 1 for k^T.
+    assert per_layer["Reshape"] == 2 and per_layer["Split"] == 1 and per_layer["Transpose"] == 3
+    if kv_cache == "concat":
+        # 2 Concat (the cache); nothing else that only moves data.
+        assert two["Where"] == 1 and two["Shape"] <= 3 and two["Slice"] == 0
+        assert per_layer["Concat"] == 2
+    else:
+        # No Concat of the cache: 1 of the scores (past | this step), 2 Slices of the weights, and
+        # the past's length read once for all blocks (from the shared bias).
+        assert two["Where"] == 1 and two["Shape"] <= 5
+        assert per_layer["Concat"] == 1 and per_layer["Slice"] == 2
+        graph = onnx.load(str(tmp_path / "m2.onnx")).graph
+        past = {i.name for i in graph.input if i.name.startswith("past_key_values.")}
+        assert not any(n.op_type == "Concat" and past & set(n.input) for n in graph.node)
 
 
-def test_traced_graph_does_not_depend_on_the_dummy_shapes(tmp_path):
+@pytest.mark.parametrize("kv_cache", ["buffer", "concat"])
+def test_traced_graph_does_not_depend_on_the_dummy_shapes(tmp_path, kv_cache):
     # If any batch/sequence/past length were baked into the graph as a constant, tracing with other
     # dummy shapes would produce a different graph. (verify_onnx.mjs also runs past length 0.)
     torch.manual_seed(1)
@@ -96,7 +132,7 @@ def test_traced_graph_does_not_depend_on_the_dummy_shapes(tmp_path):
     graphs = []
     for i, shape in enumerate([(2, 3, 4), (3, 5, 1), (1, 1, 6)]):
         path = str(tmp_path / f"m{i}.onnx")
-        export_onnx.export_onnx(model, path, trace_shape=shape)
+        export_onnx.export_onnx(model, path, trace_shape=shape, kv_cache=kv_cache)
         graphs.append([n.SerializeToString() for n in onnx.load(path).graph.node])
     assert graphs[0] == graphs[1] == graphs[2]
 
@@ -172,11 +208,11 @@ def test_fused_attention_export_has_one_attention_node_per_block(tmp_path):
         torch.manual_seed(1)
         model = GPT2LMHeadModel(preset("tiny"))
         path = str(tmp_path / f"m{fused}.onnx")
-        export_onnx.export_onnx(model, path, fused_attention=fused)
+        export_onnx.export_onnx(model, path, fused_attention=fused, kv_cache="concat")
         m = onnx.load(path)
         onnx.checker.check_model(m)
         counts[fused] = collections.Counter(n.op_type for n in m.graph.node)
-        assert [o.name for o in m.graph.output] == EXPECTED_OUTPUTS
+        assert [o.name for o in m.graph.output] == CONCAT_OUTPUTS
         if fused:
             attention = [n for n in m.graph.node if n.op_type == "MultiHeadAttention"]
             assert [n.domain for n in attention] == ["com.microsoft"] * 2

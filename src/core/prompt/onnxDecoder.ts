@@ -2,8 +2,11 @@
  * One loaded GPT-2 ONNX decoder with a KV cache. Input and output names follow Hugging Face's
  * ONNX exports (input_ids, attention_mask, position_ids, past_key_values.N.key|value →
  * logits, present.N.key|value; merged decoders add use_cache_branch), so a published export
- * loads as well as ours. The session is created once and shared: onnxruntime allows concurrent
- * run() calls on one session.
+ * loads as well as ours. Our own exports (training/export_onnx.py --kv-cache buffer) return
+ * new_key_values.N.key|value instead, this step's keys and values only: the engine keeps the past
+ * in buffers with room to grow and writes each step's entries into them, so no step copies the
+ * whole cache (onnxruntime-node copies every output into JavaScript). The session is created
+ * once and shared: onnxruntime allows concurrent run() calls on one session.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -11,13 +14,29 @@ import * as ort from "onnxruntime-node";
 import { BotError, UserError } from "../errors.js";
 import { type ModelDirectory, readModelDirectory } from "./modelDir.js";
 
-/** Per layer: key and value, each [batch, nHead, length, headDim], float32. */
+/**
+ * Per layer: key and value, each [batch, nHead, capacity, headDim], float32, whose first `length`
+ * positions are the cache. capacity is length for a graph that returns the whole cache
+ * (present.N.*); a buffer graph's cache has room for the steps to come, masked out until written.
+ * A cache is a value: stepping it again, or stepping a cache it came from, never changes it.
+ */
 export interface KvCache {
   batch: number;
   length: number;
   keys: ort.Tensor[];
   values: ort.Tensor[];
+  /**
+   * Buffer graphs: how many positions of these buffers some step has written, shared by every
+   * cache on them. A step writes in place only at that end; a cache behind it is copied first.
+   */
+  readonly written?: { length: number };
 }
+
+/**
+ * A buffer cache grows this many positions at a time: the attention reads the unused positions
+ * too (masked), so a small step keeps that waste small, and each growth copies the cache once.
+ */
+const CACHE_GROWTH = 16;
 
 export interface DecoderStep {
   /** Logits of each row's last position: rows × vocab, row-major. */
@@ -46,6 +65,8 @@ export class Gpt2OnnxDecoder {
   readonly headDim: number;
   private readonly hasPositionIds: boolean;
   private readonly hasCacheBranch: boolean;
+  /** The graph returns this step's keys and values (new_key_values.N.*), not the whole cache. */
+  readonly buffersCache: boolean;
   private closed = false;
 
   private constructor(
@@ -58,6 +79,7 @@ export class Gpt2OnnxDecoder {
     this.headDim = architecture.nEmbd / architecture.nHead;
     this.hasPositionIds = session.inputNames.includes("position_ids");
     this.hasCacheBranch = session.inputNames.includes("use_cache_branch");
+    this.buffersCache = session.outputNames.includes("new_key_values.0.key");
   }
 
   static async load(dir: string, options: DecoderOptions = {}): Promise<Gpt2OnnxDecoder> {
@@ -103,13 +125,14 @@ export class Gpt2OnnxDecoder {
       if (!inputNames.includes(name)) missing.push(`input ${name}`);
     }
     if (!outputNames.includes("logits")) missing.push("output logits");
+    const cacheOutput = this.buffersCache ? "new_key_values" : "present";
     for (let layer = 0; layer < this.nLayer; layer++) {
       for (const kind of ["key", "value"]) {
         if (!inputNames.includes(`past_key_values.${layer}.${kind}`)) {
           missing.push(`input past_key_values.${layer}.${kind}`);
         }
-        if (!outputNames.includes(`present.${layer}.${kind}`))
-          missing.push(`output present.${layer}.${kind}`);
+        if (!outputNames.includes(`${cacheOutput}.${layer}.${kind}`))
+          missing.push(`output ${cacheOutput}.${layer}.${kind}`);
       }
     }
     if (missing.length > 0) {
@@ -142,14 +165,19 @@ export class Gpt2OnnxDecoder {
 
   /** An empty cache for `batch` rows: the first step runs the whole prefix. */
   emptyCache(batch: number): KvCache {
-    const empty = () =>
-      new ort.Tensor("float32", new Float32Array(0), [batch, this.nHead, 0, this.headDim]);
+    const empty = () => this.cacheTensor(batch, 0);
     return {
       batch,
       length: 0,
       keys: Array.from({ length: this.nLayer }, empty),
       values: Array.from({ length: this.nLayer }, empty),
+      ...(this.buffersCache ? { written: { length: 0 } } : {}),
     };
+  }
+
+  private cacheTensor(batch: number, capacity: number): ort.Tensor {
+    const data = new Float32Array(batch * this.nHead * capacity * this.headDim);
+    return new ort.Tensor("float32", data, [batch, this.nHead, capacity, this.headDim]);
   }
 
   /**
@@ -166,6 +194,7 @@ export class Gpt2OnnxDecoder {
       );
     }
     const total = cache.length + seq;
+    const capacity = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
     const inputIds = new BigInt64Array(batch * seq);
     const positions = new BigInt64Array(batch * seq);
     for (let row = 0; row < batch; row++) {
@@ -177,10 +206,7 @@ export class Gpt2OnnxDecoder {
     }
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", inputIds, [batch, seq]),
-      attention_mask: new ort.Tensor("int64", new BigInt64Array(batch * total).fill(1n), [
-        batch,
-        total,
-      ]),
+      attention_mask: this.attentionMask(batch, cache.length, capacity, seq),
     };
     if (this.hasPositionIds) feeds.position_ids = new ort.Tensor("int64", positions, [batch, seq]);
     if (this.hasCacheBranch)
@@ -205,6 +231,7 @@ export class Gpt2OnnxDecoder {
         lastLogits.set(data.subarray(offset, offset + vocab), row * vocab);
       }
     }
+    if (this.buffersCache) return { lastLogits, vocab, cache: this.append(cache, outputs, seq) };
     const keys: ort.Tensor[] = [];
     const values: ort.Tensor[] = [];
     for (let layer = 0; layer < this.nLayer; layer++) {
@@ -215,25 +242,105 @@ export class Gpt2OnnxDecoder {
   }
 
   /**
-   * A cache whose rows are `rows` of the given one, in that order: repeats a one-row prefix for
-   * a batch, and drops rows that have finished so later steps compute only live rows.
+   * [batch, capacity + seq]: the cached positions, then the unused room (0: masked), then this
+   * step's. A whole-cache graph has no room (capacity = length): all ones.
    */
-  selectRows(cache: KvCache, rows: readonly number[]): KvCache {
-    const pick = (tensor: ort.Tensor): ort.Tensor => {
-      const data = tensor.data as Float32Array;
-      const rowSize = this.nHead * cache.length * this.headDim;
-      const out = new Float32Array(rows.length * rowSize);
+  private attentionMask(batch: number, length: number, capacity: number, seq: number): ort.Tensor {
+    const width = capacity + seq;
+    const mask = new BigInt64Array(batch * width).fill(1n);
+    if (capacity > length) {
+      for (let row = 0; row < batch; row++)
+        mask.fill(0n, row * width + length, row * width + capacity);
+    }
+    return new ort.Tensor("int64", mask, [batch, width]);
+  }
+
+  /**
+   * A buffer graph's step: this step's keys and values written after the cache's `length`
+   * positions, in place when the buffers have room and nothing was written there yet, else into
+   * new buffers (grown by CACHE_GROWTH) that the cache is copied into first.
+   */
+  private append(cache: KvCache, outputs: ort.InferenceSession.ReturnType, seq: number): KvCache {
+    const written = cache.written as { length: number };
+    const length = cache.length + seq;
+    const capacity = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
+    let target = cache;
+    if (length > capacity || written.length !== cache.length) {
+      const grown = length > capacity ? Math.ceil(length / CACHE_GROWTH) * CACHE_GROWTH : capacity;
+      target = this.copyCache(cache, [...Array(cache.batch).keys()], grown);
+    }
+    (target.written as { length: number }).length = length;
+    for (let layer = 0; layer < this.nLayer; layer++) {
+      this.writePositions(
+        target.keys[layer] as ort.Tensor,
+        outputs[`new_key_values.${layer}.key`] as ort.Tensor,
+        cache.length,
+        seq,
+      );
+      this.writePositions(
+        target.values[layer] as ort.Tensor,
+        outputs[`new_key_values.${layer}.value`] as ort.Tensor,
+        cache.length,
+        seq,
+      );
+    }
+    return { ...target, length };
+  }
+
+  /** fresh [batch, nHead, seq, headDim] → buffer positions from..from+seq of each row and head. */
+  private writePositions(buffer: ort.Tensor, fresh: ort.Tensor, from: number, seq: number): void {
+    const target = buffer.data as Float32Array;
+    const source = fresh.data as Float32Array;
+    const capacity = buffer.dims[2] as number;
+    const block = seq * this.headDim; // one row and head of this step
+    const heads = (buffer.dims[0] as number) * this.nHead;
+    for (let head = 0; head < heads; head++) {
+      const into = (head * capacity + from) * this.headDim;
+      const at = head * block;
+      // A plain loop: ~10^4 blocks of 64 floats a step at gpt2-xl batch 5, where subarray + set
+      // would allocate a view for each.
+      for (let i = 0; i < block; i++) target[into + i] = source[at + i] as number;
+    }
+  }
+
+  /** Rows `rows` of the cache's first `length` positions, into new buffers of `capacity`. */
+  private copyCache(cache: KvCache, rows: readonly number[], capacity: number): KvCache {
+    const from = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
+    const span = cache.length * this.headDim;
+    const copy = (tensor: ort.Tensor): ort.Tensor => {
+      const source = tensor.data as Float32Array;
+      const out = this.cacheTensor(rows.length, capacity);
+      const target = out.data as Float32Array;
       rows.forEach((row, i) => {
-        out.set(data.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
+        for (let head = 0; head < this.nHead; head++) {
+          const at = (row * this.nHead + head) * from * this.headDim;
+          target.set(
+            source.subarray(at, at + span),
+            (i * this.nHead + head) * capacity * this.headDim,
+          );
+        }
       });
-      return new ort.Tensor("float32", out, [rows.length, this.nHead, cache.length, this.headDim]);
+      return out;
     };
     return {
       batch: rows.length,
       length: cache.length,
-      keys: cache.keys.map(pick),
-      values: cache.values.map(pick),
+      keys: cache.keys.map(copy),
+      values: cache.values.map(copy),
+      ...(this.buffersCache ? { written: { length: cache.length } } : {}),
     };
+  }
+
+  /**
+   * A cache whose rows are `rows` of the given one, in that order: repeats a one-row prefix for
+   * a batch, and drops rows that have finished so later steps compute only live rows.
+   */
+  selectRows(cache: KvCache, rows: readonly number[]): KvCache {
+    // A buffer cache keeps room for the next step, so it does not grow again at once.
+    const capacity = this.buffersCache
+      ? Math.ceil((cache.length + 1) / CACHE_GROWTH) * CACHE_GROWTH
+      : cache.length;
+    return this.copyCache(cache, rows, capacity);
   }
 
   /** Finishes the profile file of a decoder loaded with `profile`. */
