@@ -284,8 +284,9 @@ class QuantOptions:
     embedding_bits: Optional[int] = QUANT_EMBEDDING_BITS  # None: the token embedding stays float32
 
     def __post_init__(self) -> None:
-        if self.block_size < 16 or self.block_size & (self.block_size - 1):
-            raise SystemExit(f"block size {self.block_size}: MatMulNBits takes a power of 2, at least 16")
+        # onnxruntime 1.30's CPU MatMulNBits refuses any other size when the session loads.
+        if self.block_size not in (16, 32, 64, 128, 256):
+            raise SystemExit(f"block size {self.block_size}: MatMulNBits takes 16, 32, 64, 128 or 256")
         for name in ("head_bits", "embedding_bits"):
             if getattr(self, name) not in (None, 4, 8):
                 raise SystemExit(f"{name.replace('_', ' ')} {getattr(self, name)}: 4 or 8")
@@ -621,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
                    help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
     # How --quant writes the weights (defaults: the constants above, chosen by measurement).
-    p.add_argument("--quant-block-size", type=int, default=QUANT_BLOCK_SIZE, help="elements per scale (a power of 2, >= 16)")
+    p.add_argument("--quant-block-size", type=int, default=QUANT_BLOCK_SIZE, help="elements per scale: 16, 32, 64, 128 or 256 (what onnxruntime's MatMulNBits runs)")
     p.add_argument("--quant-head-bits", type=int, choices=[4, 8], default=None,
                    help="lm_head's bits (default: 8 for int8 and int4)")
     p.add_argument("--quant-accuracy-level", type=int, choices=range(5), default=QUANT_ACCURACY_LEVEL,
