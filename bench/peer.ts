@@ -5,18 +5,21 @@
  * Both sides use the same onnxruntime-node (transformers.js pins 1.30.0, which npm dedupes to
  * ours), the same intra-op thread count and the same thread waiting (spinning off, as the engine
  * runs), so the ratio measures the engines and their graphs, not a setting either could change.
- * Ours: our own export (training/export_onnx.py, random weights, seed 0, cached in .cache/bench),
- * decoded as the engine does: the 4-token prefix once at batch 1, its cache repeated per row,
- * then one token per row and step. Theirs: the same graph in the Hugging Face layout that
- * transformers.js loads offline (config.json, generation_config.json, onnx/model.onnx and its
- * model.onnx.data; a plain
- * decoder with past, the form optimum now exports and `models pull` leaves a merged one in),
+ * Ours: our own export (training/export_onnx.py, random weights, seed 0, cached in .cache/bench;
+ * its default --kv-cache buffer graph), decoded as the engine does: the 4-token prefix once at
+ * batch 1, its cache repeated per row, then one token per row and step. Theirs: the same weights
+ * exported with --kv-cache concat (present = past + this step, the graph transformers.js expects)
+ * in the Hugging Face layout that transformers.js loads offline (config.json,
+ * generation_config.json, onnx/model.onnx and its model.onnx.data; a plain decoder with past, the
+ * form optimum now exports and `models pull` leaves a merged one in),
  * `model.generate` on the prefix repeated per row. Both decode greedily for NEW_TOKENS tokens
  * (the prefix's step included) and must choose the same tokens.
  *
  *   npm run bench:peer                      # GPT-2 small, batches 1 and 5
  *   npm run -s bench:peer -- --json         # last line: {"ratio": {"1": …, "5": …}, "ours": …, "peer": …}
- *   npm run bench:peer -- --model DIR       # any model directory of ours (GPT-2 architecture)
+ *   npm run bench:peer -- --model DIR       # any model directory of ours (GPT-2 architecture);
+ *                                           # a buffer-cache one needs --peer-model DIR: the same
+ *                                           # weights with present.N.* outputs
  */
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -24,6 +27,7 @@ import { parseArgs } from "node:util";
 import * as transformers from "@huggingface/transformers";
 import * as ort from "onnxruntime-node";
 import { externalDataLocations } from "../src/core/models/pull.js";
+import { readModelDirectory } from "../src/core/prompt/modelDir.js";
 import { Gpt2OnnxDecoder, type KvCache } from "../src/core/prompt/onnxDecoder.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
 import {
@@ -40,6 +44,7 @@ import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 const { values: flags } = parseArgs({
   options: {
     model: { type: "string" },
+    "peer-model": { type: "string" },
     threads: { type: "string", default: "2" },
     repeats: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -66,12 +71,29 @@ const ours = await Gpt2OnnxDecoder.load(ourDir, { threads });
 const { architecture } = ours.model.metadata;
 
 /**
+ * The graph transformers.js runs: --peer-model, or ours when it returns the whole cache (present.N.*),
+ * or, for the default model, the same random weights exported with --kv-cache concat.
+ */
+function peerModelDir(): string {
+  if (flags["peer-model"]) return resolve(flags["peer-model"]);
+  if (!ours.buffersCache) return ourDir;
+  if (flags.model) {
+    fail(
+      `${ourDir} returns only each step's keys and values (--kv-cache buffer), which transformers.js cannot run: pass --peer-model DIR, the same weights exported with --kv-cache concat`,
+    );
+  }
+  return randomPreset("gpt2", ["--kv-cache", "concat"], "-concat", quiet);
+}
+const peerDir = peerModelDir();
+const peerOnnx = readModelDirectory(peerDir).onnxPath;
+
+/**
  * The Hugging Face layout of the same weights, under .cache/bench/peer: config.json from
  * imagine-model.json, and the graph hard-linked (copied where links fail) as onnx/model.onnx.
  */
 async function hfLayout(): Promise<{ root: string; id: string }> {
   const root = join(ROOT, ".cache", "bench", "peer");
-  const id = `${basename(ourDir)}-hf`;
+  const id = `${basename(peerDir)}-hf`;
   const dir = join(root, id);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, "onnx"), { recursive: true });
@@ -96,9 +118,9 @@ async function hfLayout(): Promise<{ root: string; id: string }> {
   );
   // The graph and the external-data files it names (model.onnx.data), under the same names.
   const files = [
-    [ours.model.onnxPath, join(dir, "onnx", "model.onnx")],
-    ...(await externalDataLocations(ours.model.onnxPath)).map((location) => [
-      join(dirname(ours.model.onnxPath), location),
+    [peerOnnx, join(dir, "onnx", "model.onnx")],
+    ...(await externalDataLocations(peerOnnx)).map((location) => [
+      join(dirname(peerOnnx), location),
       join(dir, "onnx", location),
     ]),
   ] as [string, string][];
@@ -218,7 +240,7 @@ for (const batch of BATCHES) {
 const streamedBytes = summarizeOnnxGraph(ours.model.onnxPath).streamedBytes;
 log(`ours: ${ourDir}`);
 log(
-  `transformers.js ${peerVersion}: ${join(hf.root, hf.id)} (the same graph, Hugging Face layout)`,
+  `transformers.js ${peerVersion}: ${join(hf.root, hf.id)} (the same weights, Hugging Face layout)`,
 );
 log(
   `onnxruntime-node ${ort.env.versions.common} on both sides; ${threads} intra-op threads; ${repeats} repeats, interleaved; ${NEW_TOKENS} greedy tokens per row`,
