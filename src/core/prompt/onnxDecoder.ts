@@ -35,6 +35,8 @@ export interface KvCache {
 /**
  * A buffer cache grows this many positions at a time: the attention reads the unused positions
  * too (masked), so a small step keeps that waste small, and each growth copies the cache once.
+ * gpt2-xl int4, batch 5, 24 tokens after an 11-token prefix, two alternating rounds: 8 → 74.5–76.1
+ * ms a step, 16 → 72.2–74.6, 32 → 76.6–81.5.
  */
 const CACHE_GROWTH = 16;
 
