@@ -1,6 +1,10 @@
 /** Comparing onnxruntime-node's output with the golden values PyTorch wrote (training/export_onnx.py). */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { expect } from "vitest";
-import type { DecoderStep, Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
+import { type DecoderStep, Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import { argmax } from "../../src/core/prompt/sampler.js";
 
 /** The largest absolute difference between two equally long arrays. */
@@ -61,4 +65,32 @@ export async function expectGoldenDecoding(
   );
   expect(tokens).toEqual(golden.greedy.tokens);
   expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(tolerance);
+}
+
+/**
+ * A tiny random GPT-2 (seed 7) exported by training/export_onnx.py with `flags` into a new folder
+ * under the system's temp folder (`scratch`: the caller removes it), its golden.json and the
+ * decoder loaded on one thread.
+ */
+export async function exportTinyDecoder(
+  flags: string[],
+): Promise<{ scratch: string; decoder: Gpt2OnnxDecoder; golden: DecoderGolden }> {
+  const scratch = await mkdtemp(join(tmpdir(), "imagine-export-"));
+  const dir = join(scratch, "model");
+  try {
+    execFileSync(
+      "/usr/bin/python3",
+      [
+        resolve(import.meta.dirname, "..", "..", "training", "export_onnx.py"),
+        ...["--random", "tiny", "--seed", "7", "--mean-caption-tokens", "12"],
+        ...[...flags, "--out", dir],
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] }, // a failed export's stderr goes into the error
+    );
+    const golden = JSON.parse(await readFile(join(dir, "golden.json"), "utf8")) as DecoderGolden;
+    return { scratch, decoder: await Gpt2OnnxDecoder.load(dir, { threads: 1 }), golden };
+  } catch (error) {
+    await rm(scratch, { recursive: true, force: true });
+    throw error;
+  }
 }

@@ -5,16 +5,17 @@
  * the engine must give PyTorch's logits through the cache (across several growths of the
  * buffers), keep batch rows apart, and keep every cache a value however it is stepped.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { summarizeOnnxGraph } from "../../bench/lib/onnxGraph.js";
-import { type DecoderStep, Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
-import { type DecoderGolden, expectGoldenDecoding, maxAbsDiff } from "../helpers/golden.js";
+import type { DecoderStep, Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
+import {
+  type DecoderGolden,
+  expectGoldenDecoding,
+  exportTinyDecoder,
+  maxAbsDiff,
+} from "../helpers/golden.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
 const TOLERANCE = 1e-4;
 
 let scratch: string;
@@ -22,19 +23,7 @@ let decoder: Gpt2OnnxDecoder;
 let golden: DecoderGolden;
 
 beforeAll(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "imagine-buffer-cache-"));
-  const dir = join(scratch, "buffer");
-  execFileSync(
-    "/usr/bin/python3",
-    [
-      join(ROOT, "training", "export_onnx.py"),
-      ...["--random", "tiny", "--seed", "7", "--mean-caption-tokens", "12"],
-      ...["--kv-cache", "buffer", "--out", dir],
-    ],
-    { stdio: "ignore" },
-  );
-  golden = JSON.parse(await readFile(join(dir, "golden.json"), "utf8")) as DecoderGolden;
-  decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
+  ({ scratch, decoder, golden } = await exportTinyDecoder(["--kv-cache", "buffer"]));
 }, 60_000);
 
 afterAll(async () => {

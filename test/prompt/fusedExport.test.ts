@@ -4,42 +4,26 @@
  * PyTorch golden fixture, then run by onnxruntime-node: the fused graph must give PyTorch's
  * logits (the same 1e-4 as the plain export), through the cache and across batch rows.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { summarizeOnnxGraph } from "../../bench/lib/onnxGraph.js";
-import { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
-import { float32FromBase64, greedyThroughCache, maxAbsDiff } from "../helpers/golden.js";
+import type { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
+import {
+  type DecoderGolden,
+  exportTinyDecoder,
+  float32FromBase64,
+  greedyThroughCache,
+  maxAbsDiff,
+} from "../helpers/golden.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
 const TOLERANCE = 1e-4;
-
-interface Golden {
-  inputIds: number[];
-  lastLogitsBase64: string;
-  greedy: { steps: number; tokens: number[]; logits: number[] };
-}
 
 let scratch: string;
 let decoder: Gpt2OnnxDecoder;
-let golden: Golden;
+let golden: DecoderGolden;
 
 beforeAll(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "imagine-fused-"));
-  const dir = join(scratch, "fused");
-  execFileSync(
-    "/usr/bin/python3",
-    [
-      join(ROOT, "training", "export_onnx.py"),
-      ...["--random", "tiny", "--seed", "7", "--mean-caption-tokens", "12"],
-      ...["--fused-attention", "--out", dir],
-    ],
-    { stdio: "ignore" },
-  );
-  golden = JSON.parse(await readFile(join(dir, "golden.json"), "utf8")) as Golden;
-  decoder = await Gpt2OnnxDecoder.load(dir, { threads: 1 });
+  ({ scratch, decoder, golden } = await exportTinyDecoder(["--fused-attention"]));
 }, 60_000);
 
 afterAll(async () => {
