@@ -6,10 +6,12 @@
     /usr/bin/python3 training/export_onnx.py --from-onnx models/caption-gpt2-small --quant int8 --out /tmp/small-int8
 
 Writes:
-  model.onnx           decoder with KV cache, with the input/output names of Hugging Face's ONNX
-                       exports: input_ids, attention_mask, position_ids, past_key_values.N.key|value
-                       -> logits, present.N.key|value. Batch, sequence and past length are dynamic;
-                       the engine's first call passes zero-length past tensors.
+  model.onnx           decoder with KV cache: input_ids, attention_mask, position_ids,
+                       past_key_values.N.key|value -> logits, new_key_values.N.key|value (this step's
+                       keys and values, which the engine appends to the past it keeps: --kv-cache
+                       buffer, the default) or present.N.key|value (past + this step, Hugging Face's
+                       names and layout: --kv-cache concat). Batch, sequence and past length are
+                       dynamic; the engine's first call passes zero-length past tensors.
   model.onnx.data      its weights, as ONNX external data (one file). onnxruntime maps the file
                        instead of parsing the weights out of the graph's protobuf: GPT-2 small loads
                        in ~1.2 s instead of 4-6 s with 0.61 instead of 0.81 GB resident, and gpt2-xl
@@ -635,11 +637,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def kv_cache_layout(args: argparse.Namespace) -> str:
-    """--kv-cache, or its default: concat under --fused-attention (main() refuses buffer with it)."""
-    return "concat" if args.fused_attention else args.kv_cache or KV_CACHE
-
-
 def quant_options(args: argparse.Namespace) -> QuantOptions:
     return QuantOptions(block_size=args.quant_block_size, head_bits=args.quant_head_bits,
                         accuracy_level=args.quant_accuracy_level, symmetric=args.quant_symmetric,
@@ -778,7 +775,7 @@ def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argp
     with tempfile.TemporaryDirectory(dir=out, prefix=".torch-") as scratch:
         torch_path = os.path.join(scratch, "model.onnx")
         opset = export_onnx(model, torch_path, args.opset, fused_attention=args.fused_attention,
-                            kv_cache=kv_cache_layout(args))
+                            kv_cache=args.kv_cache)
         if args.quant:
             counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
             meta["provenance"]["quantization"] = quantization_note(args, counts)
