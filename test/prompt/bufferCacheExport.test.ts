@@ -87,6 +87,11 @@ describe("buffer-cache export", () => {
     expect(maxAbsDiff(row(after, 1), await fresh([...prefix, 11, 13]))).toBeLessThan(TOLERANCE);
   });
 
+  it("refuses a cache made by a decoder of the other layout, naming the mix-up", async () => {
+    const wholeCache = { ...decoder.emptyCache(1), written: undefined };
+    await expect(decoder.step([[11]], wholeCache)).rejects.toThrow(/returns the whole cache/);
+  });
+
   it("keeps a cache a value: stepping it twice, or an older one, changes no other", async () => {
     const prefix = golden.inputIds.slice(0, 6);
     const base = await decoder.step([prefix], decoder.emptyCache(1));

@@ -195,6 +195,12 @@ export class Gpt2OnnxDecoder {
         `decoder step with ${batch} rows × ${seq} tokens on a cache of ${cache.batch} rows`,
       );
     }
+    if (this.buffersCache && !cache.written) {
+      throw new BotError(
+        "GENERATION_FAILED",
+        "a KV cache from a decoder whose graph returns the whole cache, stepped by one that returns each step's entries",
+      );
+    }
     const total = cache.length + seq;
     const capacity = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
     const inputIds = new BigInt64Array(batch * seq);
@@ -263,7 +269,7 @@ export class Gpt2OnnxDecoder {
    * new buffers (grown by CACHE_GROWTH) that the cache is copied into first.
    */
   private append(cache: KvCache, outputs: ort.InferenceSession.ReturnType, seq: number): KvCache {
-    const written = cache.written as { length: number };
+    const written = cache.written as { length: number }; // step() checked it is there
     const length = cache.length + seq;
     const capacity = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
     let target = cache;
