@@ -23,6 +23,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { readModelDirectory } from "../src/core/prompt/modelDir.js";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../src/core/prompt/onnxGenerator.js";
 import { encodeText } from "../src/core/prompt/tokenizer.js";
@@ -195,7 +196,14 @@ if (noBaseline && quant) {
   const fusedDir = fused ? fp32Model(true) : undefined;
   measuredDir = quant ? quantizedModel(fusedDir ?? fp32Dir, quant) : (fusedDir ?? fp32Dir);
 }
-const label = [fused ? "fused" : "", quant ?? "fp32"].filter(Boolean).join(" ");
+/** What exported DIR's weights are: int8 / int4 when export_onnx.py quantized them, else fp32. */
+function weightsOf(dir: string): string {
+  const { quantization } = readModelDirectory(dir).metadata.provenance as {
+    quantization?: { weights?: string };
+  };
+  return quantization?.weights ?? "fp32";
+}
+const label = [fused ? "fused" : "", quant ?? weightsOf(measuredDir)].filter(Boolean).join(" ");
 log(`intra-op threads: ${threads || "onnxruntime default"}; ${repeats} repeats, interleaved`);
 // The measured model loads first, so its resident memory is its own; the baseline is the plain
 // fp32 export of the same weights.

@@ -25,6 +25,7 @@ describe("loadConfig", () => {
     expect(config.defaultArm).toBe("ft-tags");
     expect(config.arms["ft-tags"]).toMatchObject({ kind: "onnx", modelDir });
     expect(config.prompt.count).toBe(5);
+    expect(config.prompt.spinning).toBe(false); // idle-waiting decoder threads unless asked
     expect(secrets).toEqual({});
   });
 
@@ -66,7 +67,10 @@ describe("loadConfig", () => {
 
   it("names the setting, its source and what is valid when a value is wrong", async () => {
     const file = join(dir, "bad.json");
-    await writeFile(file, JSON.stringify({ sampling: { topP: 2 }, prompt: { count: 0 } }));
+    await writeFile(
+      file,
+      JSON.stringify({ sampling: { topP: 2 }, prompt: { count: 0, spinning: "yes" } }),
+    );
     let error: unknown;
     try {
       loadConfig(env({ IMAGINE_CONFIG: file }));
@@ -76,6 +80,7 @@ describe("loadConfig", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect(String(error)).toMatch(/sampling\.topP: .*1/);
     expect(String(error)).toMatch(/prompt\.count/);
+    expect(String(error)).toMatch(/prompt\.spinning: .*boolean/);
   });
 
   it("names the environment variable that set a bad value", () => {

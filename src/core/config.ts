@@ -110,6 +110,11 @@ export const configSchema = z
         maxSubjectLength: z.number().int().min(1).max(1000),
         /** onnxruntime intra-op threads; 0 lets onnxruntime use every core. */
         threads: z.number().int().min(0).max(256),
+        /**
+         * Let those threads spin-wait between kernels instead of sleeping: faster on a host the
+         * bot has to itself, twice as slow on a busy one (README, Configuration).
+         */
+        spinning: z.boolean(),
       })
       .strict(),
     remote: z

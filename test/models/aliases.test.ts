@@ -388,7 +388,7 @@ describe("the pulled arm", () => {
         defaultArm: "base",
         arms: { base: { kind: "onnx", modelDir: configured } },
         sampling: { temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1 },
-        prompt: { count: 1, maxSubjectLength: 200, threads: 1 },
+        prompt: { count: 1, maxSubjectLength: 200, threads: 1, spinning: false },
         remote: { timeoutMs: 1000, retries: 0 },
       } as unknown as Config,
       {},

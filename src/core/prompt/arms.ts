@@ -161,7 +161,8 @@ export class PromptArms {
     const path = resolve(dir);
     let decoder = this.decoders.get(path);
     if (!decoder) {
-      decoder = Gpt2OnnxDecoder.load(path, { threads: this.config.prompt.threads });
+      const { threads, spinning } = this.config.prompt;
+      decoder = Gpt2OnnxDecoder.load(path, { threads, spinning });
       this.decoders.set(path, decoder);
       decoder.catch(() => this.decoders.delete(path));
     }
