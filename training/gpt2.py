@@ -224,8 +224,8 @@ class Attention(nn.Module):
     ) -> Tuple[torch.Tensor, KeyValue]:
         """forward() for a past that the caller keeps: scores against the past and against this
         step's keys side by side (the numbers one matmul against their concatenation gives), the
-        weighted sum as two matmuls, and only this step's keys and values returned. The exported
-        graph then never copies the cache: no Concat, and nothing of the past in its outputs."""
+        weighted sum in the same two parts, and only this step's keys and values returned. The
+        exported graph then never copies the cache: no Concat, and nothing of the past in its outputs."""
         pk, pv = past
         # Against this step's own keys and values, products summed over an axis rather than
         # MatMuls: at a decode step (t = 1) those are b x h one-element matrix products, for which
@@ -235,8 +235,8 @@ class Attention(nn.Module):
         own = (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1)  # [b, h, t, t]
         scores = torch.cat([torch.matmul(q, pk.transpose(-1, -2)), own], dim=-1)
         att = F.softmax(scores / math.sqrt(self.head_dim) + bias, dim=-1)
-        # From the bias [b or 1, 1, t, past + t], which every block shares: onnxruntime merges the
-        # blocks' identical Shape -> Gather -> Sub chains into one (from pk it would be one per block).
+        # From the bias [b or 1, 1, t, past + t], which every block shares: the exported graph reads
+        # the length once for all blocks (from pk it would be a Shape -> Gather chain per block).
         n_past = bias.size(-1) - bias.size(-2)
         y = torch.matmul(att[..., :n_past], pv) + (att[..., n_past:].unsqueeze(-1) * v.unsqueeze(2)).sum(3)
         y = y.transpose(1, 2).reshape(-1, self.n_embd)
