@@ -9,8 +9,9 @@ Writes:
   model.onnx           decoder with KV cache: input_ids, attention_mask, position_ids,
                        past_key_values.N.key|value -> logits, new_key_values.N.key|value (this step's
                        keys and values, which the engine appends to the past it keeps: --kv-cache
-                       buffer, the default) or present.N.key|value (past + this step, Hugging Face's
-                       names and layout: --kv-cache concat). Batch, sequence and past length are
+                       buffer, the default for models 768 wide or more) or present.N.key|value (past
+                       + this step, Hugging Face's names and layout: --kv-cache concat, the default
+                       below that width). Batch, sequence and past length are
                        dynamic; the engine's first call passes zero-length past tensors.
   model.onnx.data      its weights, as ONNX external data (one file). onnxruntime maps the file
                        instead of parsing the weights out of the graph's protobuf: GPT-2 small loads
@@ -54,7 +55,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from checkpoint import CheckpointError, load_pretrained  # noqa: E402
-from gpt2 import GPT2LMHeadModel, preset  # noqa: E402
+from gpt2 import GPT2Config, GPT2LMHeadModel, preset  # noqa: E402
 
 # GPT-2 BPE ids of "<|startoftext|>a lighthouse on a cliff" (the start tag as plain text, as the
 # TypeScript tokenizer encodes it): a realistic prompt for the golden fixture, 12 ids.
@@ -102,8 +103,25 @@ QUANT_EMBEDDING_BITS: Optional[int] = 8
 # = past + this step, so every step concatenates the whole cache inside onnxruntime and then copies
 # it out into JavaScript (onnxruntime-node copies every output). "buffer": the graph returns only
 # new_key_values.N.key|value (this step's), the engine writes them into a buffer it keeps and passes
-# that buffer back as the past, unused positions masked out through attention_mask.
-KV_CACHE = "buffer"
+# that buffer back as the past, unused positions masked out through attention_mask. It has ~50% more
+# (small) nodes, so it pays only where the cache copies are large: "auto" picks buffer from
+# KV_BUFFER_MIN_EMBD up. Buffer vs concat, random weights, interleaved (bench/decode-compare.ts,
+# 2026-12-07, steps/s at batch 1 / 5): 96 wide x 4 layers (the shipped model's size) x0.88 / x0.94,
+# 384 x 6 x0.98 / x0.98, 768 x 12 (GPT-2 small) x1.03-1.07 / x1.14-1.17, gpt2-xl int4 x1.03-1.05 /
+# x1.16-1.34.
+KV_CACHE = "auto"
+KV_BUFFER_MIN_EMBD = 768
+
+
+def kv_cache_layout(config: GPT2Config, requested: Optional[str] = None, fused_attention: bool = False) -> str:
+    """The layout an export gets: `requested` (default KV_CACHE); "auto" is concat with fused
+    attention (MultiHeadAttention appends to the cache itself), else by the model's width."""
+    choice = requested or KV_CACHE
+    if choice != "auto":
+        return choice
+    if fused_attention:
+        return "concat"
+    return "buffer" if config.n_embd >= KV_BUFFER_MIN_EMBD else "concat"
 
 
 def input_names(n_layer: int) -> List[str]:
@@ -158,13 +176,13 @@ def export_onnx(model: GPT2LMHeadModel, path: str, opset: Optional[int] = None, 
     """Traces the decoder with a non-empty past (so concatenation and the causal ranges are recorded as
     shape-dependent ops rather than skipped) and marks every batch/sequence/past axis dynamic.
     trace_shape = (batch, seq, past) of the dummy inputs; the graph must not depend on it (tested).
-    kv_cache "buffer": the outputs are this step's keys and values only (see KV_CACHE); the default
-    is KV_CACHE, or concat with fused_attention."""
-    kv_cache = kv_cache or ("concat" if fused_attention else KV_CACHE)
-    if fused_attention and kv_cache != "concat":
-        raise ValueError("fused attention appends to the cache inside MultiHeadAttention: it needs kv_cache concat")
+    kv_cache "buffer": the outputs are this step's keys and values only; "auto" or None: see
+    kv_cache_layout()."""
     model = model.eval().float().cpu()
     c = model.config
+    kv_cache = kv_cache_layout(c, kv_cache, fused_attention)
+    if fused_attention and kv_cache != "concat":
+        raise ValueError("fused attention appends to the cache inside MultiHeadAttention: it needs kv_cache concat")
     opset = choose_opset(opset)
     batch, seq, past = trace_shape
     input_ids = torch.randint(0, c.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
@@ -617,10 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-golden", action="store_true", help="skip golden.json (e.g. for a large benchmark model)")
     p.add_argument("--fused-attention", action="store_true",
                    help="export each block's attention core with its KV cache as one com.microsoft MultiHeadAttention node")
-    p.add_argument("--kv-cache", choices=["buffer", "concat"], default=None,
-                   help=f"buffer: the graph returns only each step's keys and values, the engine keeps the past "
-                        f"(default {KV_CACHE}); concat: present = past + this step, Hugging Face's layout "
-                        f"(the default with --fused-attention)")
+    p.add_argument("--kv-cache", choices=["auto", "buffer", "concat"], default=None,
+                   help=f"buffer: the graph returns only each step's keys and values, the engine keeps the past; "
+                        f"concat: present = past + this step, Hugging Face's layout; auto (the default): buffer "
+                        f"for models {KV_BUFFER_MIN_EMBD} wide or more, concat below (and with --fused-attention)")
     p.add_argument("--quant", choices=sorted(QUANT_BITS), default=None,
                    help=f"weight-only quantization of the dense weights (MatMulNBits, blocks of {QUANT_BLOCK_SIZE}); implies --no-golden")
     # How --quant writes the weights (defaults: the constants above, chosen by measurement).
@@ -738,7 +756,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.kv_cache or args.fused_attention:
             parser.error("--kv-cache and --fused-attention shape a new export; --from-onnx keeps the source graph's layout")
         return convert_model_dir(args)
-    if args.fused_attention and args.kv_cache == "buffer":
+    if args.fused_attention and args.kv_cache == "buffer":  # auto gives concat with it
         parser.error("--fused-attention appends to the cache inside MultiHeadAttention: it needs --kv-cache concat")
     training = None
     if args.checkpoint:

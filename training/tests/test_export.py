@@ -14,8 +14,8 @@ from checkpoint import load_pretrained, save_pretrained
 from gpt2 import GPT2LMHeadModel, preset
 
 EXPECTED_INPUTS = ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value", "past_key_values.1.key", "past_key_values.1.value"]
-EXPECTED_OUTPUTS = ["logits", "new_key_values.0.key", "new_key_values.0.value", "new_key_values.1.key", "new_key_values.1.value"]
-CONCAT_OUTPUTS = ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
+EXPECTED_OUTPUTS = ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
+BUFFER_OUTPUTS = ["logits", "new_key_values.0.key", "new_key_values.0.value", "new_key_values.1.key", "new_key_values.1.value"]
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,8 @@ def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exp
     assert shapes["attention_mask"] == ["batch_size", "past_sequence_length + sequence_length"]
     assert shapes["past_key_values.1.value"] == ["batch_size", 2, "past_sequence_length", 16]
     assert shapes["logits"] == ["batch_size", "sequence_length", 50257]
-    # The default --kv-cache buffer: this step's keys and values only (the engine keeps the past).
-    key = shapes["new_key_values.0.key"]
-    assert (key[0], key[2]) == ("batch_size", "sequence_length")
+    # --kv-cache auto on a 32-wide model: Hugging Face's layout, the past + this step.
+    assert shapes["present.0.key"] == ["batch_size", 2, "past_sequence_length + sequence_length", 16]
     elem = {v.name: v.type.tensor_type.elem_type for v in list(m.graph.input) + list(m.graph.output)}
     assert elem["input_ids"] == elem["attention_mask"] == elem["position_ids"] == onnx.TensorProto.INT64
     assert elem["logits"] == elem["past_key_values.0.key"] == onnx.TensorProto.FLOAT
@@ -67,14 +66,26 @@ def test_onnx_graph_has_the_engine_names_dynamic_axes_and_passes_the_checker(exp
     assert os.path.getsize(path) < 1_000_000 and os.path.getsize(path + ".data") > 50257 * 32 * 4
 
 
-def test_concat_layout_returns_the_whole_cache_under_hugging_faces_names(tmp_path):
+def test_buffer_layout_returns_only_this_steps_keys_and_values(tmp_path):
     torch.manual_seed(1)
-    path = str(tmp_path / "concat.onnx")
-    export_onnx.export_onnx(GPT2LMHeadModel(preset("tiny")), path, kv_cache="concat")
+    path = str(tmp_path / "buffer.onnx")
+    export_onnx.export_onnx(GPT2LMHeadModel(preset("tiny")), path, kv_cache="buffer")
     m = onnx.load(path)
-    assert [o.name for o in m.graph.output] == CONCAT_OUTPUTS
-    shapes = {v.name: dims(v) for v in m.graph.output}
-    assert shapes["present.0.key"] == ["batch_size", 2, "past_sequence_length + sequence_length", 16]
+    onnx.checker.check_model(m)
+    assert [i.name for i in m.graph.input] == EXPECTED_INPUTS  # the past goes in as before
+    assert [o.name for o in m.graph.output] == BUFFER_OUTPUTS
+    key = {v.name: dims(v) for v in m.graph.output}["new_key_values.0.key"]
+    assert (key[0], key[2]) == ("batch_size", "sequence_length")
+
+
+def test_auto_layout_is_the_buffer_from_768_wide_and_concat_below_or_fused():
+    narrow, gpt2 = preset("caption-small"), preset("gpt2")
+    assert export_onnx.kv_cache_layout(gpt2) == export_onnx.kv_cache_layout(gpt2, "auto") == "buffer"
+    assert export_onnx.kv_cache_layout(preset("gpt2-xl")) == "buffer"
+    assert export_onnx.kv_cache_layout(narrow) == "concat"
+    assert export_onnx.kv_cache_layout(gpt2, fused_attention=True) == "concat"
+    assert export_onnx.kv_cache_layout(narrow, "buffer") == "buffer"  # asked for: as asked
+    assert export_onnx.kv_cache_layout(gpt2, "concat") == "concat"
 
 
 def test_kv_cache_flag_refuses_layouts_it_cannot_write(tmp_path, capsys):
@@ -212,7 +223,7 @@ def test_fused_attention_export_has_one_attention_node_per_block(tmp_path):
         m = onnx.load(path)
         onnx.checker.check_model(m)
         counts[fused] = collections.Counter(n.op_type for n in m.graph.node)
-        assert [o.name for o in m.graph.output] == CONCAT_OUTPUTS
+        assert [o.name for o in m.graph.output] == EXPECTED_OUTPUTS
         if fused:
             attention = [n for n in m.graph.node if n.op_type == "MultiHeadAttention"]
             assert [n.domain for n in attention] == ["com.microsoft"] * 2

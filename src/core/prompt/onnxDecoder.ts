@@ -2,11 +2,12 @@
  * One loaded GPT-2 ONNX decoder with a KV cache. Input and output names follow Hugging Face's
  * ONNX exports (input_ids, attention_mask, position_ids, past_key_values.N.key|value →
  * logits, present.N.key|value; merged decoders add use_cache_branch), so a published export
- * loads as well as ours. Our own exports (training/export_onnx.py --kv-cache buffer) return
- * new_key_values.N.key|value instead, this step's keys and values only: the engine keeps the past
- * in buffers with room to grow and writes each step's entries into them, so no step copies the
- * whole cache (onnxruntime-node copies every output into JavaScript). The session is created
- * once and shared: onnxruntime allows concurrent run() calls on one session.
+ * loads as well as ours. Our own exports of models 768 wide or more (training/export_onnx.py
+ * --kv-cache buffer, its default there) return new_key_values.N.key|value instead, this step's
+ * keys and values only: the engine keeps the past in buffers with room to grow and writes each
+ * step's entries into them, so no step copies the whole cache (onnxruntime-node copies every
+ * output into JavaScript). The session is created once and shared: onnxruntime allows concurrent
+ * run() calls on one session.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
