@@ -674,9 +674,79 @@ ONNX_CANDIDATES = ["model.onnx", "decoder_model_merged.onnx", "onnx/decoder_mode
                    "decoder_with_past_model.onnx", "onnx/decoder_with_past_model.onnx"]
 
 
+def model_from_onnx(path: str, architecture: Dict[str, Any]) -> GPT2LMHeadModel:
+    """The PyTorch model back from a float32 graph this exporter wrote: its initializers carry the
+    state dict's names (model.transformer.h.0.attn.c_attn.weight, ...). Anything else — a quantized
+    graph, a Hugging Face export — is refused by name."""
+    import onnx
+    from onnx import numpy_helper
+
+    config = GPT2Config(vocab_size=architecture["vocabSize"], n_positions=architecture["nPositions"],
+                        n_embd=architecture["nEmbd"], n_layer=architecture["nLayer"], n_head=architecture["nHead"])
+    model = GPT2LMHeadModel(config)
+    graph = onnx.load(path).graph
+    weights = {t.name[len("model."):]: t for t in graph.initializer if t.name.startswith("model.")}
+    state = model.state_dict()
+    tied = "lm_head.weight"  # the same tensor as transformer.wte.weight, stored once
+    loaded = {}
+    for name, tensor in state.items():
+        found = weights.get(name if name != tied else "transformer.wte.weight")
+        if found is None and name != tied and "transformer.wte.weight" in weights:
+            # Ours, but torch stored equal initializers once (an untrained model's zero biases):
+            # which one a weight became is only in the graph's wiring.
+            raise SystemExit(f"{path} holds some weights only as copies of equal ones (model.{name} is one): "
+                             "export it again from its checkpoint (or --random) with --kv-cache instead")
+        if found is None or found.data_type != onnx.TensorProto.FLOAT or list(found.dims) != list(tensor.shape):
+            raise SystemExit(f"{path} is not a float32 graph written by training/export_onnx.py (no float32 "
+                             f"model.{name} of shape {list(tensor.shape)}): --kv-cache re-exports only those; "
+                             "quantize after re-exporting (--from-onnx NEW --quant int8|int4)")
+        loaded[name] = torch.from_numpy(numpy_helper.to_array(found).copy())
+    model.load_state_dict(loaded)
+    return model.eval()
+
+
+def reexport_model_dir(args: argparse.Namespace, source: str, meta: Dict[str, Any]) -> int:
+    """--from-onnx DIR --kv-cache LAYOUT: one of our float32 exports written again with that KV-cache
+    layout, from the same weights, and with a golden.json from them (the source's prompt ids)."""
+    model = model_from_onnx(source, meta["architecture"])
+    golden_path = os.path.join(args.from_onnx, "golden.json")
+    ids = DEFAULT_GOLDEN_IDS
+    if os.path.isfile(golden_path):
+        with open(golden_path, encoding="utf-8") as f:
+            ids = json.load(f)["inputIds"]
+    layout = kv_cache_layout(model.config, args.kv_cache)
+    provenance = meta.setdefault("provenance", {})
+    provenance["reexported"] = {"source": os.path.abspath(source), "kvCache": layout}
+    meta["onnx"] = "model.onnx"
+    with staged_output(args.out) as out:
+        onnx_path = os.path.join(out, "model.onnx")
+        with tempfile.TemporaryDirectory(dir=out, prefix=".torch-") as scratch:
+            torch_path = os.path.join(scratch, "model.onnx")
+            provenance["opset"] = export_onnx(model, torch_path, args.opset, kv_cache=layout)
+            if args.quant:
+                counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
+                provenance["quantization"] = {**quantization_note(args, counts), "source": os.path.abspath(source)}
+            else:
+                import onnx
+
+                save_with_external_weights(onnx.load(torch_path), onnx_path)
+        with open(os.path.join(out, "imagine-model.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+            f.write("\n")
+        if not args.quant:
+            with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
+                json.dump(make_golden(model, ids), f)
+                f.write("\n")
+        size = onnx_bytes(onnx_path)
+    print(f"wrote {args.out}: model.onnx + model.onnx.data {size / 1e6:.2f} MB (--kv-cache {layout}"
+          + (f", {args.quant}" if args.quant else ", golden.json") + "), imagine-model.json")
+    return 0
+
+
 def convert_model_dir(args: argparse.Namespace) -> int:
-    """--from-onnx DIR [--quant Q]: a converted copy of a model directory (ours or a pulled one) in
-    --out: a merged decoder is unmerged (unmerge_onnx), and --quant quantizes the dense weights."""
+    """--from-onnx DIR [--quant Q] [--kv-cache L]: a converted copy of a model directory (ours or a
+    pulled one) in --out: a merged decoder is unmerged (unmerge_onnx), --quant quantizes the dense
+    weights, and --kv-cache re-exports one of our float32 exports in that layout (reexport_model_dir)."""
     import onnx
 
     meta_path = os.path.join(args.from_onnx, "imagine-model.json")
@@ -692,6 +762,8 @@ def convert_model_dir(args: argparse.Namespace) -> int:
         return 2
     if os.path.abspath(args.out) == os.path.abspath(args.from_onnx):
         raise SystemExit("--out must differ from --from-onnx: the source model stays as it is")
+    if args.kv_cache:
+        return reexport_model_dir(args, source, meta)
     model = onnx.load(source)
     unmerged = unmerge_onnx(model)
     if not unmerged and not args.quant:
@@ -753,8 +825,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         quant_options(args)  # refuses a block size MatMulNBits cannot run before any export work
     if args.from_onnx:
-        if args.kv_cache or args.fused_attention:
-            parser.error("--kv-cache and --fused-attention shape a new export; --from-onnx keeps the source graph's layout")
+        if args.fused_attention:
+            parser.error("--fused-attention shapes a new export; --from-onnx keeps the source graph's attention")
         return convert_model_dir(args)
     if args.fused_attention and args.kv_cache == "buffer":  # auto gives concat with it
         parser.error("--fused-attention appends to the cache inside MultiHeadAttention: it needs --kv-cache concat")

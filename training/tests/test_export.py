@@ -93,9 +93,49 @@ def test_kv_cache_flag_refuses_layouts_it_cannot_write(tmp_path, capsys):
         export_onnx.main(["--random", "tiny", "--fused-attention", "--kv-cache", "buffer", "--out", str(tmp_path / "a")])
     assert "needs --kv-cache concat" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        export_onnx.main(["--from-onnx", str(tmp_path), "--kv-cache", "concat", "--out", str(tmp_path / "b")])
-    assert "--from-onnx keeps the source graph's layout" in capsys.readouterr().err
+        export_onnx.main(["--from-onnx", str(tmp_path), "--fused-attention", "--out", str(tmp_path / "b")])
+    assert "--from-onnx keeps the source graph's attention" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_from_onnx_kv_cache_reexports_the_same_weights_in_the_other_layout(tmp_path):
+    # models/ fixtures and older exports are concat graphs; --kv-cache rebuilds the PyTorch model from
+    # the initializers (their state-dict names) and exports it again, golden.json included. Trained
+    # weights all differ (the noise here); an untrained model's equal ones are refused (next test).
+    torch.manual_seed(5)
+    model = GPT2LMHeadModel(preset("tiny"))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    save_pretrained(model, str(tmp_path / "ckpt"))
+    with open(tmp_path / "ckpt" / "training.json", "w") as f:
+        json.dump({"steps": 7}, f)
+    source = tmp_path / "concat"
+    assert export_onnx.main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(source)]) == 0
+    out = tmp_path / "buffer"
+    assert export_onnx.main(["--from-onnx", str(source), "--kv-cache", "buffer", "--out", str(out)]) == 0
+    before, after = (onnx.load(str(d / "model.onnx")) for d in (source, out))
+    assert [o.name for o in after.graph.output] == BUFFER_OUTPUTS
+    weights = lambda m: {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer if t.name.startswith("model.")}
+    old, new = weights(before), weights(after)
+    assert old.keys() == new.keys() and all(np.array_equal(old[k], new[k]) for k in old)
+    with open(source / "golden.json") as f, open(out / "golden.json") as g:
+        a, b = json.load(f), json.load(g)
+    assert a["inputIds"] == b["inputIds"] and a["greedy"]["tokens"] == b["greedy"]["tokens"]
+    with open(out / "imagine-model.json") as f:
+        meta = json.load(f)
+    assert meta["provenance"]["reexported"]["kvCache"] == "buffer" and meta["provenance"]["steps"] == 7
+
+
+def test_from_onnx_kv_cache_refuses_a_graph_it_did_not_write_in_float32(exported, tmp_path):
+    # The fixture's untrained weights: torch stored its equal zero biases once.
+    with pytest.raises(SystemExit, match="only as copies of equal ones"):
+        export_onnx.main(["--from-onnx", str(exported / "model"), "--kv-cache", "buffer", "--out", str(tmp_path / "y")])
+    quantized = tmp_path / "int8"
+    assert export_onnx.main(["--from-onnx", str(exported / "model"), "--quant", "int8", "--out", str(quantized)]) == 0
+    with pytest.raises(SystemExit, match="not a float32 graph written by training/export_onnx.py"):
+        export_onnx.main(["--from-onnx", str(quantized), "--kv-cache", "buffer", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 @pytest.mark.parametrize("kv_cache", ["buffer", "concat"])
