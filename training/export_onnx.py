@@ -715,29 +715,10 @@ def reexport_model_dir(args: argparse.Namespace, source: str, meta: Dict[str, An
         with open(golden_path, encoding="utf-8") as f:
             ids = json.load(f)["inputIds"]
     layout = kv_cache_layout(model.config, args.kv_cache)
-    provenance = meta.setdefault("provenance", {})
-    provenance["reexported"] = {"source": os.path.abspath(source), "kvCache": layout}
+    meta.setdefault("provenance", {})["reexported"] = {"source": os.path.abspath(source), "kvCache": layout}
     meta["onnx"] = "model.onnx"
     with staged_output(args.out) as out:
-        onnx_path = os.path.join(out, "model.onnx")
-        with tempfile.TemporaryDirectory(dir=out, prefix=".torch-") as scratch:
-            torch_path = os.path.join(scratch, "model.onnx")
-            provenance["opset"] = export_onnx(model, torch_path, args.opset, kv_cache=layout)
-            if args.quant:
-                counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
-                provenance["quantization"] = {**quantization_note(args, counts), "source": os.path.abspath(source)}
-            else:
-                import onnx
-
-                save_with_external_weights(onnx.load(torch_path), onnx_path)
-        with open(os.path.join(out, "imagine-model.json"), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
-        if not args.quant:
-            with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
-                json.dump(make_golden(model, ids), f)
-                f.write("\n")
-        size = onnx_bytes(onnx_path)
+        _, size = write_model_dir(model, meta, args, out, ids)
     print(f"wrote {args.out}: model.onnx + model.onnx.data {size / 1e6:.2f} MB (--kv-cache {layout}"
           + (f", {args.quant}" if args.quant else ", golden.json") + "), imagine-model.json")
     return 0
@@ -845,20 +826,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.manual_seed(args.seed)
         model = GPT2LMHeadModel(preset(args.random))
     model.eval()
+    ids = None
+    if not (args.no_golden or args.quant):
+        ids = DEFAULT_GOLDEN_IDS if args.golden_ids is None else [int(s) for s in args.golden_ids.split(",")]
     with staged_output(args.out) as out:
-        opset, size = write_model_dir(model, training, args, out)
+        opset, size = write_model_dir(model, model_metadata(model, training, args), args, out, ids)
     print(f"wrote {args.out}: model.onnx + model.onnx.data {size / 1e6:.2f} MB (opset {opset}), imagine-model.json"
-          + ("" if args.no_golden else ", golden.json"))
+          + ("" if ids is None else ", golden.json"))
     return 0
 
 
-def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argparse.Namespace,
-                    out: str) -> Tuple[int, int]:
-    """model.onnx, imagine-model.json and golden.json into `out`; returns (opset, ONNX size)."""
+def write_model_dir(model: GPT2LMHeadModel, meta: Dict[str, Any], args: argparse.Namespace, out: str,
+                    golden_ids: Optional[Sequence[int]]) -> Tuple[int, int]:
+    """model.onnx (--kv-cache, --quant as `args` say), imagine-model.json (`meta`, its provenance
+    completed) and, given golden_ids, golden.json into `out`; returns (opset, ONNX size). golden.json
+    holds float32 PyTorch logits: a quantized model gets none (bench/prompt-quality.ts checks it)."""
     import onnx
 
     onnx_path = os.path.join(out, "model.onnx")
-    meta = model_metadata(model, training, args)
     # torch writes the graph to a scratch folder first: above 2 GB (gpt2-large, gpt2-xl) it stores
     # the weights as one external file per tensor, which must not stay beside model.onnx; the graph
     # is then saved again with every weight in model.onnx.data.
@@ -869,17 +854,15 @@ def write_model_dir(model: GPT2LMHeadModel, training: Optional[dict], args: argp
         if args.quant:
             counts = write_quantized(torch_path, onnx_path, args.quant, quant_options(args))
             meta["provenance"]["quantization"] = quantization_note(args, counts)
-            args.no_golden = True  # golden.json holds float32 PyTorch logits; bench/prompt-quality.ts checks quality
         else:
             save_with_external_weights(onnx.load(torch_path), onnx_path)
     meta["provenance"]["opset"] = opset
     with open(os.path.join(out, "imagine-model.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")
-    if not args.no_golden:
-        ids = DEFAULT_GOLDEN_IDS if args.golden_ids is None else [int(s) for s in args.golden_ids.split(",")]
+    if golden_ids is not None and not args.quant:
         with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
-            json.dump(make_golden(model, ids), f)
+            json.dump(make_golden(model, golden_ids), f)
             f.write("\n")
     return opset, onnx_bytes(onnx_path)
 
