@@ -16,15 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
-import { encodeText } from "../src/core/prompt/tokenizer.js";
-import {
-  BATCHES,
-  median,
-  NEW_TOKENS,
-  randomPreset,
-  readOnnxProfile,
-  SUBJECT,
-} from "./lib/decodeBench.js";
+import { BATCHES, median, randomPreset, readOnnxProfile, timeDecode } from "./lib/decodeBench.js";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -60,21 +52,6 @@ const batches = (flags.batches as string).split(",").map(Number);
 if (batches.some((b) => !Number.isInteger(b) || b < 1))
   fail("--batches takes batch sizes separated by commas, e.g. 1,2,4,5");
 const log = flags.json ? () => {} : (line: string) => console.log(line);
-
-/** Steps/s of `batch` rows decoding NEW_TOKENS one token at a time after SUBJECT (as bench/prompt.ts). */
-async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<number> {
-  const first = await decoder.step([encodeText(SUBJECT)], decoder.emptyCache(1));
-  let cache = decoder.selectRows(
-    first.cache,
-    Array.from({ length: batch }, () => 0),
-  );
-  const start = performance.now();
-  for (let i = 0; i < NEW_TOKENS; i++) {
-    const rows = Array.from({ length: batch }, (_, row) => [(i * 31 + row * 7) % 50000]);
-    cache = (await decoder.step(rows, cache)).cache;
-  }
-  return NEW_TOKENS / ((performance.now() - start) / 1000);
-}
 
 /** onnxruntime's ms per run by operator type over one batch-5 decode, in a profiling session. */
 async function profile(

@@ -17,15 +17,14 @@
  * The quantized copies are written under .cache by training/export_onnx.py --from-onnx; the
  * model directory itself is not touched.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Gpt2OnnxDecoder, type KvCache } from "../src/core/prompt/onnxDecoder.js";
 import { argmax } from "../src/core/prompt/sampler.js";
 import { encodeTaggedCaption, encodeText } from "../src/core/prompt/tokenizer.js";
+import { exportModel, ROOT } from "./lib/decodeBench.js";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
   options: {
     model: { type: "string", default: join(ROOT, "models", "caption-gpt2-small") },
@@ -108,38 +107,13 @@ function readCaptions(count: number): string[] {
   return captions;
 }
 
-/** A cached export is reused until the exporter (training/export_onnx.py, gpt2.py) changes. */
-function upToDate(dir: string): boolean {
-  const made = join(dir, "imagine-model.json");
-  if (!existsSync(made)) return false;
-  const exporter = ["export_onnx.py", "gpt2.py"].map(
-    (f) => statSync(join(ROOT, "training", f)).mtimeMs,
-  );
-  return statSync(made).mtimeMs > Math.max(...exporter);
-}
-
 const quantArgs = (flags["quant-args"] as string).split(/\s+/).filter(Boolean);
 
 function quantizedCopy(dir: string, quant: string): string {
   // Each set of exporter flags gets its own cached copy.
   const variant = quantArgs.join("").replace(/[^A-Za-z0-9]+/g, "-");
   const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}${variant}`);
-  if (!upToDate(out)) {
-    execFileSync(
-      "/usr/bin/python3",
-      [
-        join(ROOT, "training", "export_onnx.py"),
-        "--from-onnx",
-        dir,
-        "--quant",
-        quant,
-        ...quantArgs,
-        "--out",
-        out,
-      ],
-      { stdio: ["ignore", flags.json ? "ignore" : "inherit", "inherit"] },
-    );
-  }
+  exportModel(["--from-onnx", dir, "--quant", quant, ...quantArgs], out, flags.json === true);
   return out;
 }
 

@@ -26,7 +26,6 @@ import { parseArgs } from "node:util";
 import { readModelDirectory } from "../src/core/prompt/modelDir.js";
 import { Gpt2OnnxDecoder } from "../src/core/prompt/onnxDecoder.js";
 import { OnnxPromptGenerator } from "../src/core/prompt/onnxGenerator.js";
-import { encodeText } from "../src/core/prompt/tokenizer.js";
 import {
   BATCHES,
   exportModel,
@@ -37,6 +36,7 @@ import {
   randomPreset,
   readOnnxProfile,
   SUBJECT,
+  timeDecode,
 } from "./lib/decodeBench.js";
 import { summarizeOnnxGraph } from "./lib/onnxGraph.js";
 
@@ -89,25 +89,6 @@ function quantizedModel(dir: string, quant: string): string {
   const out = join(ROOT, ".cache", "bench", "quant", `${basename(dir)}-${quant}`);
   exportModel(["--from-onnx", dir, "--quant", quant], out, quiet);
   return out;
-}
-
-/** Steps/s of `batch` rows decoding NEW_TOKENS one token at a time after a 4-token prefix. */
-async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<number> {
-  const prefix = encodeText(SUBJECT);
-  const first = await decoder.step([prefix], decoder.emptyCache(1));
-  let cache = decoder.selectRows(
-    first.cache,
-    Array.from({ length: batch }, () => 0),
-  );
-  const start = performance.now();
-  for (let i = 0; i < NEW_TOKENS; i++) {
-    const step = await decoder.step(
-      Array.from({ length: batch }, (_, row) => [(i * 31 + row * 7) % 50000]),
-      cache,
-    );
-    cache = step.cache;
-  }
-  return NEW_TOKENS / ((performance.now() - start) / 1000);
 }
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;

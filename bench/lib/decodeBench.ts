@@ -6,6 +6,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
+import type { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
+import { encodeText } from "../../src/core/prompt/tokenizer.js";
 
 /** The decode workload both engines' benches run: one subject, then new tokens at each batch size. */
 export const SUBJECT = "a lighthouse at dusk"; // 4 GPT-2 tokens
@@ -45,6 +47,24 @@ export function randomPreset(preset: string, extra: string[], suffix: string, qu
     quiet,
   );
   return dir;
+}
+
+/**
+ * Steps/s of `batch` rows decoding NEW_TOKENS one token at a time after SUBJECT, as the engine
+ * decodes: the prefix once at batch 1, its cache repeated per row (only the steps are timed).
+ */
+export async function timeDecode(decoder: Gpt2OnnxDecoder, batch: number): Promise<number> {
+  const first = await decoder.step([encodeText(SUBJECT)], decoder.emptyCache(1));
+  let cache = decoder.selectRows(
+    first.cache,
+    Array.from({ length: batch }, () => 0),
+  );
+  const start = performance.now();
+  for (let i = 0; i < NEW_TOKENS; i++) {
+    const rows = Array.from({ length: batch }, (_, row) => [(i * 31 + row * 7) % 50000]);
+    cache = (await decoder.step(rows, cache)).cache;
+  }
+  return NEW_TOKENS / ((performance.now() - start) / 1000);
 }
 
 /** Read bandwidth with both cores busy: workers memcmp two equal 128 MiB buffers (reads only). */

@@ -4,8 +4,9 @@
  * Dividing by the file size overcounts: a Hugging Face-style export stores lm_head as its own
  * transposed copy while the token embedding is only indexed by a Gather (a few rows per step), and
  * files can hold unused initializers. Here an initializer counts when some node other than a
- * Gather (or GatherBlockQuantized, a quantized embedding's) consumes it (directly or through a weight-only Transpose/Cast/Reshape/Identity, which
- * onnxruntime folds into a weight of the same size), in the main graph or any subgraph (the If
+ * Gather (or GatherBlockQuantized, a quantized embedding's) consumes it (directly or through a
+ * weight-only Transpose/Cast/Reshape/Identity, which onnxruntime folds into a weight of the same
+ * size), in the main graph or any subgraph (the If
  * branches of a merged decoder share the outer initializers, so each is counted once).
  *
  * The file is scanned with a minimal protobuf reader over a file descriptor: tensor data is
