@@ -58,6 +58,15 @@ export async function expectGoldenDecoding(
   expect(maxAbsDiff(lastLogits, float32FromBase64(golden.lastLogitsBase64))).toBeLessThan(
     tolerance,
   );
+  await expectGoldenGreedy(decoder, golden, tolerance);
+}
+
+/** The decoder's greedy continuation through the KV cache chooses `golden`'s tokens and logits. */
+export async function expectGoldenGreedy(
+  decoder: Gpt2OnnxDecoder,
+  golden: Pick<DecoderGolden, "inputIds" | "greedy">,
+  tolerance: number,
+): Promise<void> {
   const { tokens, chosen } = await greedyThroughCache(
     decoder,
     golden.inputIds,

@@ -10,9 +10,9 @@ import { summarizeOnnxGraph } from "../../bench/lib/onnxGraph.js";
 import type { Gpt2OnnxDecoder } from "../../src/core/prompt/onnxDecoder.js";
 import {
   type DecoderGolden,
+  expectGoldenGreedy,
   exportTinyDecoder,
   float32FromBase64,
-  greedyThroughCache,
   maxAbsDiff,
 } from "../helpers/golden.js";
 
@@ -51,13 +51,7 @@ describe("fused-attention export against PyTorch's golden fixture", () => {
   });
 
   it("reproduces the greedy continuation through the KV cache", async () => {
-    const { tokens, chosen } = await greedyThroughCache(
-      decoder,
-      golden.inputIds,
-      golden.greedy.steps,
-    );
-    expect(tokens).toEqual(golden.greedy.tokens);
-    expect(maxAbsDiff(chosen, golden.greedy.logits)).toBeLessThan(TOLERANCE);
+    await expectGoldenGreedy(decoder, golden, TOLERANCE);
   });
 
   it("keeps batch rows independent", async () => {

@@ -41,6 +41,9 @@ export interface KvCache {
  */
 const CACHE_GROWTH = 16;
 
+/** Positions a cache holds room for per row: its tensors' third axis. */
+const capacityOf = (cache: KvCache): number => (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
+
 export interface DecoderStep {
   /** Logits of each row's last position: rows × vocab, row-major. */
   lastLogits: Float32Array;
@@ -203,7 +206,7 @@ export class Gpt2OnnxDecoder {
       );
     }
     const total = cache.length + seq;
-    const capacity = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
+    const capacity = capacityOf(cache);
     const inputIds = new BigInt64Array(batch * seq);
     const positions = new BigInt64Array(batch * seq);
     for (let row = 0; row < batch; row++) {
@@ -272,7 +275,7 @@ export class Gpt2OnnxDecoder {
   private append(cache: KvCache, outputs: ort.InferenceSession.ReturnType, seq: number): KvCache {
     const written = cache.written as { length: number }; // step() checked it is there
     const length = cache.length + seq;
-    const capacity = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
+    const capacity = capacityOf(cache);
     let target = cache;
     if (length > capacity || written.length !== cache.length) {
       const grown = length > capacity ? Math.ceil(length / CACHE_GROWTH) * CACHE_GROWTH : capacity;
@@ -314,7 +317,7 @@ export class Gpt2OnnxDecoder {
 
   /** Rows `rows` of the cache's first `length` positions, into new buffers of `capacity`. */
   private copyCache(cache: KvCache, rows: readonly number[], capacity: number): KvCache {
-    const from = (cache.keys[0]?.dims[2] as number | undefined) ?? 0;
+    const from = capacityOf(cache);
     const span = cache.length * this.headDim;
     const copy = (tensor: ort.Tensor): ort.Tensor => {
       const source = tensor.data as Float32Array;
